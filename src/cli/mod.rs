@@ -1,0 +1,99 @@
+//! The command line: one file per verb; errors become exit codes here.
+
+mod info;
+mod input;
+mod plan;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use podrun::manifest::ManifestError;
+
+#[derive(Parser)]
+#[command(
+    name = "podrun",
+    version,
+    about = "Run Kubernetes pods on this machine, with Kubernetes' semantics and no cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a Pod, Job or Deployment manifest as the API server would
+    Validate(validate::Args),
+    /// Show what podrun would give a pod: resources, QoS, cgroup values, start order
+    Plan(plan::Args),
+    /// Show what this host offers podrun: cgroup v2, controllers, memory, cpus
+    Info(info::Args),
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// How a verb failed: bad input (exit 2) or anything else (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub fn run() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Info(args) => info::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Manifest(e)) => {
+            match &e {
+                ManifestError::Invalid { .. } => eprintln!("{}", kubectl_shape(&e)),
+                _ => eprintln!("error: {e}"),
+            }
+            ExitCode::from(2)
+        }
+        Err(Failure::Input(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// kubectl prints a single error on the header's line and several as a
+/// list below it.
+fn kubectl_shape(e: &ManifestError) -> String {
+    match e {
+        ManifestError::Invalid { kind, name, errors } if errors.len() == 1 => {
+            format!("The {kind} {name:?} is invalid: {}", errors[0])
+        }
+        other => other.to_string(),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

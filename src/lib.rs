@@ -1,0 +1,9 @@
+//! podrun: Kubernetes pods on one Linux machine, without a cluster.
+//!
+//! Data flows one way: [`manifest`] (text → validated pod) → [`plan`]
+//! (resources, QoS, cgroup values, start order) → [`sandbox`] (the kernel
+//! objects). `manifest` and `plan` are pure.
+
+pub mod manifest;
+pub mod plan;
+pub mod sandbox;

@@ -1,0 +1,124 @@
+//! The host's facts the planner needs: memory, cpus, huge page sizes.
+
+use std::path::Path;
+
+use crate::plan::NodeFacts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot find {what} in {path}")]
+    Parse { what: &'static str, path: String },
+}
+
+fn read(path: &str) -> Result<String, HostError> {
+    std::fs::read_to_string(path).map_err(|source| HostError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads the facts as the kubelet's cadvisor does: MemTotal, online cpus,
+/// the kernel's huge page sizes.
+pub fn node_facts() -> Result<NodeFacts, HostError> {
+    let meminfo = read("/proc/meminfo")?;
+    let memory_bytes = parse_mem_total(&meminfo).ok_or(HostError::Parse {
+        what: "MemTotal",
+        path: "/proc/meminfo".to_owned(),
+    })?;
+    let online = read("/sys/devices/system/cpu/online")?;
+    let cpus = parse_cpu_list(&online).ok_or(HostError::Parse {
+        what: "a cpu list",
+        path: "/sys/devices/system/cpu/online".to_owned(),
+    })?;
+    Ok(NodeFacts {
+        memory_bytes,
+        cpus,
+        hugepage_sizes: hugepage_sizes(Path::new("/sys/kernel/mm/hugepages")),
+    })
+}
+
+pub fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let mut parts = line.split_whitespace().skip(1);
+    let kib: u64 = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some("kB") | None => kib.checked_mul(1024),
+        Some(_) => None,
+    }
+}
+
+/// `0-3,8,10-11` → 7.
+pub fn parse_cpu_list(list: &str) -> Option<u32> {
+    let mut count = 0u32;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                count = count.checked_add(b.checked_sub(a)? + 1)?;
+            }
+            None => {
+                part.parse::<u32>().ok()?;
+                count = count.checked_add(1)?;
+            }
+        }
+    }
+    (count > 0).then_some(count)
+}
+
+/// `hugepages-2048kB` directories → sizes in bytes; none when the kernel has
+/// no huge pages.
+fn hugepage_sizes(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut sizes: Vec<u64> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| parse_hugepage_dir(&e.file_name().to_string_lossy()))
+        .collect();
+    sizes.sort_unstable();
+    sizes
+}
+
+pub fn parse_hugepage_dir(name: &str) -> Option<u64> {
+    let kb: u64 = name
+        .strip_prefix("hugepages-")?
+        .strip_suffix("kB")?
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo() {
+        assert_eq!(
+            parse_mem_total("MemTotal:       24576000 kB\nMemFree: 1 kB\n"),
+            Some(24_576_000 * 1024)
+        );
+        assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(2));
+        assert_eq!(parse_cpu_list("0-3,8,10-11"), Some(7));
+        assert_eq!(parse_cpu_list("0"), Some(1));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn hugepage_dirs() {
+        assert_eq!(parse_hugepage_dir("hugepages-2048kB"), Some(2 << 20));
+        assert_eq!(parse_hugepage_dir("hugepages-1048576kB"), Some(1 << 30));
+        assert_eq!(parse_hugepage_dir("other"), None);
+    }
+}
