@@ -72,7 +72,7 @@ pub struct Manifest {
 pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     let decoded = decode::decode(text)?;
     let workload = decoded.object.workload();
-    let mut errors = Vec::new();
+    let mut errors = decoded.unknown_fields;
     let extracted = model::extract(decoded.object, &mut errors);
     let Some(mut extracted) = extracted else {
         return Err(ManifestError::Invalid {

@@ -125,10 +125,13 @@ pub fn plan(pod: &Pod, node: &NodeFacts, settings: &Settings) -> Plan {
         }
     }
 
-    let effective = Effective {
+    let mut effective = Effective {
         requests: figures(&requests, |_| true),
         limits: figures(&limits, declared),
     };
+    // Requests are always a number: a pod that asks for nothing asks for 0.
+    effective.requests.cpu_millis.get_or_insert(0);
+    effective.requests.memory_bytes.get_or_insert(0);
 
     let mut pod_files = CgroupFiles::new();
     let (shares, quota, memory) = match qos_class {
@@ -227,7 +230,6 @@ fn figures(list: &BTreeMap<String, Figure>, include: impl Fn(&str) -> bool) -> F
             }
         }
     }
-    // Requests are always a number: a pod that asks for nothing asks for 0.
     out
 }
 
@@ -276,3 +278,6 @@ fn admission(requests: &Figures, node: &NodeFacts) -> Admission {
         reasons,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,3 +50,6 @@ fn non_negative(errors: &mut Vec<FieldError>, path: &FieldPath, value: Option<i6
         ));
     }
 }
+
+#[cfg(test)]
+mod tests;

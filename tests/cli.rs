@@ -1,0 +1,131 @@
+//! The `validate` and `plan` verbs as a user and a tool see them: exit
+//! codes, stdout, stderr. No root needed.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn podrun(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podrun"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("podrun runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("podrun finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    for (file, name) in [
+        ("examples/all-kinds.yaml", "web"),
+        ("examples/deployment-sidecar.yaml", "myapp"),
+        ("examples/job-sidecar.yaml", "myjob"),
+    ] {
+        let out = podrun(&["validate", file], None);
+        assert!(out.status.success(), "{file}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), format!("pod/{name} valid\n"));
+    }
+}
+
+#[test]
+fn validate_refuses_with_exit_2_and_kubectl_shape() {
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: a\n    comand: [sh]\n";
+    let out = podrun(&["validate", "-"], Some(bad));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "The Pod \"x\" is invalid:\n* spec.containers[0].comand: unknown field\n* spec.containers[0].image: Required value\n"
+    );
+    assert!(out.stdout.is_empty());
+
+    let one = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a}]}\n";
+    let out = podrun(&["validate", "-"], Some(one));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "The Pod \"x\" is invalid: spec.containers[0].image: Required value\n"
+    );
+}
+
+#[test]
+fn validate_refuses_unreadable_and_unparsable_input() {
+    let out = podrun(&["validate", "no/such/file.yaml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("error: cannot read no/such/file.yaml:"));
+
+    let out = podrun(&["validate", "-"], Some("{\"apiVersion\": "));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("error: json:"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let two = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: i}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec: {containers: [{name: a, image: i}]}\n";
+    let out = podrun(&["validate", "-"], Some(two));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("more than one Pod, Job or Deployment"));
+}
+
+#[test]
+fn plan_json_is_the_contract_shape() {
+    let out = podrun(
+        &[
+            "plan",
+            "examples/all-kinds.yaml",
+            "-o",
+            "json",
+            "--node-memory",
+            "8Gi",
+            "--node-cpus",
+            "4",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["pod"], "web");
+    assert_eq!(plan["qosClass"], "Burstable");
+    // The init peak: migrate 1500m + proxy 250m beside it.
+    assert_eq!(plan["effective"]["requests"]["cpuMillis"], 1750);
+    assert_eq!(plan["cgroup"]["pod"]["cpu.weight"], "156");
+    assert_eq!(plan["startOrder"][0]["kind"], "sidecar");
+    assert_eq!(plan["oomScoreAdj"]["web"], 969);
+}
+
+#[test]
+fn plan_text_explains() {
+    let out = podrun(
+        &["plan", "examples/all-kinds.yaml", "--node-memory", "8Gi"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("init peak: migrate (1500m) + sidecars before it proxy (250m)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let out = podrun(
+        &["plan", "examples/all-kinds.yaml", "--node-memory", "lots"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--node-memory"));
+    let out = podrun(&["plan", "examples/all-kinds.yaml", "-o", "xml"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
