@@ -102,36 +102,24 @@ pub fn container(r: Option<&ResourceRequirements>, path: &FieldPath, errors: &mu
     let limits = parse_list(r.limits.as_ref(), &limits_path, errors);
     let requests = parse_list(r.requests.as_ref(), &requests_path, errors);
 
-    for (n, (q, raw)) in limits.iter().chain(requests.iter()) {
-        if is_extended(n) && !q.is_integer() {
-            errors.push(FieldError::invalid(
-                &path
-                    .child(if limits.contains_key(n) {
-                        "limits"
-                    } else {
-                        "requests"
-                    })
-                    .key(n),
-                raw,
-                "must be an integer",
-            ));
-        }
-        if is_hugepages(n)
-            && let Ok(size) = Quantity::parse(&n["hugepages-".len()..])
-            && size.value_ceil() > 0
-            && (q.value_ceil() % size.value_ceil() != 0 || !q.is_integer())
-        {
-            errors.push(FieldError::invalid(
-                &path
-                    .child(if limits.contains_key(n) {
-                        "limits"
-                    } else {
-                        "requests"
-                    })
-                    .key(n),
-                raw,
-                format!("{raw} is not positive integer multiple of {n}"),
-            ));
+    let sides = [(&limits, &limits_path), (&requests, &requests_path)];
+    for (list, side_path) in sides {
+        for (n, (q, raw)) in list {
+            let entry_path = side_path.key(n);
+            if is_extended(n) && !q.is_integer() {
+                errors.push(FieldError::invalid(&entry_path, raw, "must be an integer"));
+            }
+            if is_hugepages(n)
+                && let Ok(size) = Quantity::parse(&n["hugepages-".len()..])
+                && size.value_ceil() > 0
+                && (q.value_ceil() % size.value_ceil() != 0 || !q.is_integer())
+            {
+                errors.push(FieldError::invalid(
+                    &entry_path,
+                    raw,
+                    format!("{raw} is not positive integer multiple of {n}"),
+                ));
+            }
         }
     }
     for (n, (request, raw)) in &requests {

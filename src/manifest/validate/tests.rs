@@ -397,3 +397,23 @@ fn accepts_the_examples() {
         parse(example).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+#[test]
+fn non_overcommittable_resources() {
+    refused(
+        &pod(
+            "  containers: [{name: a, image: i, resources: {requests: {cpu: 1, example.com/gpu: 1.5}, limits: {example.com/gpu: 1.5}}}]\n",
+        ),
+        "spec.containers[0].resources.requests[example.com/gpu]: Invalid value: \"1.5\": must be an integer",
+    );
+    refused(
+        &pod(
+            "  containers: [{name: a, image: i, resources: {limits: {memory: 1Gi, hugepages-2Mi: 3Mi}}}]\n",
+        ),
+        "spec.containers[0].resources.limits[hugepages-2Mi]: Invalid value: \"3Mi\": 3Mi is not positive integer multiple of hugepages-2Mi",
+    );
+    refused(
+        &pod("  containers: [{name: a, image: i, resources: {limits: {hugepages-2Mi: 4Mi}}}]\n"),
+        "spec.containers[0].resources: Forbidden: HugePages require cpu or memory",
+    );
+}
