@@ -1,0 +1,56 @@
+"""Shared fixtures: the podrun binary under test, run as a user runs it.
+
+PODRUN_BIN names the binary (default: <repo>/target/release/podrun).
+PODRUN_IN_VM=1 says the tests run inside scripts/vm-test's VM (full cgroup v2).
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+IN_VM = os.environ.get("PODRUN_IN_VM") == "1"
+
+
+def podrun_bin() -> Path:
+    return Path(os.environ.get("PODRUN_BIN") or REPO / "target" / "release" / "podrun")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _as_root_with_a_binary():
+    """Every test errors, loudly, when not root or when there is no binary:
+    these tests exist to run as root, so skipping them would hide that they
+    never ran."""
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"runtime-tests must run as root (euid is {os.geteuid()}): "
+            "they drive podrun as the node's root user does",
+            pytrace=False,
+        )
+    binary = podrun_bin()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        pytest.fail(
+            f"no podrun binary at {binary}: run `cargo build --release --locked` "
+            "or set PODRUN_BIN",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def podrun():
+    """podrun(*args, input=None, timeout=60) -> CompletedProcess (text, captured)."""
+
+    def run(*args, input=None, timeout=60, env=None):
+        return subprocess.run(
+            [str(podrun_bin()), *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+
+    return run
