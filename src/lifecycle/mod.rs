@@ -1,0 +1,407 @@
+//! The pod lifecycle engine: the kubelet's decisions — what to start, kill,
+//! restart and when — as a pure state machine. The supervisor feeds it
+//! events stamped with the time it observed them and carries out the actions
+//! it returns; the engine owns every deadline and asks for timers.
+//!
+//! One file per concern: `ordering` (init sequence, apps), `restart`
+//! (exits, backoff), `probes` (startup, readiness, liveness, hooks),
+//! `termination` (ordered stop), `status` (the PodStatus view).
+
+mod backoff;
+mod container;
+mod model;
+mod ordering;
+mod probes;
+mod restart;
+mod status;
+mod termination;
+
+use serde::Serialize;
+
+pub use container::Terminated;
+pub use model::{ContainerModel, PodModel, ProbeSpec, RestartPolicy};
+
+use container::Container;
+
+/// Milliseconds since the Unix epoch, as the caller's clock said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Time(pub i64);
+
+impl Time {
+    pub fn plus_secs(self, secs: i64) -> Time {
+        Time(self.0.saturating_add(secs.saturating_mul(1000)))
+    }
+
+    pub fn plus_millis(self, millis: i64) -> Time {
+        Time(self.0.saturating_add(millis))
+    }
+
+    pub fn millis_since(self, earlier: Time) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ProbeKind {
+    Startup,
+    Readiness,
+    Liveness,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Hook {
+    PostStart,
+    PreStop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+/// How a container's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started {
+        container: String,
+        pid: u32,
+    },
+    Exited {
+        container: String,
+        status: ExitStatus,
+        /// The container cgroup's `memory.events` oom_kill grew.
+        oom_killed: bool,
+    },
+    /// The process was created but could not exec (`StartError`).
+    StartFailed {
+        container: String,
+        message: String,
+    },
+    /// The container could not be created at all (`CreateContainerError`).
+    CreateFailed {
+        container: String,
+        message: String,
+    },
+    HookFinished {
+        container: String,
+        hook: Hook,
+        /// `Err` with the hook's output when it failed.
+        result: Result<(), String>,
+    },
+    ProbeResult {
+        container: String,
+        probe: ProbeKind,
+        success: bool,
+        output: String,
+    },
+    TimerFired(Timer),
+    StopRequested {
+        grace_seconds: Option<i64>,
+    },
+    ImageChanged {
+        container: String,
+        image: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum TimerKind {
+    /// A container's CrashLoopBackOff ends.
+    Backoff(String),
+    /// A stopping container's SIGTERM (after preStop) or SIGKILL is due.
+    KillDeadline(String),
+    /// The pod's termination grace period ends.
+    PodGrace,
+    /// `activeDeadlineSeconds` after the pod started.
+    ActiveDeadline,
+}
+
+/// A timer the engine asked for; it carries a generation so that a timer
+/// made stale by later events is recognised and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Timer {
+    pub kind: TimerKind,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Action {
+    Start {
+        container: String,
+        restart_count: u32,
+    },
+    RunHook {
+        container: String,
+        hook: Hook,
+    },
+    Signal {
+        container: String,
+        signal: Signal,
+    },
+    StartProbe {
+        container: String,
+        probe: ProbeKind,
+    },
+    StopProbe {
+        container: String,
+        probe: ProbeKind,
+    },
+    ArmTimer {
+        at: Time,
+        timer: Timer,
+    },
+    /// Kill whatever is left in the pod cgroup.
+    KillPod,
+    Finished {
+        phase: Phase,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("no container named {0:?} in this pod")]
+    UnknownContainer(String),
+    #[error("container {container:?}: {event} while it is {state}")]
+    Unexpected {
+        container: String,
+        event: &'static str,
+        state: &'static str,
+    },
+    #[error("the pod has not been started")]
+    NotStarted,
+}
+
+/// Why the pod is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopCause {
+    Requested,
+    /// Every app has finished for good (Never / OnFailure pods).
+    Completed,
+    /// A regular init container failed under restartPolicy Never.
+    InitFailed,
+    DeadlineExceeded,
+}
+
+#[derive(Debug, Clone)]
+struct PodStop {
+    cause: StopCause,
+    deadline: Time,
+    /// A grace of 0 was asked for: kill at once.
+    force: bool,
+}
+
+/// Condition type → the time it last changed, and its value.
+#[derive(Debug, Clone, Default)]
+struct Conditions {
+    initialized: Option<Time>,
+    ready: (bool, Option<Time>),
+}
+
+pub struct Engine {
+    model: PodModel,
+    containers: Vec<Container>,
+    start_time: Option<Time>,
+    conditions: Conditions,
+    stop: Option<PodStop>,
+    finished: Option<Phase>,
+    reason: Option<(String, String)>,
+    generation: u64,
+}
+
+impl Engine {
+    pub fn new(model: PodModel) -> Engine {
+        let containers = model
+            .containers
+            .iter()
+            .cloned()
+            .map(Container::new)
+            .collect();
+        Engine {
+            model,
+            containers,
+            start_time: None,
+            conditions: Conditions::default(),
+            stop: None,
+            finished: None,
+            reason: None,
+            generation: 0,
+        }
+    }
+
+    pub fn model(&self) -> &PodModel {
+        &self.model
+    }
+
+    /// The phase the pod ended in, once it has.
+    pub fn finished(&self) -> Option<Phase> {
+        self.finished
+    }
+
+    /// Begins the pod: the first init entry (or the apps), and the
+    /// activeDeadlineSeconds timer.
+    pub fn start(&mut self, now: Time) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.start_time.is_some() {
+            return actions;
+        }
+        self.start_time = Some(now);
+        if let Some(deadline) = self.model.active_deadline_seconds {
+            let timer = self.timer(TimerKind::ActiveDeadline);
+            actions.push(Action::ArmTimer {
+                at: now.plus_secs(deadline),
+                timer,
+            });
+        }
+        self.reconcile(now, &mut actions);
+        actions
+    }
+
+    /// Feeds one observation; returns what must happen now.
+    pub fn handle(&mut self, now: Time, event: Event) -> Result<Vec<Action>, LifecycleError> {
+        if self.start_time.is_none() {
+            return Err(LifecycleError::NotStarted);
+        }
+        let mut actions = Vec::new();
+        if self.finished.is_some() {
+            return Ok(actions);
+        }
+        match event {
+            Event::Started { container, pid } => {
+                let i = self.index(&container)?;
+                self.on_started(now, i, pid, &mut actions)?;
+            }
+            Event::Exited {
+                container,
+                status,
+                oom_killed,
+            } => {
+                let i = self.index(&container)?;
+                self.on_exited(now, i, status, oom_killed, &mut actions)?;
+            }
+            Event::StartFailed { container, message } => {
+                let i = self.index(&container)?;
+                self.on_start_failed(now, i, message, &mut actions)?;
+            }
+            Event::CreateFailed { container, message } => {
+                let i = self.index(&container)?;
+                self.on_create_failed(now, i, message, &mut actions)?;
+            }
+            Event::HookFinished {
+                container,
+                hook,
+                result,
+            } => {
+                let i = self.index(&container)?;
+                self.on_hook_finished(now, i, hook, result, &mut actions)?;
+            }
+            Event::ProbeResult {
+                container,
+                probe,
+                success,
+                output,
+            } => {
+                let i = self.index(&container)?;
+                self.on_probe(now, i, probe, success, output, &mut actions);
+            }
+            Event::TimerFired(timer) => self.on_timer(now, timer, &mut actions),
+            Event::StopRequested { grace_seconds } => {
+                self.request_stop(now, StopCause::Requested, grace_seconds, &mut actions)
+            }
+            Event::ImageChanged { container, image } => {
+                let i = self.index(&container)?;
+                self.on_image_changed(now, i, image, &mut actions);
+            }
+        }
+        self.reconcile(now, &mut actions);
+        Ok(actions)
+    }
+
+    fn index(&self, name: &str) -> Result<usize, LifecycleError> {
+        self.containers
+            .iter()
+            .position(|c| c.model.name == name)
+            .ok_or_else(|| LifecycleError::UnknownContainer(name.to_owned()))
+    }
+
+    fn timer(&mut self, kind: TimerKind) -> Timer {
+        self.generation += 1;
+        Timer {
+            kind,
+            generation: self.generation,
+        }
+    }
+
+    fn on_timer(&mut self, now: Time, timer: Timer, actions: &mut Vec<Action>) {
+        match &timer.kind {
+            TimerKind::Backoff(name) => {
+                if let Ok(i) = self.index(name) {
+                    self.on_backoff_timer(now, i, &timer, actions);
+                }
+            }
+            TimerKind::KillDeadline(name) => {
+                if let Ok(i) = self.index(name) {
+                    self.on_kill_deadline(now, i, &timer, actions);
+                }
+            }
+            // Past the pod's deadline every sidecar still waiting for its
+            // turn gets it: reconcile's termination step sees the time.
+            TimerKind::PodGrace => {}
+            TimerKind::ActiveDeadline => {
+                if self.stop.is_none() {
+                    self.reason = Some((
+                        "DeadlineExceeded".to_owned(),
+                        "Pod was active on the node longer than the specified deadline".to_owned(),
+                    ));
+                    self.request_stop(now, StopCause::DeadlineExceeded, None, actions);
+                }
+            }
+        }
+    }
+
+    /// After any change: start what may start, restart what is due, finish
+    /// the pod when everything is done.
+    fn reconcile(&mut self, now: Time, actions: &mut Vec<Action>) {
+        if self.finished.is_some() {
+            return;
+        }
+        if self.stop.is_some() {
+            self.advance_termination(now, actions);
+        } else {
+            self.advance_start(now, actions);
+            self.check_completion(now, actions);
+            if self.stop.is_some() {
+                self.advance_termination(now, actions);
+            }
+        }
+        self.update_ready(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;

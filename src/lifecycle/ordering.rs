@@ -1,0 +1,127 @@
+//! Start order: init entries strictly one after another (a regular init
+//! container must complete, a sidecar must have started), then every app
+//! together; and Job-like completion.
+
+use super::container::State;
+use super::model::RestartPolicy;
+use super::{Action, Engine, Hook, LifecycleError, StopCause, Time};
+use crate::manifest::ContainerKind;
+
+impl Engine {
+    /// Starts the next init entry, or the apps once init is done.
+    pub(super) fn advance_start(&mut self, now: Time, actions: &mut Vec<Action>) {
+        for i in 0..self.containers.len() {
+            let c = &self.containers[i];
+            match c.model.kind {
+                ContainerKind::Init => {
+                    if c.completed {
+                        continue;
+                    }
+                    if matches!(c.state, State::Pending) {
+                        self.start_container(i, actions);
+                    }
+                    return;
+                }
+                ContainerKind::Sidecar => {
+                    if c.ever_started {
+                        continue;
+                    }
+                    if matches!(c.state, State::Pending) {
+                        self.start_container(i, actions);
+                    }
+                    return;
+                }
+                ContainerKind::App => break,
+            }
+        }
+        if self.conditions.initialized.is_none() {
+            self.conditions.initialized = Some(now);
+        }
+        for i in 0..self.containers.len() {
+            let c = &self.containers[i];
+            if c.model.kind == ContainerKind::App && matches!(c.state, State::Pending) {
+                self.start_container(i, actions);
+            }
+        }
+    }
+
+    pub(super) fn start_container(&mut self, i: usize, actions: &mut Vec<Action>) {
+        let c = &mut self.containers[i];
+        c.state = State::Creating;
+        c.post_start_done = false;
+        c.startup_passed = false;
+        c.started = false;
+        c.ready = false;
+        c.successes = [0; 3];
+        c.failures = [0; 3];
+        actions.push(Action::Start {
+            container: c.model.name.clone(),
+            restart_count: c.restart_count,
+        });
+    }
+
+    pub(super) fn on_started(
+        &mut self,
+        now: Time,
+        i: usize,
+        pid: u32,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), LifecycleError> {
+        let c = &mut self.containers[i];
+        if !matches!(c.state, State::Creating) {
+            return Err(LifecycleError::Unexpected {
+                container: c.model.name.clone(),
+                event: "started",
+                state: c.state_name(),
+            });
+        }
+        c.state = State::Running {
+            pid,
+            started_at: now,
+        };
+        if c.model.post_start {
+            actions.push(Action::RunHook {
+                container: c.model.name.clone(),
+                hook: Hook::PostStart,
+            });
+        } else {
+            c.post_start_done = true;
+            self.after_post_start(i, actions);
+        }
+        Ok(())
+    }
+
+    /// Init is finished when every regular init container has completed and
+    /// every sidecar has started.
+    pub(super) fn initialized(&self) -> bool {
+        self.conditions.initialized.is_some()
+    }
+
+    /// Never / OnFailure pods complete once every app has finished for good;
+    /// a regular init container failing under Never fails the pod. Sidecars
+    /// never hold completion up.
+    pub(super) fn check_completion(&mut self, now: Time, actions: &mut Vec<Action>) {
+        let policy = self.model.restart_policy;
+        let init_failed = policy == RestartPolicy::Never
+            && self.containers.iter().any(|c| {
+                c.model.kind == ContainerKind::Init
+                    && !c.completed
+                    && matches!(c.state, State::Terminated(_))
+            });
+        if init_failed {
+            self.request_stop(now, StopCause::InitFailed, None, actions);
+            return;
+        }
+        if policy == RestartPolicy::Always || !self.initialized() {
+            return;
+        }
+        let apps_done = self
+            .containers
+            .iter()
+            .filter(|c| c.model.kind == ContainerKind::App)
+            .all(|c| matches!(c.state, State::Terminated(_)));
+        if apps_done {
+            self.request_stop(now, StopCause::Completed, None, actions);
+        }
+    }
+}

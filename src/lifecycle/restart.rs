@@ -1,0 +1,253 @@
+//! Exits and restarts: what a finished container becomes (completed, to be
+//! restarted after its backoff, or done for good), by its kind and the pod's
+//! restartPolicy.
+
+use super::container::{KillReason, State, Terminated};
+use super::model::RestartPolicy;
+use super::{Action, Engine, ExitStatus, LifecycleError, Time, TimerKind};
+use crate::manifest::ContainerKind;
+
+impl Engine {
+    pub(super) fn on_exited(
+        &mut self,
+        now: Time,
+        i: usize,
+        status: ExitStatus,
+        oom_killed: bool,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), LifecycleError> {
+        let c = &self.containers[i];
+        let started_at = match c.state {
+            State::Running { started_at, .. } => Some(started_at),
+            State::Creating => None,
+            _ => {
+                return Err(LifecycleError::Unexpected {
+                    container: c.model.name.clone(),
+                    event: "exited",
+                    state: c.state_name(),
+                });
+            }
+        };
+        let (exit_code, signal) = match status {
+            ExitStatus::Code(code) => (code, None),
+            ExitStatus::Signal(sig) => (128 + sig, Some(sig)),
+        };
+        let reason = if oom_killed {
+            "OOMKilled"
+        } else if exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        let message = self.containers[i].next_message.take();
+        self.finish_run(
+            now,
+            i,
+            Terminated {
+                exit_code,
+                signal,
+                reason: reason.to_owned(),
+                message,
+                started_at,
+                finished_at: now,
+            },
+            actions,
+        );
+        Ok(())
+    }
+
+    pub(super) fn on_start_failed(
+        &mut self,
+        now: Time,
+        i: usize,
+        message: String,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), LifecycleError> {
+        let c = &self.containers[i];
+        if !matches!(c.state, State::Creating) {
+            return Err(LifecycleError::Unexpected {
+                container: c.model.name.clone(),
+                event: "start failed",
+                state: c.state_name(),
+            });
+        }
+        // containerd reports a failed exec as exit code 128, StartError.
+        self.finish_run(
+            now,
+            i,
+            Terminated {
+                exit_code: 128,
+                signal: None,
+                reason: "StartError".to_owned(),
+                message: Some(message),
+                started_at: None,
+                finished_at: now,
+            },
+            actions,
+        );
+        Ok(())
+    }
+
+    /// The container could not even be created: it waits with
+    /// CreateContainerError and is tried again after its backoff.
+    pub(super) fn on_create_failed(
+        &mut self,
+        now: Time,
+        i: usize,
+        message: String,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), LifecycleError> {
+        let c = &self.containers[i];
+        if !matches!(c.state, State::Creating) {
+            return Err(LifecycleError::Unexpected {
+                container: c.model.name.clone(),
+                event: "create failed",
+                state: c.state_name(),
+            });
+        }
+        if self.stop.is_some() {
+            self.containers[i].state = State::Pending;
+            return Ok(());
+        }
+        let at = self.containers[i].backoff.restart_at(now);
+        let at = if at == now {
+            now.plus_millis(super::backoff::INITIAL_MS)
+        } else {
+            at
+        };
+        self.wait_to_restart(i, now, at, "CreateContainerError", message, actions);
+        Ok(())
+    }
+
+    /// Records a finished run and decides what comes next for the container.
+    fn finish_run(&mut self, now: Time, i: usize, t: Terminated, actions: &mut Vec<Action>) {
+        self.stop_probes(i, actions);
+        let stopping = self.containers[i].stopping.take();
+        let c = &mut self.containers[i];
+        c.started = false;
+        c.ready = false;
+        if c.model.kind == ContainerKind::Sidecar && c.post_start_done && c.startup_passed {
+            c.ever_started = true;
+        }
+        let restart_anyway = std::mem::take(&mut c.restart_after_stop);
+        if c.model.kind == ContainerKind::Init && t.exit_code == 0 {
+            c.completed = true;
+        }
+        let wants_restart = restart_anyway
+            || match c.model.kind {
+                ContainerKind::Sidecar => true,
+                ContainerKind::Init => {
+                    t.exit_code != 0 && self.model.restart_policy != RestartPolicy::Never
+                }
+                ContainerKind::App => match self.model.restart_policy {
+                    RestartPolicy::Always => true,
+                    RestartPolicy::OnFailure => t.exit_code != 0,
+                    RestartPolicy::Never => false,
+                },
+            };
+        let finished_at = t.finished_at;
+        c.previous_terminated = c.last_terminated.replace(t.clone());
+        c.state = State::Terminated(t);
+        let pod_stopping =
+            self.stop.is_some() || stopping.is_some_and(|s| s.reason == KillReason::PodStop);
+        if !wants_restart || pod_stopping {
+            return;
+        }
+        let name = self.containers[i].model.name.clone();
+        let at = self.containers[i].backoff.restart_at(finished_at);
+        if at <= now {
+            self.restart(i, finished_at, now, actions);
+        } else {
+            let delay = at.millis_since(finished_at) / 1000;
+            let pod = self.model.name.clone();
+            self.wait_to_restart(
+                i,
+                now,
+                at,
+                "CrashLoopBackOff",
+                format!("back-off {delay}s restarting failed container={name} pod={pod}"),
+                actions,
+            );
+        }
+    }
+
+    fn wait_to_restart(
+        &mut self,
+        i: usize,
+        _now: Time,
+        at: Time,
+        reason: &'static str,
+        message: String,
+        actions: &mut Vec<Action>,
+    ) {
+        let timer = self.timer(TimerKind::Backoff(self.containers[i].model.name.clone()));
+        self.containers[i].state = State::BackOff {
+            until: at,
+            reason,
+            message,
+            generation: timer.generation,
+        };
+        actions.push(Action::ArmTimer { at, timer });
+    }
+
+    fn restart(&mut self, i: usize, finished_at: Time, now: Time, actions: &mut Vec<Action>) {
+        let c = &mut self.containers[i];
+        c.backoff.record_restart(finished_at, now);
+        c.restart_count += 1;
+        self.start_container(i, actions);
+    }
+
+    pub(super) fn on_backoff_timer(
+        &mut self,
+        now: Time,
+        i: usize,
+        timer: &super::Timer,
+        actions: &mut Vec<Action>,
+    ) {
+        if self.stop.is_some() {
+            return;
+        }
+        let State::BackOff { generation, .. } = self.containers[i].state else {
+            return;
+        };
+        if generation != timer.generation {
+            return;
+        }
+        match self.containers[i]
+            .last_terminated
+            .as_ref()
+            .map(|t| t.finished_at)
+        {
+            Some(finished_at) => self.restart(i, finished_at, now, actions),
+            // Never ran (creation failed): try again without counting a restart.
+            None => {
+                self.containers[i].backoff.record_restart(now, now);
+                self.start_container(i, actions);
+            }
+        }
+    }
+
+    /// A new image restarts that running container only, whatever the
+    /// policy; one that is not running picks the image up when it next starts.
+    pub(super) fn on_image_changed(
+        &mut self,
+        now: Time,
+        i: usize,
+        image: String,
+        actions: &mut Vec<Action>,
+    ) {
+        let c = &mut self.containers[i];
+        if c.image == image {
+            return;
+        }
+        c.image = image;
+        if self.stop.is_some() {
+            return;
+        }
+        if self.containers[i].is_running() {
+            self.containers[i].restart_after_stop = true;
+            let deadline = now.plus_secs(self.model.grace_seconds);
+            self.kill_container(now, i, KillReason::ImageChanged, deadline, actions);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The engine's state as a Kubernetes `PodStatus`, shaped exactly as
+//! `kubectl get pod -o json` shows it.
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, PodCondition, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as ApiTime;
+use k8s_openapi::jiff::Timestamp;
+
+use super::container::{Container, State, Terminated};
+use super::{Engine, Phase, StopCause, Time};
+use crate::manifest::ContainerKind;
+
+/// Kubernetes times have whole seconds.
+fn api_time(t: Time) -> Option<ApiTime> {
+    Timestamp::from_second(t.0.div_euclid(1000))
+        .ok()
+        .map(ApiTime)
+}
+
+fn terminated(t: &Terminated) -> ContainerState {
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: t.exit_code,
+            signal: t.signal,
+            reason: Some(t.reason.clone()),
+            message: t.message.clone(),
+            started_at: t.started_at.and_then(api_time),
+            finished_at: api_time(t.finished_at),
+            container_id: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.to_owned()),
+            message,
+        }),
+        ..Default::default()
+    }
+}
+
+fn condition(
+    type_: &str,
+    status: bool,
+    at: Option<Time>,
+    why: Option<(&str, String)>,
+) -> PodCondition {
+    PodCondition {
+        type_: type_.to_owned(),
+        status: if status { "True" } else { "False" }.to_owned(),
+        last_transition_time: at.and_then(api_time),
+        reason: why.as_ref().map(|(r, _)| (*r).to_owned()),
+        message: why.map(|(_, m)| m),
+        ..Default::default()
+    }
+}
+
+impl Engine {
+    /// The phase as the API shows it while the pod runs and after.
+    pub fn phase(&self) -> Phase {
+        if let Some(phase) = self.finished {
+            return phase;
+        }
+        match self.stop.as_ref().map(|s| s.cause) {
+            Some(StopCause::DeadlineExceeded | StopCause::InitFailed) => return Phase::Failed,
+            Some(StopCause::Completed) => {
+                let ok = self
+                    .apps()
+                    .all(|c| matches!(&c.last_terminated, Some(t) if t.exit_code == 0));
+                return if ok { Phase::Succeeded } else { Phase::Failed };
+            }
+            _ => {}
+        }
+        let any_app_ran = self
+            .apps()
+            .any(|c| c.is_running() || c.last_terminated.is_some());
+        if self.initialized() && any_app_ran {
+            Phase::Running
+        } else {
+            Phase::Pending
+        }
+    }
+
+    fn apps(&self) -> impl Iterator<Item = &Container> {
+        self.containers
+            .iter()
+            .filter(|c| c.model.kind == ContainerKind::App)
+    }
+
+    pub fn status(&self) -> PodStatus {
+        let initialized = self.initialized();
+        let mut init_statuses = Vec::new();
+        let mut app_statuses = Vec::new();
+        for c in &self.containers {
+            let status = self.container_status(c, initialized);
+            if c.model.kind == ContainerKind::App {
+                app_statuses.push(status);
+            } else {
+                init_statuses.push(status);
+            }
+        }
+        let start = self.start_time;
+        let incomplete: Vec<&str> = self
+            .containers
+            .iter()
+            .filter(|c| match c.model.kind {
+                ContainerKind::Init => !c.completed,
+                ContainerKind::Sidecar => !c.ever_started,
+                ContainerKind::App => false,
+            })
+            .map(|c| c.model.name.as_str())
+            .collect();
+        let unready: Vec<&str> = self
+            .containers
+            .iter()
+            .filter(|c| c.model.kind != ContainerKind::Init && !(c.ready && c.is_running()))
+            .map(|c| c.model.name.as_str())
+            .collect();
+        let (ready, ready_at) = self.conditions.ready;
+        let not_ready = |reason: &str| {
+            (!ready).then(|| {
+                (
+                    reason.to_owned(),
+                    format!("containers with unready status: [{}]", unready.join(" ")),
+                )
+            })
+        };
+        let not_ready_ready = not_ready("ContainersNotReady");
+        let not_ready_containers = not_ready("ContainersNotReady");
+        let conditions = vec![
+            condition(
+                "PodReadyToStartContainers",
+                self.finished.is_none(),
+                start,
+                None,
+            ),
+            condition(
+                "Initialized",
+                initialized,
+                self.conditions.initialized.or(start),
+                (!initialized).then(|| {
+                    (
+                        "ContainersNotInitialized",
+                        format!(
+                            "containers with incomplete status: [{}]",
+                            incomplete.join(" ")
+                        ),
+                    )
+                }),
+            ),
+            condition(
+                "Ready",
+                ready,
+                ready_at,
+                not_ready_ready
+                    .as_ref()
+                    .map(|(r, m)| (r.as_str(), m.clone())),
+            ),
+            condition(
+                "ContainersReady",
+                ready,
+                ready_at,
+                not_ready_containers
+                    .as_ref()
+                    .map(|(r, m)| (r.as_str(), m.clone())),
+            ),
+            condition("PodScheduled", true, start, None),
+        ];
+        PodStatus {
+            phase: Some(self.phase().as_str().to_owned()),
+            conditions: Some(conditions),
+            init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+            container_statuses: Some(app_statuses),
+            qos_class: Some(self.model.qos_class.clone()),
+            start_time: start.and_then(api_time),
+            reason: self.reason.as_ref().map(|(r, _)| r.clone()),
+            message: self.reason.as_ref().map(|(_, m)| m.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn container_status(&self, c: &Container, initialized: bool) -> ContainerStatus {
+        let state = match &c.state {
+            State::Pending if c.model.kind == ContainerKind::App && initialized => {
+                waiting("ContainerCreating", None)
+            }
+            State::Pending => waiting("PodInitializing", None),
+            State::Creating => waiting("ContainerCreating", None),
+            State::Running { started_at, .. } => ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: api_time(*started_at),
+                }),
+                ..Default::default()
+            },
+            State::Terminated(t) => terminated(t),
+            State::BackOff {
+                reason, message, ..
+            } => waiting(reason, Some(message.clone())),
+        };
+        // lastState is the run before the current one.
+        let last_state = match &c.state {
+            State::Terminated(_) => c.previous_terminated.as_ref().map(terminated),
+            _ => c.last_terminated.as_ref().map(terminated),
+        };
+        ContainerStatus {
+            name: c.model.name.clone(),
+            image: c.image.clone(),
+            image_id: String::new(),
+            ready: c.ready && c.is_running(),
+            restart_count: i32::try_from(c.restart_count).unwrap_or(i32::MAX),
+            started: Some(c.started && c.is_running()),
+            state: Some(state),
+            last_state: Some(last_state.unwrap_or_default()),
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Stopping containers and the pod: preStop, SIGTERM, SIGKILL at the
+//! deadline; apps (and a running regular init container) first, all
+//! together; then sidecars one at a time in reverse order, sharing what is
+//! left of the pod's grace period, each given at least the kubelet's minimum.
+
+use super::container::{KillReason, State, Stopping};
+use super::{Action, Engine, Hook, Phase, PodStop, Signal, StopCause, Time, TimerKind};
+use crate::manifest::ContainerKind;
+
+/// The kubelet never gives a container less than this between SIGTERM and
+/// SIGKILL (`minimumGracePeriodInSeconds`).
+pub const MINIMUM_GRACE_SECONDS: i64 = 2;
+
+impl Engine {
+    /// Starts (or hastens) the pod's termination.
+    pub(super) fn request_stop(
+        &mut self,
+        now: Time,
+        cause: StopCause,
+        grace: Option<i64>,
+        actions: &mut Vec<Action>,
+    ) {
+        let grace = grace.unwrap_or(self.model.grace_seconds).max(0);
+        let deadline = now.plus_secs(grace);
+        match &mut self.stop {
+            Some(stop) if deadline < stop.deadline => {
+                stop.deadline = deadline;
+                stop.force = grace == 0;
+            }
+            Some(_) => return,
+            None => {
+                self.stop = Some(PodStop {
+                    cause,
+                    deadline,
+                    force: grace == 0,
+                });
+                // Nothing waiting to restart will start again.
+                for c in &mut self.containers {
+                    if let State::BackOff { .. } = c.state {
+                        c.state = match c.last_terminated.clone() {
+                            Some(t) => State::Terminated(t),
+                            None => State::Pending,
+                        };
+                    }
+                }
+            }
+        }
+        let timer = self.timer(TimerKind::PodGrace);
+        actions.push(Action::ArmTimer {
+            at: deadline,
+            timer,
+        });
+        // Containers already stopping keep their own deadlines unless the
+        // new pod deadline is sooner.
+        for i in 0..self.containers.len() {
+            if let Some(s) = &self.containers[i].stopping
+                && deadline < s.deadline
+            {
+                self.rearm_kill(now, i, deadline, actions);
+            }
+        }
+    }
+
+    pub(super) fn advance_termination(&mut self, now: Time, actions: &mut Vec<Action>) {
+        let Some(stop) = self.stop.clone() else {
+            return;
+        };
+        // Apps and regular init containers: all together.
+        for i in 0..self.containers.len() {
+            let c = &self.containers[i];
+            if c.model.kind != ContainerKind::Sidecar && c.is_running() && c.stopping.is_none() {
+                self.kill_container(now, i, KillReason::PodStop, stop.deadline, actions);
+            }
+        }
+        let others_running = self
+            .containers
+            .iter()
+            .any(|c| c.model.kind != ContainerKind::Sidecar && c.is_active());
+        if !others_running {
+            // Sidecars in reverse order: the last running one whose later
+            // sidecars have all exited; once the grace period is gone, all.
+            let past_deadline = now >= stop.deadline;
+            for i in (0..self.containers.len()).rev() {
+                let c = &self.containers[i];
+                if c.model.kind != ContainerKind::Sidecar || !c.is_active() {
+                    continue;
+                }
+                if c.stopping.is_none() && c.is_running() {
+                    self.kill_container(now, i, KillReason::PodStop, stop.deadline, actions);
+                }
+                if !past_deadline {
+                    break;
+                }
+            }
+        }
+        if self.containers.iter().all(|c| !c.is_active()) {
+            self.finish(stop.cause, actions);
+        }
+    }
+
+    /// preStop (if any), then SIGTERM; SIGKILL when the grace runs out.
+    pub(super) fn kill_container(
+        &mut self,
+        now: Time,
+        i: usize,
+        reason: KillReason,
+        deadline: Time,
+        actions: &mut Vec<Action>,
+    ) {
+        if self.containers[i].stopping.is_some() || !self.containers[i].is_running() {
+            return;
+        }
+        self.stop_probes(i, actions);
+        let force = reason == KillReason::PodStop && self.stop.as_ref().is_some_and(|s| s.force);
+        let name = self.containers[i].model.name.clone();
+        let timer = self.timer(TimerKind::KillDeadline(name.clone()));
+        let c = &mut self.containers[i];
+        c.ready = false;
+        let mut stopping = Stopping {
+            reason,
+            pre_stop_running: false,
+            term_sent: false,
+            kill_sent: false,
+            deadline,
+            generation: timer.generation,
+        };
+        if force {
+            stopping.term_sent = true;
+            stopping.kill_sent = true;
+            c.stopping = Some(stopping);
+            actions.push(Action::Signal {
+                container: name,
+                signal: Signal::Kill,
+            });
+            return;
+        }
+        if c.model.pre_stop {
+            stopping.pre_stop_running = true;
+            actions.push(Action::RunHook {
+                container: name.clone(),
+                hook: Hook::PreStop,
+            });
+        } else {
+            stopping.term_sent = true;
+            stopping.deadline = deadline.max(now.plus_secs(MINIMUM_GRACE_SECONDS));
+            actions.push(Action::Signal {
+                container: name.clone(),
+                signal: Signal::Term,
+            });
+        }
+        let at = stopping.deadline;
+        c.stopping = Some(stopping);
+        actions.push(Action::ArmTimer { at, timer });
+    }
+
+    pub(super) fn after_pre_stop(&mut self, now: Time, i: usize, actions: &mut Vec<Action>) {
+        let Some(s) = self.containers[i].stopping.as_mut() else {
+            return;
+        };
+        if !s.pre_stop_running {
+            return;
+        }
+        s.pre_stop_running = false;
+        if !s.term_sent {
+            self.send_term(now, i, actions);
+        }
+    }
+
+    /// SIGTERM now, with at least the minimum grace before SIGKILL.
+    fn send_term(&mut self, now: Time, i: usize, actions: &mut Vec<Action>) {
+        let name = self.containers[i].model.name.clone();
+        let Some(s) = self.containers[i].stopping.as_mut() else {
+            return;
+        };
+        s.term_sent = true;
+        actions.push(Action::Signal {
+            container: name,
+            signal: Signal::Term,
+        });
+        let earliest_kill = now.plus_secs(MINIMUM_GRACE_SECONDS);
+        if s.deadline < earliest_kill {
+            self.rearm_kill(now, i, earliest_kill, actions);
+        }
+    }
+
+    fn rearm_kill(&mut self, _now: Time, i: usize, at: Time, actions: &mut Vec<Action>) {
+        let name = self.containers[i].model.name.clone();
+        let timer = self.timer(TimerKind::KillDeadline(name));
+        if let Some(s) = self.containers[i].stopping.as_mut() {
+            s.deadline = at;
+            s.generation = timer.generation;
+            actions.push(Action::ArmTimer { at, timer });
+        }
+    }
+
+    pub(super) fn on_kill_deadline(
+        &mut self,
+        now: Time,
+        i: usize,
+        timer: &super::Timer,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(s) = self.containers[i].stopping.clone() else {
+            return;
+        };
+        if s.generation != timer.generation || s.kill_sent {
+            return;
+        }
+        if !s.term_sent {
+            // preStop ran out the grace period: SIGTERM, then the minimum.
+            self.send_term(now, i, actions);
+            return;
+        }
+        if let Some(s) = self.containers[i].stopping.as_mut() {
+            s.kill_sent = true;
+        }
+        actions.push(Action::Signal {
+            container: self.containers[i].model.name.clone(),
+            signal: Signal::Kill,
+        });
+    }
+
+    fn finish(&mut self, cause: StopCause, actions: &mut Vec<Action>) {
+        let apps_succeeded = self
+            .containers
+            .iter()
+            .filter(|c| c.model.kind == ContainerKind::App)
+            .all(|c| matches!(&c.last_terminated, Some(t) if t.exit_code == 0));
+        let phase = match cause {
+            StopCause::DeadlineExceeded | StopCause::InitFailed => Phase::Failed,
+            StopCause::Completed | StopCause::Requested => {
+                if apps_succeeded {
+                    Phase::Succeeded
+                } else {
+                    Phase::Failed
+                }
+            }
+        };
+        self.finished = Some(phase);
+        actions.push(Action::KillPod);
+        actions.push(Action::Finished { phase });
+    }
+}

@@ -1,0 +1,758 @@
+//! One scenario per rule of SEMANTICS.md: the exact action sequence (as the
+//! simulator's trace) and the resulting PodStatus.
+
+use serde_json::json;
+
+use super::sim::{Behaviour, Sim};
+use crate::lifecycle::{Event, Phase};
+
+fn pod(restart: &str, grace: i64, init: &str, apps: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  restartPolicy: {restart}\n  terminationGracePeriodSeconds: {grace}\n  initContainers: {init}\n  containers: {apps}\n"
+    )
+}
+
+const SIDE: &str = "{name: side, image: i, restartPolicy: Always}";
+
+#[test]
+fn init_entries_run_in_order_then_apps_together() {
+    let yaml = pod(
+        "Never",
+        30,
+        &format!("[{{name: a, image: i}}, {SIDE}, {{name: b, image: i}}]"),
+        "[{name: x, image: i}, {name: z, image: i}]",
+    );
+    let mut sim = Sim::new(
+        &yaml,
+        &[
+            ("a", Behaviour::exits(0, 1000)),
+            ("b", Behaviour::exits(0, 2000)),
+            ("x", Behaviour::exits(0, 5000)),
+            ("z", Behaviour::exits(0, 5000)),
+        ],
+    );
+    sim.start();
+    sim.run(60_000);
+    assert_eq!(
+        sim.lines(&["start", "exit", "Term", "finished"]),
+        [
+            "  0.000 start a#0",
+            "  1.000 exit a 0",
+            "  1.000 start side#0",
+            "  1.000 start b#0",
+            "  3.000 exit b 0",
+            "  3.000 start x#0",
+            "  3.000 start z#0",
+            "  8.000 exit x 0",
+            "  8.000 exit z 0",
+            "  8.000 Term side",
+            "  8.000 exit side 143",
+            "  8.000 finished Succeeded",
+        ]
+    );
+    let status = sim.status_json();
+    assert_eq!(status["phase"], "Succeeded");
+    assert_eq!(
+        status["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    // Sidecar exit codes at termination are not failures.
+    assert_eq!(
+        status["initContainerStatuses"][1]["state"]["terminated"]["exitCode"],
+        143
+    );
+}
+
+#[test]
+fn next_entry_waits_for_a_sidecar_startup_probe() {
+    let yaml = pod(
+        "Never",
+        30,
+        "[{name: side, image: i, restartPolicy: Always, startupProbe: {exec: {command: [x]}, periodSeconds: 1, failureThreshold: 10}}]",
+        "[{name: app, image: i}]",
+    );
+    let side = Behaviour {
+        startup_failures: 3,
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("side", side), ("app", Behaviour::exits(0, 1000))]);
+    sim.start();
+    sim.run(2500);
+    // Two failed startup probes so far: the app has not started, and the
+    // sidecar is running but not started.
+    assert!(sim.when("start app#0").is_none());
+    let status = sim.status_json();
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["initContainerStatuses"][0]["started"], false);
+    assert_eq!(
+        status["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    sim.run(60_000);
+    // The fourth probe (at 4 s) passes: the app starts then.
+    assert_eq!(sim.when("start app#0"), Some(4000));
+    assert_eq!(sim.finished, Some(Phase::Succeeded));
+}
+
+#[test]
+fn post_start_gates_started() {
+    let yaml = pod(
+        "Never",
+        30,
+        "[{name: side, image: i, restartPolicy: Always, lifecycle: {postStart: {exec: {command: [x]}}}}]",
+        "[{name: app, image: i}]",
+    );
+    let side = Behaviour {
+        post_start: (2000, Ok(())),
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("side", side), ("app", Behaviour::exits(0, 100))]);
+    sim.start();
+    sim.run(60_000);
+    assert_eq!(sim.when("start app#0"), Some(2000));
+}
+
+#[test]
+fn failed_post_start_kills_the_container() {
+    let yaml = pod(
+        "Never",
+        30,
+        "[]",
+        "[{name: app, image: i, lifecycle: {postStart: {exec: {command: [x]}}}}]",
+    );
+    let app = Behaviour {
+        post_start: (500, Err("boom".to_owned())),
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", app)]);
+    sim.start();
+    sim.run(60_000);
+    assert_eq!(
+        sim.lines(&["start", "PostStart", "Term", "exit", "finished"]),
+        [
+            "  0.000 start app#0",
+            "  0.000 PostStart app",
+            "  0.500 Term app",
+            "  0.500 exit app 143",
+            "  0.500 finished Failed",
+        ]
+    );
+    let status = sim.status_json();
+    assert_eq!(
+        status["containerStatuses"][0]["state"]["terminated"]["message"],
+        "PostStartHook failed: boom"
+    );
+}
+
+#[test]
+fn regular_init_failure_under_never_fails_the_pod_without_apps() {
+    let yaml = pod(
+        "Never",
+        30,
+        &format!("[{SIDE}, {{name: init, image: i}}]"),
+        "[{name: app, image: i}]",
+    );
+    let mut sim = Sim::new(&yaml, &[("init", Behaviour::exits(3, 1000))]);
+    sim.start();
+    sim.run(60_000);
+    assert!(sim.when("start app#0").is_none());
+    assert_eq!(
+        sim.lines(&["start", "exit", "Term", "finished"]),
+        [
+            "  0.000 start side#0",
+            "  0.000 start init#0",
+            "  1.000 exit init 3",
+            "  1.000 Term side",
+            "  1.000 exit side 143",
+            "  1.000 finished Failed",
+        ]
+    );
+    let status = sim.status_json();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(
+        status["initContainerStatuses"][1]["state"]["terminated"]["exitCode"],
+        3
+    );
+    assert_eq!(
+        status["initContainerStatuses"][1]["state"]["terminated"]["reason"],
+        "Error"
+    );
+    assert_eq!(
+        status["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    assert_eq!(status["conditions"][1]["type"], "Initialized");
+    assert_eq!(status["conditions"][1]["status"], "False");
+}
+
+#[test]
+fn regular_init_failure_under_on_failure_restarts_it_with_backoff() {
+    let yaml = pod(
+        "OnFailure",
+        30,
+        "[{name: init, image: i}]",
+        "[{name: app, image: i}]",
+    );
+    let init = Behaviour {
+        exits: vec![Some(1), Some(1), Some(1), Some(0)],
+        run_ms: 1000,
+        ..Behaviour::default()
+    };
+    let mut sim = Sim::new(&yaml, &[("init", init), ("app", Behaviour::exits(0, 1000))]);
+    sim.start();
+    sim.run(5000);
+    let status = sim.status_json();
+    assert_eq!(
+        status["initContainerStatuses"][0]["state"]["waiting"]["reason"],
+        "CrashLoopBackOff"
+    );
+    assert_eq!(
+        status["initContainerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        1
+    );
+    sim.run(120_000);
+    // Runs at 0, 1 (at once), 12 (10 s after 2), 33 (20 s after 13).
+    assert_eq!(
+        sim.lines(&["start"]),
+        [
+            "  0.000 start init#0",
+            "  1.000 start init#1",
+            " 12.000 start init#2",
+            " 33.000 start init#3",
+            " 34.000 start app#0",
+        ]
+    );
+    assert_eq!(sim.finished, Some(Phase::Succeeded));
+}
+
+#[test]
+fn sidecar_restarts_on_any_exit_without_touching_apps() {
+    let yaml = pod("Never", 30, &format!("[{SIDE}]"), "[{name: app, image: i}]");
+    let mut sim = Sim::new(
+        &yaml,
+        &[
+            ("side", Behaviour::exits(0, 2000)),
+            ("app", Behaviour::exits(0, 15_000)),
+        ],
+    );
+    sim.start();
+    sim.run(60_000);
+    assert_eq!(
+        sim.lines(&["start", "exit", "finished"]),
+        [
+            "  0.000 start side#0",
+            "  0.000 start app#0",
+            "  2.000 exit side 0",
+            "  2.000 start side#1",
+            "  4.000 exit side 0",
+            " 14.000 start side#2",
+            " 15.000 exit app 0",
+            " 15.000 exit side 143",
+            " 15.000 finished Succeeded",
+        ]
+    );
+}
+
+#[test]
+fn app_restarts_follow_the_restart_policy() {
+    for (policy, code, restarts) in [
+        ("Always", 0, true),
+        ("Always", 1, true),
+        ("OnFailure", 1, true),
+        ("OnFailure", 0, false),
+        ("Never", 1, false),
+    ] {
+        let yaml = pod(policy, 30, "[]", "[{name: app, image: i}]");
+        let mut sim = Sim::new(&yaml, &[("app", Behaviour::exits(code, 1000))]);
+        sim.start();
+        sim.run(5000);
+        assert_eq!(
+            sim.when("start app#1").is_some(),
+            restarts,
+            "{policy} exit {code}"
+        );
+    }
+}
+
+#[test]
+fn crash_loop_backoff_doubles_to_five_minutes_and_resets_after_ten() {
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut sim = Sim::new(&yaml, &[("app", Behaviour::exits(1, 0))]);
+    sim.start();
+    sim.run(1_000_000);
+    let starts: Vec<i64> = sim
+        .lines(&["start"])
+        .iter()
+        .map(|l| (l[..7].trim().parse::<f64>().unwrap() * 1000.0) as i64 / 1000)
+        .collect();
+    assert_eq!(&starts[..9], [0, 0, 10, 30, 70, 150, 310, 610, 910]);
+    let status = sim.status_json();
+    assert_eq!(
+        status["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "CrashLoopBackOff"
+    );
+    assert!(
+        status["containerStatuses"][0]["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("back-off 300s restarting failed container=app")
+    );
+
+    // After running 10 minutes, the next crash restarts at once.
+    let long = Behaviour {
+        exits: vec![Some(1), Some(1), Some(1), Some(1)],
+        run_ms: 0,
+        ..Behaviour::default()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", long)]);
+    sim.start();
+    sim.run(11_000);
+    // Two crashes: started at 0, 0, 10. Now it runs 601 s before crashing.
+    assert_eq!(sim.lines(&["start"]).len(), 3);
+}
+
+#[test]
+fn liveness_failure_kills_and_restarts() {
+    let yaml = pod(
+        "Always",
+        5,
+        "[]",
+        "[{name: app, image: i, livenessProbe: {exec: {command: [x]}, periodSeconds: 1, failureThreshold: 2}}]",
+    );
+    let app = Behaviour {
+        liveness_passes: Some(1),
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", app)]);
+    sim.start();
+    sim.run(3500);
+    assert_eq!(
+        sim.lines(&["start", "probe", "Term", "exit"]),
+        [
+            "  0.000 start app#0",
+            "  0.000 probe+ app Liveness",
+            "  3.000 probe- app Liveness",
+            "  3.000 Term app",
+            "  3.000 exit app 143",
+            "  3.000 start app#1",
+            "  3.000 probe+ app Liveness",
+        ]
+    );
+    let status = sim.status_json();
+    assert_eq!(status["containerStatuses"][0]["restartCount"], 1);
+    assert!(
+        status["containerStatuses"][0]["lastState"]["terminated"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed liveness probe")
+    );
+}
+
+#[test]
+fn startup_failure_kills_and_probes_wait_for_startup() {
+    let yaml = pod(
+        "Never",
+        5,
+        "[]",
+        "[{name: app, image: i, startupProbe: {exec: {command: [x]}, periodSeconds: 1, failureThreshold: 2}, readinessProbe: {exec: {command: [x]}}, livenessProbe: {exec: {command: [x]}}}]",
+    );
+    let app = Behaviour {
+        startup_failures: 100,
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", app)]);
+    sim.start();
+    sim.run(60_000);
+    // Readiness and liveness never started; killed after two failures.
+    assert!(
+        sim.lines(&["probe+ app Readiness", "probe+ app Liveness"])
+            .is_empty()
+    );
+    assert_eq!(sim.when("Term app"), Some(2000));
+    assert_eq!(sim.finished, Some(Phase::Failed));
+}
+
+#[test]
+fn readiness_gates_ready_for_apps_and_sidecars() {
+    let yaml = pod(
+        "Always",
+        30,
+        "[{name: side, image: i, restartPolicy: Always, readinessProbe: {exec: {command: [x]}, periodSeconds: 1}}]",
+        "[{name: app, image: i, readinessProbe: {exec: {command: [x]}, periodSeconds: 1}}]",
+    );
+    let side = Behaviour {
+        readiness_failures: 5,
+        ..Behaviour::serves()
+    };
+    let app = Behaviour {
+        readiness_failures: 1,
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("side", side), ("app", app)]);
+    sim.start();
+    sim.run(3000);
+    let status = sim.status_json();
+    assert_eq!(status["containerStatuses"][0]["ready"], true);
+    assert_eq!(status["initContainerStatuses"][0]["ready"], false);
+    let ready = &status["conditions"][2];
+    assert_eq!(ready["type"], "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["message"], "containers with unready status: [side]");
+    sim.run(7000);
+    let status = sim.status_json();
+    assert_eq!(status["conditions"][2]["status"], "True");
+    assert_eq!(status["conditions"][3]["type"], "ContainersReady");
+    assert_eq!(status["conditions"][3]["status"], "True");
+}
+
+#[test]
+fn completion_is_not_blocked_by_sidecars() {
+    let yaml = pod("Never", 30, &format!("[{SIDE}]"), "[{name: app, image: i}]");
+    let side = Behaviour {
+        term_ms: None, // ignores SIGTERM: killed at the deadline
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("side", side), ("app", Behaviour::exits(0, 1000))]);
+    sim.start();
+    sim.run(120_000);
+    assert_eq!(
+        sim.lines(&["exit", "Term", "Kill", "finished"]),
+        [
+            "  1.000 exit app 0",
+            "  1.000 Term side",
+            " 31.000 Kill side",
+            " 31.000 exit side sig9",
+            " 31.000 finished Succeeded",
+        ]
+    );
+}
+
+#[test]
+fn termination_apps_first_then_sidecars_in_reverse() {
+    let yaml = pod(
+        "Always",
+        30,
+        "[{name: s1, image: i, restartPolicy: Always}, {name: s2, image: i, restartPolicy: Always}, {name: s3, image: i, restartPolicy: Always}]",
+        "[{name: a1, image: i}, {name: a2, image: i}]",
+    );
+    let slow = |ms| Behaviour {
+        term_ms: Some(ms),
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(
+        &yaml,
+        &[
+            ("a1", slow(1000)),
+            ("a2", slow(2000)),
+            ("s1", slow(500)),
+            ("s2", slow(500)),
+            ("s3", slow(500)),
+        ],
+    );
+    sim.start();
+    sim.schedule(
+        10_000,
+        Event::StopRequested {
+            grace_seconds: None,
+        },
+    );
+    sim.run(120_000);
+    assert_eq!(
+        sim.lines(&["Term", "exit", "finished", "kill"]),
+        [
+            " 10.000 Term a1",
+            " 10.000 Term a2",
+            " 11.000 exit a1 143",
+            " 12.000 exit a2 143",
+            " 12.000 Term s3",
+            " 12.500 exit s3 143",
+            " 12.500 Term s2",
+            " 13.000 exit s2 143",
+            " 13.000 Term s1",
+            " 13.500 exit s1 143",
+            " 13.500 kill pod",
+            " 13.500 finished Failed",
+        ]
+    );
+}
+
+#[test]
+fn one_grace_deadline_for_the_pod_and_a_minimum_for_each_sidecar() {
+    let yaml = pod(
+        "Always",
+        10,
+        "[{name: s1, image: i, restartPolicy: Always}, {name: s2, image: i, restartPolicy: Always}]",
+        "[{name: app, image: i}]",
+    );
+    let stubborn = Behaviour {
+        term_ms: None,
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(
+        &yaml,
+        &[
+            ("app", stubborn.clone()),
+            ("s1", stubborn.clone()),
+            ("s2", stubborn),
+        ],
+    );
+    sim.start();
+    sim.schedule(
+        1000,
+        Event::StopRequested {
+            grace_seconds: None,
+        },
+    );
+    sim.run(120_000);
+    // The app is killed at the pod deadline (11 s); then the sidecars, whose
+    // share of the grace period is gone, each get the 2 s minimum, in
+    // reverse order.
+    assert_eq!(
+        sim.lines(&["Term", "Kill", "finished"]),
+        [
+            "  1.000 Term app",
+            " 11.000 Kill app",
+            " 11.000 Term s2",
+            " 11.000 Term s1",
+            " 13.000 Kill s2",
+            " 13.000 Kill s1",
+            " 13.000 finished Failed",
+        ]
+    );
+}
+
+#[test]
+fn prestop_runs_before_sigterm() {
+    let yaml = pod(
+        "Always",
+        30,
+        "[{name: side, image: i, restartPolicy: Always, lifecycle: {preStop: {sleep: {seconds: 2}}}}]",
+        "[{name: app, image: i, lifecycle: {preStop: {exec: {command: [x]}}}}]",
+    );
+    let hook = |ms| Behaviour {
+        pre_stop_ms: ms,
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", hook(3000)), ("side", hook(2000))]);
+    sim.start();
+    sim.schedule(
+        0,
+        Event::StopRequested {
+            grace_seconds: None,
+        },
+    );
+    sim.run(120_000);
+    assert_eq!(
+        sim.lines(&["PreStop", "Term", "exit"]),
+        [
+            "  0.000 PreStop app",
+            "  3.000 Term app",
+            "  3.000 exit app 143",
+            "  3.000 PreStop side",
+            "  5.000 Term side",
+            "  5.000 exit side 143",
+        ]
+    );
+}
+
+#[test]
+fn active_deadline_fails_the_pod() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  activeDeadlineSeconds: 5\n  containers: [{name: app, image: i}]\n";
+    let mut sim = Sim::new(yaml, &[]);
+    sim.start();
+    sim.run(60_000);
+    assert_eq!(sim.when("Term app"), Some(5000));
+    assert_eq!(sim.finished, Some(Phase::Failed));
+    let status = sim.status_json();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(status["reason"], "DeadlineExceeded");
+    assert_eq!(
+        status["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+}
+
+#[test]
+fn image_change_restarts_only_that_container() {
+    let yaml = pod(
+        "Always",
+        30,
+        &format!("[{SIDE}]"),
+        "[{name: app, image: i}]",
+    );
+    let mut sim = Sim::new(&yaml, &[]);
+    sim.start();
+    sim.schedule(
+        5000,
+        Event::ImageChanged {
+            container: "side".to_owned(),
+            image: "i:2".to_owned(),
+        },
+    );
+    sim.run(20_000);
+    assert_eq!(
+        sim.lines(&["start", "Term", "exit"]),
+        [
+            "  0.000 start side#0",
+            "  0.000 start app#0",
+            "  5.000 Term side",
+            "  5.000 exit side 143",
+            "  5.000 start side#1",
+        ]
+    );
+    let status = sim.status_json();
+    assert_eq!(status["initContainerStatuses"][0]["image"], "i:2");
+    assert_eq!(status["containerStatuses"][0]["restartCount"], 0);
+}
+
+#[test]
+fn stop_during_init_never_starts_the_apps() {
+    let yaml = pod(
+        "Always",
+        30,
+        &format!("[{SIDE}, {{name: init, image: i}}]"),
+        "[{name: app, image: i}]",
+    );
+    let mut sim = Sim::new(&yaml, &[("init", Behaviour::exits(0, 10_000))]);
+    sim.start();
+    sim.schedule(
+        2000,
+        Event::StopRequested {
+            grace_seconds: None,
+        },
+    );
+    sim.run(60_000);
+    assert!(sim.when("start app#0").is_none());
+    assert_eq!(
+        sim.lines(&["Term", "exit", "finished"]),
+        [
+            "  2.000 Term init",
+            "  2.000 exit init 143",
+            "  2.000 Term side",
+            "  2.000 exit side 143",
+            "  2.000 finished Failed",
+        ]
+    );
+}
+
+#[test]
+fn exit_reasons_oom_and_start_error() {
+    let yaml = pod("OnFailure", 30, "[]", "[{name: app, image: i}]");
+    let app = Behaviour {
+        exits: vec![Some(1), Some(1), Some(1), Some(0)],
+        run_ms: 1000,
+        oom_runs: vec![0],
+        start_error_runs: vec![2],
+        ..Behaviour::default()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", app)]);
+    sim.start();
+    sim.run(1500);
+    let s = sim.status_json();
+    // Run 0 was OOM-killed (SIGKILL): 137, OOMKilled; restarted at once.
+    assert_eq!(
+        s["containerStatuses"][0]["lastState"]["terminated"]["reason"],
+        "OOMKilled"
+    );
+    assert_eq!(
+        s["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        137
+    );
+    assert_eq!(
+        s["containerStatuses"][0]["lastState"]["terminated"]["signal"],
+        9
+    );
+    sim.run(12_500);
+    // Run 1 exited 1 at 2 s; run 2, 10 s later, could not exec: StartError.
+    let s = sim.status_json();
+    assert_eq!(
+        s["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "CrashLoopBackOff"
+    );
+    assert_eq!(
+        s["containerStatuses"][0]["lastState"]["terminated"]["reason"],
+        "StartError"
+    );
+    assert_eq!(
+        s["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        128
+    );
+    sim.run(60_000);
+    let s = sim.status_json();
+    assert_eq!(sim.finished, Some(Phase::Succeeded));
+    assert_eq!(
+        s["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    assert_eq!(
+        s["containerStatuses"][0]["lastState"]["terminated"]["reason"],
+        "StartError"
+    );
+    assert_eq!(s["containerStatuses"][0]["restartCount"], 3);
+}
+
+#[test]
+fn force_stop_kills_at_once() {
+    let yaml = pod(
+        "Always",
+        30,
+        &format!("[{SIDE}]"),
+        "[{name: app, image: i}]",
+    );
+    let mut sim = Sim::new(&yaml, &[]);
+    sim.start();
+    sim.schedule(
+        1000,
+        Event::StopRequested {
+            grace_seconds: Some(0),
+        },
+    );
+    sim.run(60_000);
+    assert_eq!(
+        sim.lines(&["Term", "Kill", "finished"]),
+        [
+            "  1.000 Kill app",
+            "  1.000 Kill side",
+            "  1.000 finished Failed"
+        ]
+    );
+}
+
+#[test]
+fn status_shape() {
+    let yaml = pod(
+        "Always",
+        30,
+        &format!("[{SIDE}]"),
+        "[{name: app, image: i}]",
+    );
+    let mut sim = Sim::new(&yaml, &[]);
+    sim.start();
+    sim.run(1000);
+    let s = sim.status_json();
+    assert_eq!(s["phase"], "Running");
+    assert_eq!(s["qosClass"], "BestEffort");
+    assert_eq!(s["startTime"], "1970-01-01T00:00:00Z");
+    let types: Vec<&str> = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "Ready",
+            "ContainersReady",
+            "PodScheduled"
+        ]
+    );
+    assert_eq!(
+        s["containerStatuses"][0],
+        json!({"name": "app", "image": "i", "imageID": "", "ready": true, "restartCount": 0,
+               "started": true, "state": {"running": {"startedAt": "1970-01-01T00:00:00Z"}},
+               "lastState": {}})
+    );
+}

@@ -1,0 +1,415 @@
+//! A simulated node: it carries out the engine's actions the way the
+//! supervisor will (processes that run for a while and exit, react to
+//! signals, hooks and probes that take time), on a fake clock, and records
+//! a readable trace.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::lifecycle::{
+    Action, Engine, Event, ExitStatus, Hook, PodModel, ProbeKind, Signal, Time, Timer,
+};
+use crate::manifest;
+
+/// How one container behaves in the simulation. Times in milliseconds.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Exit code per run (the last repeats); `None` runs until signalled.
+    pub exits: Vec<Option<i32>>,
+    /// How long each run lasts before exiting on its own.
+    pub run_ms: i64,
+    /// Exits this long after SIGTERM (with 143); `None` ignores SIGTERM.
+    pub term_ms: Option<i64>,
+    /// postStart takes this long; `Err` fails it.
+    pub post_start: (i64, Result<(), String>),
+    /// preStop takes this long.
+    pub pre_stop_ms: i64,
+    /// Startup probe: fails this many times per run, then passes.
+    pub startup_failures: u32,
+    /// Readiness probe: fails this many times per run, then passes.
+    pub readiness_failures: u32,
+    /// Liveness probe: passes this many times per run, then fails.
+    pub liveness_passes: Option<u32>,
+    /// Probe period.
+    pub period_ms: i64,
+    /// Fails to exec on these runs (0-based).
+    pub start_error_runs: Vec<u32>,
+    /// OOM-killed on these runs.
+    pub oom_runs: Vec<u32>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            exits: vec![None],
+            run_ms: 0,
+            term_ms: Some(0),
+            post_start: (0, Ok(())),
+            pre_stop_ms: 0,
+            startup_failures: 0,
+            readiness_failures: 0,
+            liveness_passes: None,
+            period_ms: 1000,
+            start_error_runs: Vec::new(),
+            oom_runs: Vec::new(),
+        }
+    }
+}
+
+impl Behaviour {
+    /// Runs `ms`, then exits with `code`, every run.
+    pub fn exits(code: i32, ms: i64) -> Behaviour {
+        Behaviour {
+            exits: vec![Some(code)],
+            run_ms: ms,
+            ..Behaviour::default()
+        }
+    }
+
+    /// Runs until signalled; exits at once on SIGTERM.
+    pub fn serves() -> Behaviour {
+        Behaviour::default()
+    }
+}
+
+pub struct Sim {
+    pub engine: Engine,
+    pub now: Time,
+    behaviours: HashMap<String, Behaviour>,
+    queue: BTreeMap<(Time, u64), Event>,
+    seq: u64,
+    runs: HashMap<String, u32>,
+    alive: HashMap<String, bool>,
+    probes: HashMap<(String, ProbeKind), u32>,
+    pub trace: Vec<String>,
+    pub actions: Vec<(Time, Action)>,
+    pub finished: Option<crate::lifecycle::Phase>,
+    timers: HashMap<Timer, Time>,
+}
+
+pub fn model(yaml: &str) -> PodModel {
+    let m = manifest::parse(yaml).unwrap_or_else(|e| panic!("{e}"));
+    PodModel::from_pod(&m.pod, "BestEffort")
+}
+
+impl Sim {
+    pub fn new(yaml: &str, behaviours: &[(&str, Behaviour)]) -> Sim {
+        Sim::from_model(model(yaml), behaviours)
+    }
+
+    pub fn from_model(model: PodModel, behaviours: &[(&str, Behaviour)]) -> Sim {
+        let mut map: HashMap<String, Behaviour> = model
+            .containers
+            .iter()
+            .map(|c| (c.name.clone(), Behaviour::default()))
+            .collect();
+        for (name, b) in behaviours {
+            map.insert((*name).to_owned(), b.clone());
+        }
+        Sim {
+            engine: Engine::new(model),
+            now: Time(0),
+            behaviours: map,
+            queue: BTreeMap::new(),
+            seq: 0,
+            runs: HashMap::new(),
+            alive: HashMap::new(),
+            probes: HashMap::new(),
+            trace: Vec::new(),
+            actions: Vec::new(),
+            finished: None,
+            timers: HashMap::new(),
+        }
+    }
+
+    pub fn start(&mut self) {
+        let actions = self.engine.start(self.now);
+        self.apply(actions);
+    }
+
+    fn at(&mut self, delay_ms: i64, event: Event) {
+        self.seq += 1;
+        self.queue
+            .insert((self.now.plus_millis(delay_ms.max(0)), self.seq), event);
+    }
+
+    /// Injects an event at `ms` from now (a stop request, an image change).
+    pub fn schedule(&mut self, delay_ms: i64, event: Event) {
+        self.at(delay_ms, event);
+    }
+
+    fn still_relevant(&self, event: &Event) -> bool {
+        match event {
+            Event::TimerFired(timer) => self.timers.contains_key(timer),
+            _ => true,
+        }
+    }
+
+    /// Records exits in the trace.
+    fn note_event(&mut self, event: Event) -> Event {
+        if let Event::Exited { container, .. } = &event {
+            self.alive.insert(container.clone(), false);
+            self.trace(format!("exit {container} {}", exit_text(&event)));
+        }
+        event
+    }
+
+    fn trace(&mut self, line: String) {
+        self.trace
+            .push(format!("{:>7.3} {line}", self.now.0 as f64 / 1000.0));
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            self.actions.push((self.now, action.clone()));
+            match action {
+                Action::Start {
+                    container,
+                    restart_count,
+                } => {
+                    self.trace(format!("start {container}#{restart_count}"));
+                    self.launch(&container);
+                }
+                Action::RunHook { container, hook } => {
+                    let b = self.behaviours[&container].clone();
+                    let (delay, result) = match hook {
+                        Hook::PostStart => (b.post_start.0, b.post_start.1.clone()),
+                        Hook::PreStop => (b.pre_stop_ms, Ok(())),
+                    };
+                    self.trace(format!("{hook:?} {container}"));
+                    self.at(
+                        delay,
+                        Event::HookFinished {
+                            container,
+                            hook,
+                            result,
+                        },
+                    );
+                }
+                Action::Signal { container, signal } => {
+                    self.trace(format!("{signal:?} {container}"));
+                    self.signal(&container, signal);
+                }
+                Action::StartProbe { container, probe } => {
+                    self.trace(format!("probe+ {container} {probe:?}"));
+                    self.probes.insert((container.clone(), probe), 0);
+                    self.schedule_probe(&container, probe);
+                }
+                Action::StopProbe { container, probe } => {
+                    self.trace(format!("probe- {container} {probe:?}"));
+                    self.probes.remove(&(container, probe));
+                }
+                Action::ArmTimer { at, timer } => {
+                    self.timers.insert(timer.clone(), at);
+                    self.seq += 1;
+                    self.queue.insert((at, self.seq), Event::TimerFired(timer));
+                }
+                Action::KillPod => self.trace("kill pod".to_owned()),
+                Action::Finished { phase } => {
+                    self.trace(format!("finished {phase:?}"));
+                    self.finished = Some(phase);
+                }
+            }
+        }
+    }
+
+    fn launch(&mut self, name: &str) {
+        let run = *self.runs.entry(name.to_owned()).or_insert(0);
+        *self.runs.get_mut(name).expect("run") += 1;
+        let b = self.behaviours[name].clone();
+        if b.start_error_runs.contains(&run) {
+            self.at(
+                0,
+                Event::StartFailed {
+                    container: name.to_owned(),
+                    message: "exec: not found".to_owned(),
+                },
+            );
+            return;
+        }
+        self.alive.insert(name.to_owned(), true);
+        self.at(
+            0,
+            Event::Started {
+                container: name.to_owned(),
+                pid: 100 + run,
+            },
+        );
+        let exit = b.exits[(run as usize).min(b.exits.len() - 1)];
+        if let Some(code) = exit {
+            let oom = b.oom_runs.contains(&run);
+            self.at(
+                b.run_ms,
+                Event::Exited {
+                    container: name.to_owned(),
+                    status: if oom {
+                        ExitStatus::Signal(9)
+                    } else {
+                        ExitStatus::Code(code)
+                    },
+                    oom_killed: oom,
+                },
+            );
+        }
+    }
+
+    fn drop_exits(&mut self, name: &str) {
+        self.queue
+            .retain(|_, e| !matches!(e, Event::Exited { container, .. } if container == name));
+    }
+
+    fn signal(&mut self, name: &str, signal: Signal) {
+        if !self.alive.get(name).copied().unwrap_or(false) {
+            return;
+        }
+        let b = self.behaviours[name].clone();
+        match signal {
+            Signal::Term => {
+                if let Some(ms) = b.term_ms {
+                    self.drop_exits(name);
+                    self.at(
+                        ms,
+                        Event::Exited {
+                            container: name.to_owned(),
+                            status: ExitStatus::Code(143),
+                            oom_killed: false,
+                        },
+                    );
+                }
+            }
+            Signal::Kill => {
+                self.drop_exits(name);
+                self.at(
+                    0,
+                    Event::Exited {
+                        container: name.to_owned(),
+                        status: ExitStatus::Signal(9),
+                        oom_killed: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn schedule_probe(&mut self, name: &str, probe: ProbeKind) {
+        let b = &self.behaviours[name];
+        let delay = b.period_ms;
+        let count = self
+            .probes
+            .get(&(name.to_owned(), probe))
+            .copied()
+            .unwrap_or(0);
+        let success = match probe {
+            ProbeKind::Startup => count >= b.startup_failures,
+            ProbeKind::Readiness => count >= b.readiness_failures,
+            ProbeKind::Liveness => b.liveness_passes.is_none_or(|n| count < n),
+        };
+        self.at(
+            delay,
+            Event::ProbeResult {
+                container: name.to_owned(),
+                probe,
+                success,
+                output: if success {
+                    String::new()
+                } else {
+                    "probe failed".to_owned()
+                },
+            },
+        );
+    }
+
+    /// Runs until the pod finishes or the clock reaches `limit_ms`; probe
+    /// results keep coming every period while a probe runs.
+    pub fn run(&mut self, limit_ms: i64) {
+        let limit = Time(limit_ms);
+        while let Some((&(t, seq), _)) = self.queue.iter().next() {
+            if t > limit || self.finished.is_some() {
+                break;
+            }
+            let event = self.queue.remove(&(t, seq)).expect("queued");
+            self.now = t;
+            if !self.still_relevant(&event) {
+                continue;
+            }
+            if let Event::ProbeResult {
+                container, probe, ..
+            } = &event
+            {
+                let key = (container.clone(), *probe);
+                let Some(count) = self.probes.get_mut(&key) else {
+                    continue;
+                };
+                *count += 1;
+                let (c, p) = key;
+                self.schedule_probe(&c, p);
+            }
+            if let Event::Started { container, .. } = &event {
+                for slot in [
+                    ProbeKind::Startup,
+                    ProbeKind::Readiness,
+                    ProbeKind::Liveness,
+                ] {
+                    if let Some(count) = self.probes.get_mut(&(container.clone(), slot)) {
+                        *count = 0;
+                    }
+                }
+            }
+            let event = self.note_event(event);
+            match self.engine.handle(self.now, event.clone()) {
+                Ok(actions) => self.apply(actions),
+                Err(e) => panic!(
+                    "engine refused {event:?} at {:?}: {e}\ntrace:\n{}",
+                    self.now,
+                    self.trace.join("\n")
+                ),
+            }
+        }
+        if self.finished.is_none() && self.now < limit {
+            self.now = limit;
+        }
+    }
+
+    /// The trace lines that match any of the given prefixes after the time.
+    pub fn lines(&self, words: &[&str]) -> Vec<String> {
+        self.trace
+            .iter()
+            .filter(|l| {
+                let body = &l[8..];
+                words.iter().any(|w| body.starts_with(w))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// When the first trace line with this body happened, in ms.
+    pub fn when(&self, body: &str) -> Option<i64> {
+        self.trace.iter().find(|l| &l[8..] == body).map(|l| {
+            let secs: f64 = l[..7].trim().parse().expect("time");
+            (secs * 1000.0).round() as i64
+        })
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.engine.status()).expect("status serializes")
+    }
+}
+
+fn exit_text(event: &Event) -> String {
+    match event {
+        Event::Exited {
+            status: ExitStatus::Code(c),
+            oom_killed,
+            ..
+        } => {
+            format!("{c}{}", if *oom_killed { " oom" } else { "" })
+        }
+        Event::Exited {
+            status: ExitStatus::Signal(s),
+            oom_killed,
+            ..
+        } => {
+            format!("sig{s}{}", if *oom_killed { " oom" } else { "" })
+        }
+        _ => String::new(),
+    }
+}
