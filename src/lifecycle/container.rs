@@ -50,6 +50,9 @@ pub enum KillReason {
 pub struct Stopping {
     pub reason: KillReason,
     pub pre_stop_running: bool,
+    /// SIGTERM may be sent once preStop is done (a sidecar waits for the
+    /// apps and the sidecars after it).
+    pub turn: bool,
     pub term_sent: bool,
     pub kill_sent: bool,
     pub deadline: Time,

@@ -65,29 +65,37 @@ impl Engine {
         let Some(stop) = self.stop.clone() else {
             return;
         };
-        // Apps and regular init containers: all together.
-        for i in 0..self.containers.len() {
-            let c = &self.containers[i];
-            if c.model.kind != ContainerKind::Sidecar && c.is_running() && c.stopping.is_none() {
+        // Every running container is told at once: preStop hooks (apps' and
+        // sidecars') run together, as the kubelet kills all containers in
+        // parallel; apps get SIGTERM as soon as their hook is done.
+        let apps_then_sidecars_reversed: Vec<usize> = (0..self.containers.len())
+            .filter(|&i| self.containers[i].model.kind != ContainerKind::Sidecar)
+            .chain(
+                (0..self.containers.len())
+                    .rev()
+                    .filter(|&i| self.containers[i].model.kind == ContainerKind::Sidecar),
+            )
+            .collect();
+        for i in apps_then_sidecars_reversed {
+            if self.containers[i].is_running() && self.containers[i].stopping.is_none() {
                 self.kill_container(now, i, KillReason::PodStop, stop.deadline, actions);
             }
         }
-        let others_running = self
+        // A sidecar's SIGTERM waits for its turn: every app (and regular
+        // init) has exited and every later sidecar too; once the pod's grace
+        // period is gone, every sidecar's turn has come.
+        let others_active = self
             .containers
             .iter()
             .any(|c| c.model.kind != ContainerKind::Sidecar && c.is_active());
-        if !others_running {
-            // Sidecars in reverse order: the last running one whose later
-            // sidecars have all exited; once the grace period is gone, all.
+        if !others_active {
             let past_deadline = now >= stop.deadline;
             for i in (0..self.containers.len()).rev() {
                 let c = &self.containers[i];
                 if c.model.kind != ContainerKind::Sidecar || !c.is_active() {
                     continue;
                 }
-                if c.stopping.is_none() && c.is_running() {
-                    self.kill_container(now, i, KillReason::PodStop, stop.deadline, actions);
-                }
+                self.give_turn(now, i, actions);
                 if !past_deadline {
                     break;
                 }
@@ -98,7 +106,18 @@ impl Engine {
         }
     }
 
-    /// preStop (if any), then SIGTERM; SIGKILL when the grace runs out.
+    fn give_turn(&mut self, now: Time, i: usize, actions: &mut Vec<Action>) {
+        let Some(s) = self.containers[i].stopping.as_mut() else {
+            return;
+        };
+        s.turn = true;
+        if !s.pre_stop_running && !s.term_sent {
+            self.send_term(now, i, actions);
+        }
+    }
+
+    /// preStop (if any), then SIGTERM once it is this container's turn;
+    /// SIGKILL when the grace runs out.
     pub(super) fn kill_container(
         &mut self,
         now: Time,
@@ -116,9 +135,12 @@ impl Engine {
         let timer = self.timer(TimerKind::KillDeadline(name.clone()));
         let c = &mut self.containers[i];
         c.ready = false;
+        let waits_for_turn =
+            reason == KillReason::PodStop && c.model.kind == ContainerKind::Sidecar;
         let mut stopping = Stopping {
             reason,
             pre_stop_running: false,
+            turn: !waits_for_turn,
             term_sent: false,
             kill_sent: false,
             deadline,
@@ -140,17 +162,16 @@ impl Engine {
                 container: name.clone(),
                 hook: Hook::PreStop,
             });
-        } else {
-            stopping.term_sent = true;
-            stopping.deadline = deadline.max(now.plus_secs(MINIMUM_GRACE_SECONDS));
-            actions.push(Action::Signal {
-                container: name.clone(),
-                signal: Signal::Term,
-            });
         }
-        let at = stopping.deadline;
+        let term_now = !stopping.pre_stop_running && stopping.turn;
         c.stopping = Some(stopping);
-        actions.push(Action::ArmTimer { at, timer });
+        actions.push(Action::ArmTimer {
+            at: deadline,
+            timer,
+        });
+        if term_now {
+            self.send_term(now, i, actions);
+        }
     }
 
     pub(super) fn after_pre_stop(&mut self, now: Time, i: usize, actions: &mut Vec<Action>) {
@@ -161,7 +182,7 @@ impl Engine {
             return;
         }
         s.pre_stop_running = false;
-        if !s.term_sent {
+        if s.turn && !s.term_sent {
             self.send_term(now, i, actions);
         }
     }
@@ -207,7 +228,8 @@ impl Engine {
             return;
         }
         if !s.term_sent {
-            // preStop ran out the grace period: SIGTERM, then the minimum.
+            // The grace period ran out in preStop or waiting for the turn:
+            // SIGTERM now, then the minimum.
             self.send_term(now, i, actions);
             return;
         }

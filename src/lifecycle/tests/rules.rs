@@ -536,21 +536,25 @@ fn prestop_runs_before_sigterm() {
     let mut sim = Sim::new(&yaml, &[("app", hook(3000)), ("side", hook(2000))]);
     sim.start();
     sim.schedule(
-        0,
+        1000,
         Event::StopRequested {
             grace_seconds: None,
         },
     );
     sim.run(120_000);
+    // The kubelet kills every container in parallel: preStop hooks, the
+    // sidecars' included, start together (e2e: "should call sidecar
+    // container PreStop hook simultaneously"); a sidecar's SIGTERM still
+    // waits until the apps have exited.
     assert_eq!(
         sim.lines(&["PreStop", "Term", "exit"]),
         [
-            "  0.000 PreStop app",
-            "  3.000 Term app",
-            "  3.000 exit app 143",
-            "  3.000 PreStop side",
-            "  5.000 Term side",
-            "  5.000 exit side 143",
+            "  1.000 PreStop app",
+            "  1.000 PreStop side",
+            "  4.000 Term app",
+            "  4.000 exit app 143",
+            "  4.000 Term side",
+            "  4.000 exit side 143",
         ]
     );
 }

@@ -82,8 +82,17 @@ pub struct Sim {
     probes: HashMap<(String, ProbeKind), u32>,
     pub trace: Vec<String>,
     pub actions: Vec<(Time, Action)>,
+    /// Every event delivered and every action returned, in the order they
+    /// happened.
+    pub log: Vec<(Time, Entry)>,
     pub finished: Option<crate::lifecycle::Phase>,
     timers: HashMap<Timer, Time>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Event(Event),
+    Action(Action),
 }
 
 pub fn model(yaml: &str) -> PodModel {
@@ -116,6 +125,7 @@ impl Sim {
             probes: HashMap::new(),
             trace: Vec::new(),
             actions: Vec::new(),
+            log: Vec::new(),
             finished: None,
             timers: HashMap::new(),
         }
@@ -146,6 +156,7 @@ impl Sim {
 
     /// Records exits in the trace.
     fn note_event(&mut self, event: Event) -> Event {
+        self.log.push((self.now, Entry::Event(event.clone())));
         if let Event::Exited { container, .. } = &event {
             self.alive.insert(container.clone(), false);
             self.trace(format!("exit {container} {}", exit_text(&event)));
@@ -161,6 +172,7 @@ impl Sim {
     fn apply(&mut self, actions: Vec<Action>) {
         for action in actions {
             self.actions.push((self.now, action.clone()));
+            self.log.push((self.now, Entry::Action(action.clone())));
             match action {
                 Action::Start {
                     container,
