@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use podrun::manifest::Quantity;
-use podrun::plan::{self, Settings};
+use podrun::plan::{self, NodeFacts, Settings};
 use podrun::sandbox::host;
 
 use super::{Failure, Output, input};
@@ -35,7 +35,15 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let manifest = input::load(&args.file)?;
-    let mut node = host::node_facts().context("reading this machine's facts")?;
+    // This machine's facts only where the flags do not give them.
+    let mut node = match (args.node_memory, args.node_cpus) {
+        (Some(memory_bytes), Some(cpus)) => NodeFacts {
+            memory_bytes,
+            cpus,
+            hugepage_sizes: host::hugepage_sizes_on_host(),
+        },
+        _ => host::node_facts().context("reading this machine's facts")?,
+    };
     if let Some(memory) = args.node_memory {
         node.memory_bytes = memory;
     }

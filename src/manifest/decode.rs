@@ -226,7 +226,10 @@ fn split_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
     let values = if looks_like_json(text) {
         parse_json(text)?
     } else {
-        serde_saphyr::from_multiple::<Option<StrictValue>>(text)
+        // kubectl reads YAML 1.1: 010 is octal 8, as it is there.
+        let mut options = serde_saphyr::Options::default();
+        options.legacy_octal_numbers = true;
+        serde_saphyr::from_multiple_with_options::<Option<StrictValue>>(text, options)
             .map_err(|e| ManifestError::Syntax(format!("yaml: {e}")))?
             .into_iter()
             .flatten()
@@ -234,8 +237,8 @@ fn split_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
             .collect()
     };
     let mut documents = Vec::new();
-    for value in values {
-        expand_list(value, &mut documents)?;
+    for (i, value) in values.into_iter().enumerate() {
+        expand_list(value, i + 1, &mut documents)?;
     }
     Ok(documents)
 }
@@ -261,8 +264,7 @@ fn parse_json(text: &str) -> Result<Vec<Value>, ManifestError> {
 
 /// Flattens `kind: List` and checks that a document is an object with
 /// apiVersion and kind, as the API machinery requires.
-fn expand_list(value: Value, out: &mut Vec<Document>) -> Result<(), ManifestError> {
-    let number = out.len() + 1;
+fn expand_list(value: Value, number: usize, out: &mut Vec<Document>) -> Result<(), ManifestError> {
     let Value::Object(map) = &value else {
         if value.is_null() {
             return Ok(());
@@ -296,7 +298,7 @@ fn expand_list(value: Value, out: &mut Vec<Document>) -> Result<(), ManifestErro
             }
         };
         for item in items {
-            expand_list(item, out)?;
+            expand_list(item, number, out)?;
         }
         return Ok(());
     }

@@ -3,12 +3,26 @@
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
 
+use super::quantity::Quantity;
+
+/// Go's API types hold these fields as plain values, so an explicit `""` or
+/// `0` is indistinguishable from an absent field and gets the default too.
+fn text(field: &mut Option<String>, default: &str) {
+    if field.as_deref().is_none_or(str::is_empty) {
+        *field = Some(default.to_owned());
+    }
+}
+
+fn number(field: &mut Option<i32>, default: i32) {
+    if field.is_none_or(|n| n == 0) {
+        *field = Some(default);
+    }
+}
+
 pub fn apply(spec: &mut PodSpec) {
-    spec.restart_policy
-        .get_or_insert_with(|| "Always".to_owned());
+    text(&mut spec.restart_policy, "Always");
     spec.termination_grace_period_seconds.get_or_insert(30);
-    spec.dns_policy
-        .get_or_insert_with(|| "ClusterFirst".to_owned());
+    text(&mut spec.dns_policy, "ClusterFirst");
     for c in spec
         .init_containers
         .iter_mut()
@@ -29,19 +43,15 @@ pub fn apply(spec: &mut PodSpec) {
 }
 
 fn container(c: &mut Container) {
-    if c.image_pull_policy.is_none() {
-        let policy = match c.image.as_deref() {
-            Some(image) if !image_is_latest(image) => "IfNotPresent",
-            _ => "Always",
-        };
-        c.image_pull_policy = Some(policy.to_owned());
-    }
-    c.termination_message_path
-        .get_or_insert_with(|| "/dev/termination-log".to_owned());
-    c.termination_message_policy
-        .get_or_insert_with(|| "File".to_owned());
+    let pull = match c.image.as_deref() {
+        Some(image) if !image_is_latest(image) => "IfNotPresent",
+        _ => "Always",
+    };
+    text(&mut c.image_pull_policy, pull);
+    text(&mut c.termination_message_path, "/dev/termination-log");
+    text(&mut c.termination_message_policy, "File");
     for p in c.ports.iter_mut().flatten() {
-        p.protocol.get_or_insert_with(|| "TCP".to_owned());
+        text(&mut p.protocol, "TCP");
     }
     for probe in [
         c.liveness_probe.as_mut(),
@@ -53,25 +63,28 @@ fn container(c: &mut Container) {
     {
         probe_defaults(probe);
     }
-    // A limit without a request means request = limit.
+    // A limit without a request means request = limit. A limit that does
+    // not parse is reported once, at the limit, and not copied.
     if let Some(r) = c.resources.as_mut()
         && let Some(limits) = r.limits.as_ref()
     {
         let requests = r.requests.get_or_insert_with(Default::default);
         for (name, q) in limits {
-            requests.entry(name.clone()).or_insert_with(|| q.clone());
+            if Quantity::parse(&q.0).is_ok() {
+                requests.entry(name.clone()).or_insert_with(|| q.clone());
+            }
         }
     }
 }
 
 fn probe_defaults(p: &mut Probe) {
-    p.timeout_seconds.get_or_insert(1);
-    p.period_seconds.get_or_insert(10);
-    p.success_threshold.get_or_insert(1);
-    p.failure_threshold.get_or_insert(3);
+    number(&mut p.timeout_seconds, 1);
+    number(&mut p.period_seconds, 10);
+    number(&mut p.success_threshold, 1);
+    number(&mut p.failure_threshold, 3);
     if let Some(http) = p.http_get.as_mut() {
-        http.path.get_or_insert_with(|| "/".to_owned());
-        http.scheme.get_or_insert_with(|| "HTTP".to_owned());
+        text(&mut http.path, "/");
+        text(&mut http.scheme, "HTTP");
     }
 }
 

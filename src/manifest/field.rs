@@ -105,7 +105,6 @@ pub enum ErrorKind {
     NotFound(BadValue),
     Forbidden(String),
     TooLong(usize),
-    TooMany(usize, usize),
     UnknownField,
     /// The document does not have the shape the field requires (a string
     /// where a list belongs, a number out of range for its type).
@@ -163,10 +162,6 @@ impl FieldError {
         FieldError::new(path, ErrorKind::TooLong(max))
     }
 
-    pub fn too_many(path: &FieldPath, actual: usize, max: usize) -> FieldError {
-        FieldError::new(path, ErrorKind::TooMany(actual, max))
-    }
-
     pub fn unknown_field(path: FieldPath) -> FieldError {
         FieldError {
             path,
@@ -212,10 +207,6 @@ impl fmt::Display for FieldError {
             ErrorKind::TooLong(max) => {
                 write!(f, "{path}: Too long: may not be more than {max} bytes")
             }
-            ErrorKind::TooMany(actual, max) => write!(
-                f,
-                "{path}: Too many: {actual}: must have at most {max} items"
-            ),
             ErrorKind::UnknownField => write!(f, "{path}: unknown field"),
             ErrorKind::WrongType(detail) => write!(f, "{path}: {detail}"),
         }

@@ -39,18 +39,6 @@ impl Quantity {
         parse(text)
     }
 
-    pub fn from_units(units: i64) -> Quantity {
-        Quantity {
-            nanos: i128::from(units) * NANOS_PER_UNIT,
-        }
-    }
-
-    pub fn from_millis(millis: i64) -> Quantity {
-        Quantity {
-            nanos: i128::from(millis) * 1_000_000,
-        }
-    }
-
     pub fn is_zero(&self) -> bool {
         self.nanos == 0
     }
@@ -72,12 +60,6 @@ impl Quantity {
     /// True when the quantity is a whole number of units.
     pub fn is_integer(&self) -> bool {
         self.nanos % NANOS_PER_UNIT == 0
-    }
-
-    pub fn checked_add(self, other: Quantity) -> Option<Quantity> {
-        self.nanos
-            .checked_add(other.nanos)
-            .map(|nanos| Quantity { nanos })
     }
 
     /// Adds, saturating instead of overflowing: sums of validated quantities

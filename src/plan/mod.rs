@@ -103,6 +103,7 @@ pub fn plan(pod: &Pod, node: &NodeFacts, settings: &Settings) -> Plan {
     let requests = resources::aggregate(containers, &pod.overhead, resources::Side::Requests);
     let limits = resources::aggregate(containers, &pod.overhead, resources::Side::Limits);
     let qos_class = qos::pod_class(containers);
+    let node_critical = pod.spec.priority_class_name.as_deref() == Some("system-node-critical");
 
     let declared = |name: &str| resources::limit_declared_by_all(containers, name);
     let total = |figures: &BTreeMap<String, Figure>, name: &str| {
@@ -161,7 +162,12 @@ pub fn plan(pod: &Pod, node: &NodeFacts, settings: &Settings) -> Plan {
     let mut oom_score_adj = BTreeMap::new();
     for c in containers {
         let r = &c.resources;
-        let cpu_basis = r.requests.get("cpu").or_else(|| r.limits.get("cpu"));
+        // The kubelet falls back to the limit when the request is absent or 0.
+        let cpu_basis = r
+            .requests
+            .get("cpu")
+            .filter(|q| !q.is_zero())
+            .or_else(|| r.limits.get("cpu"));
         let shares =
             cgroup::milli_cpu_to_shares(cpu_basis.map_or(0, |q| q.millis_ceil().max(0) as u128));
         let quota = cgroup::milli_cpu_to_quota(
@@ -184,7 +190,7 @@ pub fn plan(pod: &Pod, node: &NodeFacts, settings: &Settings) -> Plan {
         container_files.insert(c.name.clone(), files);
         oom_score_adj.insert(
             c.name.clone(),
-            qos::oom_score_adj(qos_class, c, containers, node.memory_bytes),
+            qos::oom_score_adj(qos_class, node_critical, c, containers, node.memory_bytes),
         );
     }
 

@@ -63,10 +63,16 @@ const BEST_EFFORT_OOM_SCORE_ADJ: i64 = 1000;
 /// `GetContainerOOMScoreAdjust` for one container of the pod.
 pub fn oom_score_adj(
     class: QosClass,
+    node_critical: bool,
     container: &ContainerInfo,
     containers: &[ContainerInfo],
     node_memory: u64,
 ) -> i64 {
+    // Node-critical pods (priorityClassName system-node-critical) are
+    // protected like Guaranteed ones.
+    if node_critical {
+        return GUARANTEED_OOM_SCORE_ADJ;
+    }
     match class {
         QosClass::Guaranteed => return GUARANTEED_OOM_SCORE_ADJ,
         QosClass::BestEffort => return BEST_EFFORT_OOM_SCORE_ADJ,

@@ -142,10 +142,9 @@ fn pair(
     let parts: Vec<String> = ["cpu", "memory"]
         .iter()
         .map(|name| match figures.get(*name) {
-            Some(f) if include(name) => format!("{name} {}", format_for(name)(f.total)),
-            _ if include(name) && *name != "cpu" && *name != "memory" => String::new(),
-            Some(_) | None if !include(name) => format!("{name} none"),
-            _ => format!("{name} 0"),
+            _ if !include(name) => format!("{name} none"),
+            Some(f) => format!("{name} {}", format_for(name)(f.total)),
+            None => format!("{name} 0"),
         })
         .collect();
     parts.join(", ")

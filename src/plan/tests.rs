@@ -331,3 +331,23 @@ fn the_text_report_says_why() {
         "{text}"
     );
 }
+
+#[test]
+fn a_zero_cpu_request_takes_the_limit_for_shares() {
+    // kubelet calculateLinuxResources: request 0 with a limit → shares from
+    // the limit: 1000m → 1024 → weight 100.
+    let yaml = pod(
+        "[]",
+        "[{name: web, image: i, resources: {requests: {cpu: '0'}, limits: {cpu: 1}}}]",
+    );
+    let p = plan_json(&yaml);
+    assert_eq!(p["cgroup"]["containers"]["web"]["cpu.weight"], "100");
+}
+
+#[test]
+fn node_critical_pods_are_protected() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  priorityClassName: system-node-critical\n  containers: [{name: a, image: i, resources: {requests: {memory: 1Gi}}}]\n";
+    let p = plan_json(yaml);
+    assert_eq!(p["qosClass"], "Burstable");
+    assert_eq!(p["oomScoreAdj"]["a"], -997);
+}

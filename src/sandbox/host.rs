@@ -38,8 +38,13 @@ pub fn node_facts() -> Result<NodeFacts, HostError> {
     Ok(NodeFacts {
         memory_bytes,
         cpus,
-        hugepage_sizes: hugepage_sizes(Path::new("/sys/kernel/mm/hugepages")),
+        hugepage_sizes: hugepage_sizes_on_host(),
     })
+}
+
+/// The kernel's huge page sizes; none when it offers none.
+pub fn hugepage_sizes_on_host() -> Vec<u64> {
+    hugepage_sizes(Path::new("/sys/kernel/mm/hugepages"))
 }
 
 pub fn parse_mem_total(meminfo: &str) -> Option<u64> {

@@ -127,7 +127,7 @@ fn probes(c: &Container, path: &FieldPath, errors: &mut Vec<FieldError>) {
         ("startupProbe", &c.startup_probe, ProbeKind::Startup),
     ] {
         if let Some(p) = probe {
-            self::probe(p, kind, &path.child(field), c, errors);
+            self::probe(p, kind, &path.child(field), errors);
         }
     }
 }
@@ -139,13 +139,7 @@ enum ProbeKind {
     Startup,
 }
 
-fn probe(
-    p: &Probe,
-    kind: ProbeKind,
-    path: &FieldPath,
-    c: &Container,
-    errors: &mut Vec<FieldError>,
-) {
+fn probe(p: &Probe, kind: ProbeKind, path: &FieldPath, errors: &mut Vec<FieldError>) {
     handlers(
         path,
         &p.exec,
@@ -153,7 +147,6 @@ fn probe(
         &p.tcp_socket,
         p.grpc.as_ref(),
         false,
-        c,
         errors,
     );
     for (field, value) in [
@@ -195,7 +188,6 @@ fn probe(
 
 /// Exactly one handler, each valid. `grpc` exists on probes only, `sleep`
 /// on lifecycle hooks only.
-#[allow(clippy::too_many_arguments)]
 fn handlers(
     path: &FieldPath,
     exec: &Option<ExecAction>,
@@ -203,7 +195,6 @@ fn handlers(
     tcp_socket: &Option<TCPSocketAction>,
     grpc: Option<&GRPCAction>,
     sleep: bool,
-    c: &Container,
     errors: &mut Vec<FieldError>,
 ) {
     let mut count = 0;
@@ -225,7 +216,7 @@ fn handlers(
     if let Some(h) = http_get {
         one("httpGet", errors);
         let h_path = path.child("httpGet");
-        port_ref(&h.port, &h_path.child("port"), c, errors);
+        port_ref(&h.port, &h_path.child("port"), errors);
         if let Some(scheme) = h.scheme.as_deref()
             && !matches!(scheme, "HTTP" | "HTTPS")
         {
@@ -247,7 +238,7 @@ fn handlers(
     }
     if let Some(t) = tcp_socket {
         one("tcpSocket", errors);
-        port_ref(&t.port, &path.child("tcpSocket").child("port"), c, errors);
+        port_ref(&t.port, &path.child("tcpSocket").child("port"), errors);
     }
     if let Some(g) = grpc {
         one("grpc", errors);
@@ -274,7 +265,7 @@ fn is_http_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-'
 }
 
-fn port_ref(port: &IntOrString, path: &FieldPath, _c: &Container, errors: &mut Vec<FieldError>) {
+fn port_ref(port: &IntOrString, path: &FieldPath, errors: &mut Vec<FieldError>) {
     match port {
         IntOrString::Int(n) => {
             if let Some(msg) = names::port_number((*n).into()) {
@@ -292,7 +283,7 @@ fn lifecycle(c: &Container, path: &FieldPath, pod: &PodContext, errors: &mut Vec
     let lc_path = path.child("lifecycle");
     for (field, hook) in [("postStart", &lc.post_start), ("preStop", &lc.pre_stop)] {
         if let Some(h) = hook {
-            lifecycle_handler(h, &lc_path.child(field), c, pod, errors);
+            lifecycle_handler(h, &lc_path.child(field), pod, errors);
         }
     }
     if let Some(signal) = lc.stop_signal.as_deref() {
@@ -355,7 +346,6 @@ const LINUX_STOP_SIGNALS: &[&str] = &[
 fn lifecycle_handler(
     h: &LifecycleHandler,
     path: &FieldPath,
-    c: &Container,
     pod: &PodContext,
     errors: &mut Vec<FieldError>,
 ) {
@@ -366,7 +356,6 @@ fn lifecycle_handler(
         &h.tcp_socket,
         None,
         h.sleep.is_some(),
-        c,
         errors,
     );
     if let Some(sleep) = &h.sleep

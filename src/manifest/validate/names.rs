@@ -137,6 +137,23 @@ pub fn env_var_name(s: &str) -> Vec<String> {
     }
 }
 
+pub const SYSCTL_REGEX: &str =
+    "^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$";
+
+/// Sysctl names: dot- or slash-separated segments of `[a-z0-9_-]` that
+/// start and end alphanumeric, at most 253 characters.
+pub fn sysctl_name(s: &str) -> bool {
+    let segment = |seg: &str| {
+        let b = seg.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+    };
+    s.len() <= 253 && s.split(['.', '/']).all(segment)
+}
+
 pub const PORT_RANGE_MSG: &str = "must be between 1 and 65535, inclusive";
 
 pub fn port_number(n: i64) -> Option<&'static str> {

@@ -144,6 +144,83 @@ pub fn validate(pod: &Pod, path: &FieldPath, errors: &mut Vec<FieldError>) {
         ));
     }
     resources::overhead(spec.overhead.as_ref(), &path.child("overhead"), errors);
+    scheduling(pod, path, errors);
+}
+
+/// Fields only a scheduler acts on: podrun checks them as the API server
+/// does, so a manifest it accepts is one a cluster accepts too.
+fn scheduling(pod: &Pod, path: &FieldPath, errors: &mut Vec<FieldError>) {
+    let spec = &pod.spec;
+    let selector_path = path.child("nodeSelector");
+    for (key, value) in spec.node_selector.iter().flatten() {
+        invalid_each(errors, &selector_path, key, names::qualified_name(key));
+        invalid_each(errors, &selector_path, value, names::label_value(value));
+    }
+    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
+        let t_path = path.child("tolerations").index(i);
+        let key = t.key.as_deref().unwrap_or_default();
+        if !key.is_empty() {
+            invalid_each(
+                errors,
+                &t_path.child("key"),
+                key,
+                names::qualified_name(key),
+            );
+        }
+        let operator = t.operator.as_deref().unwrap_or_default();
+        match operator {
+            "" | "Equal" => {
+                if key.is_empty() {
+                    errors.push(FieldError::invalid(
+                        &t_path.child("operator"),
+                        operator,
+                        "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+                    ));
+                }
+            }
+            "Exists" => {
+                if let Some(value) = t.value.as_deref().filter(|v| !v.is_empty()) {
+                    errors.push(FieldError::invalid(
+                        &t_path.child("operator"),
+                        value,
+                        "value must be empty when `operator` is 'Exists'",
+                    ));
+                }
+            }
+            other => errors.push(FieldError::not_supported(
+                &t_path.child("operator"),
+                other,
+                &["Equal", "Exists"],
+            )),
+        }
+        if let Some(effect) = t.effect.as_deref()
+            && !matches!(effect, "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute")
+        {
+            errors.push(FieldError::not_supported(
+                &t_path.child("effect"),
+                effect,
+                &["NoExecute", "NoSchedule", "PreferNoSchedule"],
+            ));
+        }
+    }
+    if let Some(sc) = &spec.security_context {
+        for (i, sysctl) in sc.sysctls.iter().flatten().enumerate() {
+            if !names::sysctl_name(&sysctl.name) {
+                errors.push(FieldError::invalid(
+                    &path
+                        .child("securityContext")
+                        .child("sysctls")
+                        .index(i)
+                        .child("name"),
+                    &sysctl.name,
+                    format!(
+                        "must have at most 253 characters and match regex {}",
+                        names::SYSCTL_REGEX
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn dns(pod: &Pod, path: &FieldPath, errors: &mut Vec<FieldError>) {

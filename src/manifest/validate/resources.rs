@@ -47,6 +47,20 @@ fn is_extended(name: &str) -> bool {
     name.contains('/') && !name.starts_with("kubernetes.io/") && !name.starts_with("requests.")
 }
 
+/// Standard Kubernetes resource names that are not container resources.
+const STANDARD_NOT_FOR_CONTAINERS: &[&str] = &[
+    "storage",
+    "pods",
+    "services",
+    "replicationcontrollers",
+    "resourcequotas",
+    "secrets",
+    "configmaps",
+    "persistentvolumeclaims",
+    "services.nodeports",
+    "services.loadbalancers",
+];
+
 /// Resource names a container may ask for.
 fn name(name: &str, path: &FieldPath, errors: &mut Vec<FieldError>) {
     if name.contains('/') {
@@ -73,11 +87,13 @@ fn name(name: &str, path: &FieldPath, errors: &mut Vec<FieldError>) {
             }
         }
         _ => {
-            errors.push(FieldError::invalid(
-                path,
-                name,
-                "must be a standard resource type or fully qualified",
-            ));
+            if !STANDARD_NOT_FOR_CONTAINERS.contains(&name) {
+                errors.push(FieldError::invalid(
+                    path,
+                    name,
+                    "must be a standard resource type or fully qualified",
+                ));
+            }
             errors.push(FieldError::invalid(
                 path,
                 name,
@@ -134,7 +150,7 @@ pub fn container(r: Option<&ResourceRequirements>, path: &FieldPath, errors: &mu
             }
             Some((limit, limit_raw)) if !overcommittable && request != limit => {
                 errors.push(FieldError::invalid(
-                    &requests_path.key(n),
+                    &requests_path,
                     raw,
                     format!("must be equal to {n} limit of {limit_raw}"),
                 ))

@@ -417,3 +417,88 @@ fn non_overcommittable_resources() {
         "spec.containers[0].resources: Forbidden: HugePages require cpu or memory",
     );
 }
+
+#[test]
+fn zero_and_empty_mean_default_as_in_the_api_server() {
+    // Go's plain fields cannot tell 0 or "" from absent: they are defaulted.
+    let m = parse(&pod("  restartPolicy: ''\n  dnsPolicy: ''\n  containers: [{name: a, image: i, imagePullPolicy: '', ports: [{containerPort: 80, protocol: ''}], livenessProbe: {exec: {command: [x]}, successThreshold: 0, periodSeconds: 0}}]\n")).unwrap();
+    let c = &m.pod.spec.containers[0];
+    assert_eq!(m.pod.spec.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+    assert_eq!(
+        c.ports.as_ref().unwrap()[0].protocol.as_deref(),
+        Some("TCP")
+    );
+    let probe = c.liveness_probe.as_ref().unwrap();
+    assert_eq!(
+        (probe.success_threshold, probe.period_seconds),
+        (Some(1), Some(10))
+    );
+}
+
+#[test]
+fn a_bad_limit_is_reported_once_at_the_limit() {
+    let errors = errors(&pod(
+        "  containers: [{name: a, image: i, resources: {limits: {cpu: '1_000'}}}]\n",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("spec.containers[0].resources.limits[cpu]"));
+}
+
+#[test]
+fn standard_names_that_are_not_for_containers() {
+    let errors = errors(&pod(
+        "  containers: [{name: a, image: i, resources: {requests: {storage: 1Gi}}}]\n",
+    ));
+    assert_eq!(
+        errors,
+        [
+            "spec.containers[0].resources.requests[storage]: Invalid value: \"storage\": must be a standard resource for containers"
+        ]
+    );
+}
+
+#[test]
+fn scheduling_fields() {
+    refused(
+        &pod("  tolerations: [{key: k, operator: equals}]\n  containers: [{name: a, image: i}]\n"),
+        "spec.tolerations[0].operator: Unsupported value: \"equals\": supported values: \"Equal\", \"Exists\"",
+    );
+    let found = errors(&pod(
+        "  nodeSelector: {'bad key!': x}\n  containers: [{name: a, image: i}]\n",
+    ));
+    assert!(
+        found[0].starts_with("spec.nodeSelector: Invalid value: \"bad key!\""),
+        "{found:?}"
+    );
+    let errors = errors(&pod(
+        "  securityContext: {sysctls: [{name: bad name, value: '1'}]}\n  containers: [{name: a, image: i}]\n",
+    ));
+    assert!(errors[0].starts_with("spec.securityContext.sysctls[0].name: Invalid value: \"bad name\": must have at most 253 characters"), "{errors:?}");
+    parse(&pod("  securityContext: {sysctls: [{name: net.ipv4.ip_forward, value: '1'}, {name: kernel/shm_rmid_forced, value: '1'}]}\n  containers: [{name: a, image: i}]\n")).unwrap();
+}
+
+#[test]
+fn deployment_strategy_and_job_failure_policy() {
+    refused(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}\n  template:\n    metadata: {labels: {app: d}}\n    spec: {containers: [{name: a, image: i}]}\n",
+        "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'",
+    );
+    refused(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  podFailurePolicy: {rules: [{action: Bogus, onExitCodes: {operator: In, values: [1]}}]}\n  template:\n    spec: {restartPolicy: Never, containers: [{name: a, image: i}]}\n",
+        "spec.podFailurePolicy.rules[0].action: Unsupported value: \"Bogus\": supported values: \"Count\", \"FailIndex\", \"FailJob\", \"Ignore\"",
+    );
+}
+
+#[test]
+fn yaml_is_read_as_kubectl_reads_it() {
+    // YAML 1.1, as kubectl: a leading zero is octal.
+    let m = parse(&pod(
+        "  containers: [{name: a, image: i, resources: {requests: {cpu: 010}}}]\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        m.pod.containers[0].resources.requests["cpu"].millis_ceil(),
+        8000
+    );
+}

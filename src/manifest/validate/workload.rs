@@ -55,6 +55,27 @@ pub fn validate(e: &Extracted, errors: &mut Vec<FieldError>) {
                     ));
                 }
             }
+            for (i, rule) in job
+                .pod_failure_policy
+                .iter()
+                .flat_map(|p| p.rules.iter())
+                .enumerate()
+            {
+                if !matches!(
+                    rule.action.as_str(),
+                    "FailJob" | "FailIndex" | "Ignore" | "Count"
+                ) {
+                    errors.push(FieldError::not_supported(
+                        &spec
+                            .child("podFailurePolicy")
+                            .child("rules")
+                            .index(i)
+                            .child("action"),
+                        rule.action.as_str(),
+                        &["Count", "FailIndex", "FailJob", "Ignore"],
+                    ));
+                }
+            }
             if let Some(selector) = &job.selector
                 && job.manual_selector != Some(true)
             {
@@ -109,6 +130,24 @@ pub fn validate(e: &Extracted, errors: &mut Vec<FieldError>) {
                 ));
             } else if !matches(selector, &e.pod.labels) {
                 errors.push(labels_mismatch(e));
+            }
+            if let Some(strategy) = &d.strategy {
+                let strategy_path = spec.child("strategy");
+                match strategy.type_.as_deref() {
+                    None | Some("RollingUpdate") => {}
+                    Some("Recreate") if strategy.rolling_update.is_some() => {
+                        errors.push(FieldError::forbidden(
+                            &strategy_path.child("rollingUpdate"),
+                            "may not be specified when strategy `type` is 'Recreate'",
+                        ))
+                    }
+                    Some("Recreate") => {}
+                    Some(other) => errors.push(FieldError::not_supported(
+                        &strategy_path.child("type"),
+                        other,
+                        &["Recreate", "RollingUpdate"],
+                    )),
+                }
             }
             non_negative(
                 errors,
