@@ -37,10 +37,23 @@ impl Engine {
         if self.conditions.initialized.is_none() {
             self.conditions.initialized = Some(now);
         }
+        // The kubelet starts the apps one after another in spec order, each
+        // once the one before is running and its postStart hook has
+        // returned (e2e: "should not launch second container before
+        // PostStart of the first container completed").
         for i in 0..self.containers.len() {
             let c = &self.containers[i];
-            if c.model.kind == ContainerKind::App && matches!(c.state, State::Pending) {
-                self.start_container(i, actions);
+            if c.model.kind != ContainerKind::App {
+                continue;
+            }
+            match c.state {
+                State::Pending => self.start_container(i, actions),
+                State::Creating => return,
+                State::Running { .. } if !c.post_start_done => return,
+                _ => {}
+            }
+            if matches!(self.containers[i].state, State::Creating) {
+                return;
             }
         }
     }

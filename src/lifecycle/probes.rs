@@ -44,7 +44,7 @@ impl Engine {
         });
     }
 
-    fn stop_probe(&mut self, i: usize, kind: ProbeKind, actions: &mut Vec<Action>) {
+    pub(super) fn stop_probe(&mut self, i: usize, kind: ProbeKind, actions: &mut Vec<Action>) {
         let c = &mut self.containers[i];
         if let Some(pos) = c.probes.iter().position(|p| *p == kind) {
             c.probes.remove(pos);
@@ -146,9 +146,12 @@ impl Engine {
                 } else {
                     (KillReason::Liveness, "liveness")
                 };
+                let restarts = c.model.kind == crate::manifest::ContainerKind::Sidecar
+                    || self.model.restart_policy != super::RestartPolicy::Never;
                 c.next_message = Some(format!(
-                    "Container {} failed {what} probe, will be restarted: {output}",
-                    c.model.name
+                    "Container {} failed {what} probe{}: {output}",
+                    c.model.name,
+                    if restarts { ", will be restarted" } else { "" }
                 ));
                 let grace = spec
                     .termination_grace_seconds

@@ -133,7 +133,14 @@ impl Engine {
         if c.model.kind == ContainerKind::Init && t.exit_code == 0 {
             c.completed = true;
         }
+        // A container killed for failing its liveness or startup probe is
+        // started again unless the policy is Never, whatever it exited with
+        // (the kubelet puts it straight back among the containers to start).
+        let probe_kill = stopping
+            .as_ref()
+            .is_some_and(|s| matches!(s.reason, KillReason::Liveness | KillReason::Startup));
         let wants_restart = restart_anyway
+            || (probe_kill && self.model.restart_policy != RestartPolicy::Never)
             || match c.model.kind {
                 ContainerKind::Sidecar => true,
                 ContainerKind::Init => {

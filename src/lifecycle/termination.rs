@@ -4,7 +4,7 @@
 //! left of the pod's grace period, each given at least the kubelet's minimum.
 
 use super::container::{KillReason, State, Stopping};
-use super::{Action, Engine, Hook, Phase, PodStop, Signal, StopCause, Time, TimerKind};
+use super::{Action, Engine, Hook, Phase, PodStop, ProbeKind, Signal, StopCause, Time, TimerKind};
 use crate::manifest::ContainerKind;
 
 /// The kubelet never gives a container less than this between SIGTERM and
@@ -129,12 +129,14 @@ impl Engine {
         if self.containers[i].stopping.is_some() || !self.containers[i].is_running() {
             return;
         }
-        self.stop_probes(i, actions);
+        // Liveness and startup probes stop; readiness keeps running through
+        // preStop, as the kubelet's does.
+        self.stop_probe(i, ProbeKind::Startup, actions);
+        self.stop_probe(i, ProbeKind::Liveness, actions);
         let force = reason == KillReason::PodStop && self.stop.as_ref().is_some_and(|s| s.force);
         let name = self.containers[i].model.name.clone();
         let timer = self.timer(TimerKind::KillDeadline(name.clone()));
         let c = &mut self.containers[i];
-        c.ready = false;
         let waits_for_turn =
             reason == KillReason::PodStop && c.model.kind == ContainerKind::Sidecar;
         let mut stopping = Stopping {

@@ -17,8 +17,10 @@ pub struct Behaviour {
     pub exits: Vec<Option<i32>>,
     /// How long each run lasts before exiting on its own.
     pub run_ms: i64,
-    /// Exits this long after SIGTERM (with 143); `None` ignores SIGTERM.
+    /// Exits this long after SIGTERM; `None` ignores SIGTERM.
     pub term_ms: Option<i64>,
+    /// The exit code on SIGTERM (143 when unset: killed by the signal).
+    pub term_code: Option<i32>,
     /// postStart takes this long; `Err` fails it.
     pub post_start: (i64, Result<(), String>),
     /// preStop takes this long.
@@ -43,6 +45,7 @@ impl Default for Behaviour {
             exits: vec![None],
             run_ms: 0,
             term_ms: Some(0),
+            term_code: None,
             post_start: (0, Ok(())),
             pre_stop_ms: 0,
             startup_failures: 0,
@@ -68,6 +71,18 @@ impl Behaviour {
     /// Runs until signalled; exits at once on SIGTERM.
     pub fn serves() -> Behaviour {
         Behaviour::default()
+    }
+
+    /// The e2e suite's containers: run `secs`, exit with `code`; on SIGTERM
+    /// exit after `term_secs` with the same code.
+    pub fn e2e(secs: i64, code: i32, term_secs: i64) -> Behaviour {
+        Behaviour {
+            exits: vec![Some(code)],
+            run_ms: secs * 1000,
+            term_ms: Some(term_secs * 1000),
+            term_code: Some(code),
+            ..Behaviour::default()
+        }
     }
 }
 
@@ -282,7 +297,7 @@ impl Sim {
                         ms,
                         Event::Exited {
                             container: name.to_owned(),
-                            status: ExitStatus::Code(143),
+                            status: ExitStatus::Code(b.term_code.unwrap_or(143)),
                             oom_killed: false,
                         },
                     );
