@@ -105,19 +105,56 @@ impl Engine {
         output: String,
         actions: &mut Vec<Action>,
     ) {
-        let c = &mut self.containers[i];
-        // A result from a probe that is no longer running is stale.
-        if !c.probes.contains(&kind) || !matches!(c.state, State::Running { .. }) {
+        let Some((passed, failed, grace)) = self.count_probe_result(i, kind, success) else {
             return;
+        };
+        match kind {
+            ProbeKind::Startup if passed => {
+                self.stop_probe(i, ProbeKind::Startup, actions);
+                self.mark_started(i, actions);
+            }
+            ProbeKind::Readiness if passed => self.containers[i].ready = true,
+            ProbeKind::Readiness if failed => self.containers[i].ready = false,
+            ProbeKind::Startup | ProbeKind::Liveness if failed => {
+                let (reason, what) = if kind == ProbeKind::Startup {
+                    (KillReason::Startup, "startup")
+                } else {
+                    (KillReason::Liveness, "liveness")
+                };
+                let c = &self.containers[i];
+                let restarts = c.model.kind == crate::manifest::ContainerKind::Sidecar
+                    || self.model.restart_policy != super::RestartPolicy::Never;
+                let message = format!(
+                    "Container {} failed {what} probe{}: {output}",
+                    c.model.name,
+                    if restarts { ", will be restarted" } else { "" }
+                );
+                self.containers[i].next_message = Some(message);
+                self.kill_container(now, i, reason, now.plus_secs(grace), actions);
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts one result against the probe's thresholds: (passed, failed,
+    /// grace for a kill), or `None` for a result of a probe that no longer
+    /// runs.
+    fn count_probe_result(
+        &mut self,
+        i: usize,
+        kind: ProbeKind,
+        success: bool,
+    ) -> Option<(bool, bool, i64)> {
+        let pod_grace = self.model.grace_seconds;
+        let c = &mut self.containers[i];
+        if !c.probes.contains(&kind) || !matches!(c.state, State::Running { .. }) {
+            return None;
         }
         let spec = match kind {
             ProbeKind::Startup => c.model.startup_probe,
             ProbeKind::Readiness => c.model.readiness_probe,
             ProbeKind::Liveness => c.model.liveness_probe,
-        };
-        let Some(spec) = spec else {
-            return;
-        };
+        }?;
         let slot = probe_slot(kind);
         if success {
             c.successes[slot] += 1;
@@ -126,40 +163,11 @@ impl Engine {
             c.failures[slot] += 1;
             c.successes[slot] = 0;
         }
-        let passed = c.successes[slot] >= spec.success_threshold;
-        let failed = c.failures[slot] >= spec.failure_threshold;
-        match kind {
-            ProbeKind::Startup if passed => {
-                self.stop_probe(i, ProbeKind::Startup, actions);
-                self.mark_started(i, actions);
-            }
-            ProbeKind::Readiness => {
-                if passed {
-                    c.ready = true;
-                } else if failed {
-                    c.ready = false;
-                }
-            }
-            ProbeKind::Startup | ProbeKind::Liveness if failed => {
-                let (reason, what) = if kind == ProbeKind::Startup {
-                    (KillReason::Startup, "startup")
-                } else {
-                    (KillReason::Liveness, "liveness")
-                };
-                let restarts = c.model.kind == crate::manifest::ContainerKind::Sidecar
-                    || self.model.restart_policy != super::RestartPolicy::Never;
-                c.next_message = Some(format!(
-                    "Container {} failed {what} probe{}: {output}",
-                    c.model.name,
-                    if restarts { ", will be restarted" } else { "" }
-                ));
-                let grace = spec
-                    .termination_grace_seconds
-                    .unwrap_or(self.model.grace_seconds);
-                self.kill_container(now, i, reason, now.plus_secs(grace), actions);
-            }
-            _ => {}
-        }
+        Some((
+            c.successes[slot] >= spec.success_threshold,
+            c.failures[slot] >= spec.failure_threshold,
+            spec.termination_grace_seconds.unwrap_or(pod_grace),
+        ))
     }
 
     /// `ContainersReady` / `Ready`: every app and every sidecar is ready.

@@ -94,45 +94,62 @@ impl Engine {
 
     pub fn status(&self) -> PodStatus {
         let initialized = self.initialized();
-        let mut init_statuses = Vec::new();
-        let mut app_statuses = Vec::new();
-        for c in &self.containers {
-            let status = self.container_status(c, initialized);
-            if c.model.kind == ContainerKind::App {
-                app_statuses.push(status);
-            } else {
-                init_statuses.push(status);
-            }
-        }
-        let start = self.start_time;
-        let incomplete: Vec<&str> = self
+        let (init_statuses, app_statuses): (Vec<_>, Vec<_>) = self
             .containers
             .iter()
-            .filter(|c| match c.model.kind {
+            .map(|c| (c.model.kind, self.container_status(c, initialized)))
+            .partition(|(kind, _)| *kind != ContainerKind::App);
+        let strip = |list: Vec<(ContainerKind, ContainerStatus)>| -> Vec<ContainerStatus> {
+            list.into_iter().map(|(_, s)| s).collect()
+        };
+        let init_statuses = strip(init_statuses);
+        PodStatus {
+            phase: Some(self.phase().as_str().to_owned()),
+            conditions: Some(self.conditions()),
+            init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+            container_statuses: Some(strip(app_statuses)),
+            qos_class: Some(self.model.qos_class.clone()),
+            start_time: self.start_time.and_then(api_time),
+            reason: self.reason.as_ref().map(|(r, _)| r.clone()),
+            message: self.reason.as_ref().map(|(_, m)| m.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// The pod conditions, in the order the kubelet lists them.
+    fn conditions(&self) -> Vec<PodCondition> {
+        let start = self.start_time;
+        let names = |pick: &dyn Fn(&Container) -> bool| -> String {
+            let list: Vec<&str> = self
+                .containers
+                .iter()
+                .filter(|c| pick(c))
+                .map(|c| c.model.name.as_str())
+                .collect();
+            list.join(" ")
+        };
+        let initialized = self.initialized();
+        let not_initialized = (!initialized).then(|| {
+            let incomplete = names(&|c| match c.model.kind {
                 ContainerKind::Init => !c.completed,
                 ContainerKind::Sidecar => !c.ever_started,
                 ContainerKind::App => false,
-            })
-            .map(|c| c.model.name.as_str())
-            .collect();
-        let unready: Vec<&str> = self
-            .containers
-            .iter()
-            .filter(|c| c.model.kind != ContainerKind::Init && !(c.ready && c.is_running()))
-            .map(|c| c.model.name.as_str())
-            .collect();
+            });
+            (
+                "ContainersNotInitialized",
+                format!("containers with incomplete status: [{incomplete}]"),
+            )
+        });
         let (ready, ready_at) = self.conditions.ready;
-        let not_ready = |reason: &str| {
-            (!ready).then(|| {
-                (
-                    reason.to_owned(),
-                    format!("containers with unready status: [{}]", unready.join(" ")),
-                )
-            })
-        };
-        let not_ready_ready = not_ready("ContainersNotReady");
-        let not_ready_containers = not_ready("ContainersNotReady");
-        let conditions = vec![
+        let not_ready = (!ready).then(|| {
+            let unready =
+                names(&|c| c.model.kind != ContainerKind::Init && !(c.ready && c.is_running()));
+            (
+                "ContainersNotReady",
+                format!("containers with unready status: [{unready}]"),
+            )
+        });
+        vec![
             condition(
                 "PodReadyToStartContainers",
                 self.finished.is_none(),
@@ -143,45 +160,12 @@ impl Engine {
                 "Initialized",
                 initialized,
                 self.conditions.initialized.or(start),
-                (!initialized).then(|| {
-                    (
-                        "ContainersNotInitialized",
-                        format!(
-                            "containers with incomplete status: [{}]",
-                            incomplete.join(" ")
-                        ),
-                    )
-                }),
+                not_initialized,
             ),
-            condition(
-                "Ready",
-                ready,
-                ready_at,
-                not_ready_ready
-                    .as_ref()
-                    .map(|(r, m)| (r.as_str(), m.clone())),
-            ),
-            condition(
-                "ContainersReady",
-                ready,
-                ready_at,
-                not_ready_containers
-                    .as_ref()
-                    .map(|(r, m)| (r.as_str(), m.clone())),
-            ),
+            condition("Ready", ready, ready_at, not_ready.clone()),
+            condition("ContainersReady", ready, ready_at, not_ready),
             condition("PodScheduled", true, start, None),
-        ];
-        PodStatus {
-            phase: Some(self.phase().as_str().to_owned()),
-            conditions: Some(conditions),
-            init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
-            container_statuses: Some(app_statuses),
-            qos_class: Some(self.model.qos_class.clone()),
-            start_time: start.and_then(api_time),
-            reason: self.reason.as_ref().map(|(r, _)| r.clone()),
-            message: self.reason.as_ref().map(|(_, m)| m.clone()),
-            ..Default::default()
-        }
+        ]
     }
 
     fn container_status(&self, c: &Container, initialized: bool) -> ContainerStatus {

@@ -1,0 +1,178 @@
+//! The engine's interface: the time, the events it is fed, the actions it
+//! returns, and its errors.
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch, as the caller's clock said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Time(pub i64);
+
+impl Time {
+    pub fn plus_secs(self, secs: i64) -> Time {
+        Time(self.0.saturating_add(secs.saturating_mul(1000)))
+    }
+
+    pub fn plus_millis(self, millis: i64) -> Time {
+        Time(self.0.saturating_add(millis))
+    }
+
+    pub fn millis_since(self, earlier: Time) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ProbeKind {
+    Startup,
+    Readiness,
+    Liveness,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Hook {
+    PostStart,
+    PreStop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+/// How a container's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started {
+        container: String,
+        pid: u32,
+    },
+    Exited {
+        container: String,
+        status: ExitStatus,
+        /// The container cgroup's `memory.events` oom_kill grew.
+        oom_killed: bool,
+    },
+    /// The process was created but could not exec (`StartError`).
+    StartFailed {
+        container: String,
+        message: String,
+    },
+    /// The container could not be created at all (`CreateContainerError`).
+    CreateFailed {
+        container: String,
+        message: String,
+    },
+    HookFinished {
+        container: String,
+        hook: Hook,
+        /// `Err` with the hook's output when it failed.
+        result: Result<(), String>,
+    },
+    ProbeResult {
+        container: String,
+        probe: ProbeKind,
+        success: bool,
+        output: String,
+    },
+    TimerFired(Timer),
+    StopRequested {
+        grace_seconds: Option<i64>,
+    },
+    ImageChanged {
+        container: String,
+        image: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum TimerKind {
+    /// A container's CrashLoopBackOff ends.
+    Backoff(String),
+    /// A stopping container's SIGTERM (after preStop) or SIGKILL is due.
+    KillDeadline(String),
+    /// The pod's termination grace period ends.
+    PodGrace,
+    /// `activeDeadlineSeconds` after the pod started.
+    ActiveDeadline,
+}
+
+/// A timer the engine asked for; it carries a generation so that a timer
+/// made stale by later events is recognised and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Timer {
+    pub kind: TimerKind,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Action {
+    Start {
+        container: String,
+        restart_count: u32,
+    },
+    RunHook {
+        container: String,
+        hook: Hook,
+    },
+    Signal {
+        container: String,
+        signal: Signal,
+    },
+    StartProbe {
+        container: String,
+        probe: ProbeKind,
+    },
+    StopProbe {
+        container: String,
+        probe: ProbeKind,
+    },
+    ArmTimer {
+        at: Time,
+        timer: Timer,
+    },
+    /// Kill whatever is left in the pod cgroup.
+    KillPod,
+    Finished {
+        phase: Phase,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("no container named {0:?} in this pod")]
+    UnknownContainer(String),
+    #[error("container {container:?}: {event} while it is {state}")]
+    Unexpected {
+        container: String,
+        event: &'static str,
+        state: &'static str,
+    },
+    #[error("the pod has not been started")]
+    NotStarted,
+}
