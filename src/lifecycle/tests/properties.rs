@@ -290,6 +290,13 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
                     }
                 }
             }
+            Entry::Action(Action::StartProbe { container, probe }) => {
+                prop_assert!(
+                    running.get(container).copied().unwrap_or(false),
+                    "{probe:?} probe for {container}, which is not running\n{}",
+                    sim.trace.join("\n")
+                );
+            }
             Entry::Action(_) => {}
         }
     }

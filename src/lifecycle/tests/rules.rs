@@ -760,3 +760,111 @@ fn status_shape() {
                "lastState": {}})
     );
 }
+
+#[test]
+fn create_container_error_waits_and_retries() {
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    let t0 = crate::lifecycle::Time(0);
+    assert_eq!(
+        engine.start(t0),
+        [crate::lifecycle::Action::Start {
+            container: "app".to_owned(),
+            restart_count: 0
+        }]
+    );
+    let actions = engine
+        .handle(
+            t0,
+            Event::CreateFailed {
+                container: "app".to_owned(),
+                message: "no such image".to_owned(),
+            },
+        )
+        .unwrap();
+    // Retried after the first backoff step, without counting a restart.
+    let [crate::lifecycle::Action::ArmTimer { at, timer }] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(*at, crate::lifecycle::Time(10_000));
+    let s = serde_json::to_value(engine.status()).unwrap();
+    assert_eq!(
+        s["containerStatuses"][0]["state"]["waiting"],
+        json!({"reason": "CreateContainerError", "message": "no such image"})
+    );
+    let actions = engine
+        .handle(*at, Event::TimerFired(timer.clone()))
+        .unwrap();
+    assert_eq!(
+        actions,
+        [crate::lifecycle::Action::Start {
+            container: "app".to_owned(),
+            restart_count: 0
+        }]
+    );
+}
+
+#[test]
+fn a_second_stop_request_can_only_hasten_termination() {
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let stubborn = Behaviour {
+        term_ms: None,
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", stubborn)]);
+    sim.start();
+    sim.schedule(
+        1000,
+        Event::StopRequested {
+            grace_seconds: None,
+        },
+    );
+    // A later request with a longer grace changes nothing; Ctrl-C twice
+    // (grace 0) kills at once.
+    sim.schedule(
+        2000,
+        Event::StopRequested {
+            grace_seconds: Some(60),
+        },
+    );
+    sim.schedule(
+        5000,
+        Event::StopRequested {
+            grace_seconds: Some(0),
+        },
+    );
+    sim.run(120_000);
+    assert_eq!(
+        sim.lines(&["Term", "Kill", "finished"]),
+        [
+            "  1.000 Term app",
+            "  5.000 Kill app",
+            "  5.000 finished Failed"
+        ]
+    );
+}
+
+#[test]
+fn events_for_unknown_or_idle_containers_are_errors() {
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    let t = crate::lifecycle::Time(0);
+    let started = |name: &str| Event::Started {
+        container: name.to_owned(),
+        pid: 1,
+    };
+    assert_eq!(
+        engine.handle(t, started("app")),
+        Err(crate::lifecycle::LifecycleError::NotStarted)
+    );
+    engine.start(t);
+    assert!(matches!(
+        engine.handle(t, started("nope")),
+        Err(crate::lifecycle::LifecycleError::UnknownContainer(_))
+    ));
+    engine.handle(t, started("app")).unwrap();
+    assert!(matches!(
+        engine.handle(t, started("app")),
+        Err(crate::lifecycle::LifecycleError::Unexpected { .. })
+    ));
+}
