@@ -9,7 +9,8 @@ use proptest::prelude::*;
 
 use super::sim::{Behaviour, Entry, Sim};
 use crate::lifecycle::{
-    Action, ContainerModel, Event, ExitStatus, Hook, PodModel, RestartPolicy, Signal,
+    Action, ContainerModel, Event, ExitStatus, Hook, PodModel, ProbeKind, ProbeSpec, RestartPolicy,
+    Signal,
 };
 use crate::manifest::ContainerKind;
 
@@ -29,15 +30,23 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
         prop_oneof![Just(None), (0i64..4000).prop_map(Some)],
         prop_oneof![Just(None), (0i64..3000).prop_map(Some)],
         prop_oneof![Just(None), (0i64..3000).prop_map(Some)],
+        prop_oneof![Just(None), (0u32..4).prop_map(Some)],
+        prop_oneof![Just(None), (0u32..4).prop_map(Some)],
     )
-        .prop_map(|(exits, run_ms, term_ms, post_start, pre_stop)| Behaviour {
-            exits,
-            run_ms,
-            term_ms,
-            post_start: (post_start.unwrap_or(-1), Ok(())),
-            pre_stop_ms: pre_stop.unwrap_or(-1),
-            ..Behaviour::default()
-        })
+        .prop_map(
+            |(exits, run_ms, term_ms, post_start, pre_stop, startup, readiness)| Behaviour {
+                exits,
+                run_ms,
+                term_ms,
+                post_start: (post_start.unwrap_or(-1), Ok(())),
+                pre_stop_ms: pre_stop.unwrap_or(-1),
+                // u32::MAX failures stands for "no such probe" here.
+                startup_failures: startup.unwrap_or(u32::MAX),
+                readiness_failures: readiness.unwrap_or(u32::MAX),
+                period_ms: 700,
+                ..Behaviour::default()
+            },
+        )
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -100,8 +109,22 @@ fn model(shape: &Shape) -> PodModel {
                 // A negative duration in the behaviour means "no hook".
                 post_start: shape.behaviours[i].post_start.0 >= 0,
                 pre_stop: shape.behaviours[i].pre_stop_ms >= 0,
-                startup_probe: None,
-                readiness_probe: None,
+                // Startup probes that pass after a few tries (their failure
+                // threshold is never reached), readiness probes that flap.
+                startup_probe: (shape.behaviours[i].startup_failures != u32::MAX).then_some(
+                    ProbeSpec {
+                        success_threshold: 1,
+                        failure_threshold: 10,
+                        termination_grace_seconds: None,
+                    },
+                ),
+                readiness_probe: (shape.behaviours[i].readiness_failures != u32::MAX).then_some(
+                    ProbeSpec {
+                        success_threshold: 1,
+                        failure_threshold: 1,
+                        termination_grace_seconds: None,
+                    },
+                ),
                 liveness_probe: None,
             })
             .collect(),
@@ -150,12 +173,13 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
             },
         );
     }
-    sim.run(3_000_000);
+    sim.run(1_200_000);
 
     // Replay actions and events in time order.
     let kind = |name: &str| shape.kinds[names.iter().position(|n| n == name).expect("name")];
     let idx = |name: &str| names.iter().position(|n| n == name).expect("name");
     let has_post_start = |name: &str| shape.behaviours[idx(name)].post_start.0 >= 0;
+    let has_startup = |name: &str| shape.behaviours[idx(name)].startup_failures != u32::MAX;
     let mut running: HashMap<String, bool> = HashMap::new();
     let mut completed: HashMap<String, bool> = HashMap::new();
     let mut sidecar_started: HashMap<String, bool> = HashMap::new();
@@ -168,7 +192,10 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
         match entry {
             Entry::Event(Event::Started { container, .. }) => {
                 running.insert(container.clone(), true);
-                if kind(container) == ContainerKind::Sidecar && !has_post_start(container) {
+                if kind(container) == ContainerKind::Sidecar
+                    && !has_post_start(container)
+                    && !has_startup(container)
+                {
                     sidecar_started.insert(container.clone(), true);
                 }
             }
@@ -178,6 +205,7 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
                 result: Ok(()),
             }) => {
                 if kind(container) == ContainerKind::Sidecar
+                    && !has_startup(container)
                     && running.get(container).copied().unwrap_or(false)
                 {
                     sidecar_started.insert(container.clone(), true);
@@ -290,6 +318,15 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
                     }
                 }
             }
+            // A startup probe stops for good on success: the sidecar started.
+            Entry::Action(Action::StopProbe {
+                container,
+                probe: ProbeKind::Startup,
+            }) if kind(container) == ContainerKind::Sidecar
+                && running.get(container).copied().unwrap_or(false) =>
+            {
+                sidecar_started.insert(container.clone(), true);
+            }
             Entry::Action(Action::StartProbe { container, probe }) => {
                 prop_assert!(
                     running.get(container).copied().unwrap_or(false),
@@ -311,14 +348,25 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
             .filter(|(k, _)| **k == of)
             .all(|(_, b)| finishes_for_good(shape.policy, &b.exits))
     };
-    // A sidecar that always dies before its postStart hook is done never
-    // starts, and init waits for it forever, as the kubelet's does.
+    // A sidecar that always dies before its postStart hook is done or its
+    // startup probe has passed never starts, and init waits for it forever,
+    // as the kubelet's does.
     let sidecars_start = shape
         .kinds
         .iter()
         .zip(&shape.behaviours)
         .filter(|(k, _)| **k == ContainerKind::Sidecar)
-        .all(|(_, b)| b.post_start.0 < 0 || b.exits.contains(&None) || b.run_ms > b.post_start.0);
+        .all(|(_, b)| {
+            // postStart, then the startup probe's passing result.
+            let hook = b.post_start.0.max(0);
+            let probe = if b.startup_failures == u32::MAX {
+                0
+            } else {
+                i64::from(b.startup_failures + 1) * b.period_ms
+            };
+            let needs = hook + probe;
+            needs == 0 || b.exits.contains(&None) || b.run_ms > needs
+        });
     let terminates = shape.stop_at.is_some()
         || (shape.policy != RestartPolicy::Always
             && sidecars_start
@@ -361,7 +409,7 @@ fn finishes_for_good(policy: RestartPolicy, exits: &[Option<i32>]) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn invariants_hold_for_random_pods(shape in shape()) {
