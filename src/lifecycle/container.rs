@@ -88,6 +88,9 @@ pub struct Container {
     /// image changed).
     pub restart_after_stop: bool,
     pub image: String,
+    /// The image of the latest run, which the status reports: a container
+    /// shows a new image only once it runs it.
+    pub run_image: Option<String>,
     pub next_message: Option<String>,
 }
 
@@ -113,6 +116,7 @@ impl Container {
             stopping: None,
             restart_after_stop: false,
             image,
+            run_image: None,
             next_message: None,
         }
     }

@@ -61,6 +61,7 @@ impl Engine {
     pub(super) fn start_container(&mut self, i: usize, actions: &mut Vec<Action>) {
         let c = &mut self.containers[i];
         c.state = State::Creating;
+        c.run_image = Some(c.image.clone());
         c.post_start_done = false;
         c.startup_passed = false;
         c.started = false;
@@ -108,6 +109,30 @@ impl Engine {
     /// every sidecar has started.
     pub(super) fn initialized(&self) -> bool {
         self.conditions.initialized.is_some()
+    }
+
+    /// When a kill leaves no app that keeps running or will run again, the
+    /// kubelet kills the whole pod (computePodActions' KillPod): sidecars
+    /// stop too instead of being probed and restarted beside a dying app.
+    pub(super) fn stop_pod_if_no_app_continues(&mut self, now: Time, actions: &mut Vec<Action>) {
+        if self.stop.is_some() || !self.initialized() {
+            return;
+        }
+        let policy = self.model.restart_policy;
+        let continues = self.containers.iter().any(|c| {
+            c.model.kind == ContainerKind::App
+                && match (&c.state, &c.stopping) {
+                    // Being killed: it comes back unless the policy is Never.
+                    (State::Running { .. }, Some(_)) => {
+                        c.restart_after_stop || policy != RestartPolicy::Never
+                    }
+                    (State::Terminated(_), _) => false,
+                    _ => true,
+                }
+        });
+        if !continues {
+            self.request_stop(now, StopCause::Completed, None, actions);
+        }
     }
 
     /// Never / OnFailure pods complete once every app has finished for good;

@@ -88,6 +88,7 @@ impl Engine {
                             Some(format!("PostStartHook failed: {output}"));
                         let deadline = now.plus_secs(self.model.grace_seconds);
                         self.kill_container(now, i, KillReason::PostStartFailed, deadline, actions);
+                        self.stop_pod_if_no_app_continues(now, actions);
                     }
                 }
             }
@@ -131,6 +132,7 @@ impl Engine {
                 );
                 self.containers[i].next_message = Some(message);
                 self.kill_container(now, i, reason, now.plus_secs(grace), actions);
+                self.stop_pod_if_no_app_continues(now, actions);
             }
             _ => {}
         }

@@ -193,7 +193,7 @@ impl Engine {
         };
         ContainerStatus {
             name: c.model.name.clone(),
-            image: c.image.clone(),
+            image: c.run_image.clone().unwrap_or_else(|| c.image.clone()),
             image_id: String::new(),
             ready: c.ready && c.is_running(),
             restart_count: i32::try_from(c.restart_count).unwrap_or(i32::MAX),

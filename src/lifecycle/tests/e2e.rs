@@ -1405,37 +1405,50 @@ fn should_execute_readiness_probe_while_in_prestop_but_not_liveness() {
 fn should_not_restart_init_container_when_updated_with_a_new_image_after_finishing() {
     for during_stop in [false, true] {
         let mut sim = pod(
-            ALWAYS,
+            if during_stop { NEVER } else { ALWAYS },
             30,
             vec![
                 c("init-1", Init, d(1, 0, 0)),
-                c("regular-1", App, d(600, 0, 0)),
+                c("regular-1", App, d(600, 0, 10)),
             ],
         );
         if during_stop {
+            // The image changes while the pod terminates (the app takes 10 s).
             stop(&mut sim, 5_000, 30);
         }
-        change_image(&mut sim, 6_000, "init-1");
+        change_image(&mut sim, 5_000, "init-1");
+        sim.run(9_000);
+        if during_stop {
+            assert!(
+                sim.finished.is_none(),
+                "the change must land during termination"
+            );
+        }
         sim.run(40_000);
         assert!(!Log(&sim).has_restarted("init-1"));
         assert_eq!(terminated(&sim, "init-1"), (0, "Completed".to_owned()));
         assert_eq!(restarts(&sim, "init-1"), 0);
+        // The status reports the image the container ran, not the new one.
+        assert_eq!(
+            sim.status_json()["initContainerStatuses"][0]["image"],
+            "busybox"
+        );
     }
 }
 
 #[test]
 fn should_not_continue_running_liveness_probes_for_restartable_init_containers_and_restart_them_while_in_prestop()
  {
-    // The e2e case marks today's kubelet as wrong here (KEP 4438): during
-    // the pod's termination a sidecar's liveness probe stops and it is not
-    // restarted. podrun does what the KEP asks.
+    // regular-1 fails its liveness probe after 10 s and, under Never, will
+    // not come back: the kubelet then kills the whole pod, so during
+    // regular-1's 50 s preStop the sidecar is neither probed nor restarted.
     let app = Behaviour {
-        liveness_passes: Some(0),
-        pre_stop_ms: 40_000,
+        liveness_passes: Some(10),
+        pre_stop_ms: 50_000,
         ..d(100, 0, 15)
     };
     let side = Behaviour {
-        liveness_passes: Some(u32::MAX),
+        liveness_passes: Some(0),
         ..d(100, 0, 1)
     };
     let mut sim = pod(
@@ -1444,7 +1457,7 @@ fn should_not_continue_running_liveness_probes_for_restartable_init_containers_a
         vec![
             C {
                 liveness: probe(1),
-                ..c("sidecar-1", Sidecar, side)
+                ..c("restartable-init-1", Sidecar, side)
             },
             C {
                 pre_stop: true,
@@ -1453,14 +1466,28 @@ fn should_not_continue_running_liveness_probes_for_restartable_init_containers_a
             },
         ],
     );
-    stop(&mut sim, 2_000, 100);
     sim.run(1_000_000);
     let log = Log(&sim);
-    assert!(!log.has_restarted("sidecar-1"));
     let hook = log.hook("regular-1", Hook::PreStop)[0];
+    let hook_done = sim
+        .log
+        .iter()
+        .position(|(_, e)| matches!(e, Entry::Event(Event::HookFinished { container, hook: Hook::PreStop, .. }) if container == "regular-1"))
+        .expect("preStop finished");
+    // StartsBefore(PreStop-regular-1, Liveness-restartable-init-1) fails:
+    // no liveness result of the sidecar after the hook started.
     let sidecar_liveness_after_hook = sim.log.iter().skip(hook).any(|(_, e)| {
-        matches!(e, Entry::Action(Action::StartProbe { container, .. }) if container == "sidecar-1")
+        matches!(e, Entry::Event(Event::ProbeResult { container, probe: crate::lifecycle::ProbeKind::Liveness, .. }) if container == "restartable-init-1")
     });
-    assert!(!sidecar_liveness_after_hook);
-    assert!(sim.actions.iter().all(|(_, a)| !matches!(a, Action::Signal { container, signal: Signal::Kill } if container == "sidecar-1")));
+    assert!(!sidecar_liveness_after_hook, "{}", sim.trace.join("\n"));
+    // RunTogetherLhsFirst(PreStop-regular-1, restartable-init-1) fails: the
+    // sidecar does not start again while the hook runs.
+    assert!(
+        log.started("restartable-init-1")
+            .iter()
+            .all(|&i| i < hook || i > hook_done)
+    );
+    // The pod terminated in order: the sidecar got SIGTERM, never SIGKILL.
+    assert!(sim.finished.is_some());
+    assert!(sim.actions.iter().all(|(_, a)| !matches!(a, Action::Signal { container, signal: Signal::Kill } if container == "restartable-init-1")));
 }
