@@ -143,6 +143,18 @@ impl Log<'_> {
         self.run_together_lhs_first(a, b) || self.run_together_lhs_first(b, a)
     }
 
+    /// RunTogether(container, its hook): the hook ran while a run of the
+    /// container was alive.
+    fn hook_runs_with(&self, a: &str, hook: Hook) -> bool {
+        let starts = self.started(a);
+        let exits = self.exited(a);
+        self.hook(a, hook).iter().any(|&h| {
+            starts
+                .iter()
+                .any(|&s| s < h && exits.iter().find(|&&x| x > s).is_none_or(|&x| x > h))
+        })
+    }
+
     fn starts(&self, a: &str) -> bool {
         !self.started(a).is_empty()
     }
@@ -350,6 +362,14 @@ fn should_begin_initializing_the_pod_restart_policy_never() {
     assert!(log.exits("init-2") && log.exits("restartable-init-1") && log.exits("init-1"));
     assert!(log.exits_before("init-2", "restartable-init-1"));
     assert_eq!(phase(&sim), "Failed");
+    assert!(log.starts_before("init-1", "restartable-init-1"));
+    assert!(log.starts_before("restartable-init-1", "init-2"));
+    assert!(!log.starts("restartable-init-2"));
+    assert!(!log.has_restarted("init-1") && !log.has_restarted("init-2"));
+    assert_eq!(
+        sim.status_json()["initContainerStatuses"][1]["image"],
+        "busybox:new"
+    );
 }
 
 // ---- "a restartable init container runs continuously" (S12-S15) ----
@@ -414,6 +434,13 @@ fn should_restart_when_updated_with_a_new_image() {
         let log = Log(&sim);
         assert!(log.has_restarted("restartable-init-1"), "{policy:?}");
         assert!(!log.has_restarted("restartable-init-2"), "{policy:?}");
+        assert_eq!(
+            sim.status_json()["initContainerStatuses"][0]["image"],
+            "busybox:new"
+        );
+        if policy == ALWAYS {
+            assert!(restarts(&sim, "regular-1") >= 2);
+        }
         if policy != ALWAYS {
             assert!(!log.has_restarted("regular-1"), "{policy:?}");
             assert_eq!(phase(&sim), "Succeeded");
@@ -525,6 +552,11 @@ fn should_be_running_restartable_init_container_and_a_failed_init_container_in_p
             assert_eq!(phase(&sim), "Pending");
             assert!(log.has_restarted("init-1"));
             assert!(restarts(&sim, "init-1") >= 3);
+            // The e2e reads initContainerStatuses[0], the sidecar here; it
+            // restarts too, every time it exits.
+            assert!(
+                sim.status_json()["initContainerStatuses"][0]["restartCount"].as_i64() >= Some(3)
+            );
         }
     }
 }
@@ -638,7 +670,7 @@ fn should_call_the_containers_prestop_hook_and_not_launch_next_container_if_the_
     let log = Log(&sim);
     assert!(restarts(&sim, "restartable-init-1") >= 2);
     assert_eq!(phase(&sim), "Pending");
-    assert!(!log.hook("restartable-init-1", Hook::PreStop).is_empty());
+    assert!(log.hook_runs_with("restartable-init-1", Hook::PreStop));
     assert!(log.exits("restartable-init-1"));
     assert!(!log.starts("regular-1"));
 }
@@ -669,7 +701,7 @@ fn should_call_the_containers_prestop_hook_and_start_the_next_container_if_the_r
     let log = Log(&sim);
     assert!(restarts(&sim, "restartable-init-1") >= 2);
     assert!(restarts(&sim, "regular-1") >= 1);
-    assert!(!log.hook("restartable-init-1", Hook::PreStop).is_empty());
+    assert!(log.hook_runs_with("restartable-init-1", Hook::PreStop));
     assert!(log.starts("regular-1"));
 }
 
@@ -741,7 +773,7 @@ fn assert_start_and_exit_order(sim: &Sim) {
         "restartable-init-2",
         "restartable-init-3",
     ];
-    assert!(log.starts_before(s1, s2) && log.starts_before(s2, s3));
+    assert!(log.starts_before(s1, s2) && log.starts_before(s1, s3) && log.starts_before(s2, s3));
     for s in [s1, s2, s3] {
         assert!(log.starts_before(s, "regular-1"));
         assert!(log.exits_before("regular-1", s));
@@ -818,13 +850,17 @@ fn should_terminate_sidecars_simultaneously_if_prestop_doesnt_exit() {
     }
 }
 
+/// The six StartsBefore checks (the exit order is not asserted when the
+/// hooks hang: the sidecars are killed together).
 fn assert_start_and_exit_order_loose(sim: &Sim) {
     let log = Log(sim);
-    for s in [
+    let [s1, s2, s3] = [
         "restartable-init-1",
         "restartable-init-2",
         "restartable-init-3",
-    ] {
+    ];
+    assert!(log.starts_before(s1, s2) && log.starts_before(s1, s3) && log.starts_before(s2, s3));
+    for s in [s1, s2, s3] {
         assert!(log.starts_before(s, "regular-1"));
     }
 }
@@ -956,12 +992,12 @@ fn should_mark_pod_as_succeeded_if_any_of_the_restartable_init_containers_have_t
         pre_stop_ms: 0,
         ..d(600, 0, 1)
     };
-    let mut sim = three_sidecars(
-        30,
-        [hooked.clone(), hooked.clone(), hooked],
-        d(600, 0, 1),
-        true,
-    );
+    // restartable-init-2's preStop exits 1: a failed preStop is ignored.
+    let failing = Behaviour {
+        pre_stop_fails: Some("exit 1".to_owned()),
+        ..hooked.clone()
+    };
+    let mut sim = three_sidecars(30, [hooked.clone(), failing, hooked], d(600, 0, 1), true);
     stop(&mut sim, 10_000, 30);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Succeeded");
@@ -987,13 +1023,19 @@ fn should_mark_pod_as_failed_if_regular_container_has_exceeded_its_termination_g
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Failed");
-    assert_eq!(terminated(&sim, "regular-1").0, 137);
-    assert_eq!(terminated(&sim, "restartable-init-1").0, 137);
+    assert_eq!(terminated(&sim, "regular-1"), (137, "Error".to_owned()));
+    assert_eq!(
+        terminated(&sim, "restartable-init-1"),
+        (137, "Error".to_owned())
+    );
     assert_eq!(
         terminated(&sim, "restartable-init-2"),
         (0, "Completed".to_owned())
     );
-    assert_eq!(terminated(&sim, "restartable-init-3").0, 137);
+    assert_eq!(
+        terminated(&sim, "restartable-init-3"),
+        (137, "Error".to_owned())
+    );
 }
 
 #[test]
@@ -1008,10 +1050,19 @@ fn should_mark_pod_as_succeeded_if_any_of_the_restartable_init_containers_have_e
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Succeeded");
-    assert_eq!(terminated(&sim, "regular-1").0, 0);
-    assert_eq!(terminated(&sim, "restartable-init-1").0, 0);
-    assert_eq!(terminated(&sim, "restartable-init-2").0, 137);
-    assert_eq!(terminated(&sim, "restartable-init-3").0, 0);
+    assert_eq!(terminated(&sim, "regular-1"), (0, "Completed".to_owned()));
+    assert_eq!(
+        terminated(&sim, "restartable-init-1"),
+        (0, "Completed".to_owned())
+    );
+    assert_eq!(
+        terminated(&sim, "restartable-init-2"),
+        (137, "Error".to_owned())
+    );
+    assert_eq!(
+        terminated(&sim, "restartable-init-3"),
+        (0, "Completed".to_owned())
+    );
 }
 
 #[test]
@@ -1037,10 +1088,19 @@ fn should_mark_pod_as_failed_if_any_of_the_prestop_hook_in_regular_container_has
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Failed");
-    assert_eq!(terminated(&sim, "regular-1").0, 137);
-    assert_eq!(terminated(&sim, "restartable-init-1").0, 0);
-    assert_eq!(terminated(&sim, "restartable-init-2").0, 137);
-    assert_eq!(terminated(&sim, "restartable-init-3").0, 0);
+    assert_eq!(terminated(&sim, "regular-1"), (137, "Error".to_owned()));
+    assert_eq!(
+        terminated(&sim, "restartable-init-1"),
+        (0, "Completed".to_owned())
+    );
+    assert_eq!(
+        terminated(&sim, "restartable-init-2"),
+        (137, "Error".to_owned())
+    );
+    assert_eq!(
+        terminated(&sim, "restartable-init-3"),
+        (0, "Completed".to_owned())
+    );
 }
 
 #[test]
@@ -1059,10 +1119,19 @@ fn should_mark_pod_as_succeeded_if_any_of_the_prestop_hook_in_restartable_init_c
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Succeeded");
-    assert_eq!(terminated(&sim, "regular-1").0, 0);
-    assert_eq!(terminated(&sim, "restartable-init-1").0, 0);
-    assert_eq!(terminated(&sim, "restartable-init-2").0, 137);
-    assert_eq!(terminated(&sim, "restartable-init-3").0, 0);
+    assert_eq!(terminated(&sim, "regular-1"), (0, "Completed".to_owned()));
+    assert_eq!(
+        terminated(&sim, "restartable-init-1"),
+        (0, "Completed".to_owned())
+    );
+    assert_eq!(
+        terminated(&sim, "restartable-init-2"),
+        (137, "Error".to_owned())
+    );
+    assert_eq!(
+        terminated(&sim, "restartable-init-3"),
+        (0, "Completed".to_owned())
+    );
 }
 
 #[test]
@@ -1132,6 +1201,15 @@ fn should_not_start_a_regular_container_when_its_image_is_updated_during_initial
         assert_eq!(phase(&sim), "Pending");
         assert!(!Log(&sim).starts("regular-1"));
         sim.run(65_000);
+        let s = sim.status_json();
+        assert_eq!(phase(&sim), "Running");
+        for i in 0..2 {
+            assert!(
+                s["containerStatuses"][i]["state"]["running"].is_object(),
+                "{policy:?}"
+            );
+            assert_eq!(s["containerStatuses"][i]["restartCount"], 0);
+        }
         assert_eq!(restarts(&sim, "regular-1"), 0);
         assert_eq!(
             sim.status_json()["containerStatuses"][0]["image"],
@@ -1254,7 +1332,7 @@ fn should_run_init_container_to_completion_before_call_to_post_start_of_regular_
     let log = Log(&sim);
     let post_start = log.hook("regular-1", Hook::PostStart)[0];
     assert!(log.exited("init-1")[0] < post_start);
-    assert!(log.started("regular-1")[0] < post_start);
+    assert!(log.hook_runs_with("regular-1", Hook::PostStart));
 }
 
 #[test]
@@ -1316,7 +1394,13 @@ fn shouldnt_restart_init_containers_upon_regular_container_restart() {
     for i in ["init-1", "init-2", "init-3"] {
         assert!(!log.has_restarted(i));
     }
-    assert!(log.starts_before("init-1", "init-2") && log.starts_before("init-3", "regular-1"));
+    for (a, b) in [
+        ("init-1", "init-2"),
+        ("init-2", "init-3"),
+        ("init-3", "regular-1"),
+    ] {
+        assert!(log.starts_before(a, b) && log.exits_before(a, b), "{a} {b}");
+    }
 }
 
 #[test]

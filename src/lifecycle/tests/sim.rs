@@ -25,6 +25,8 @@ pub struct Behaviour {
     pub post_start: (i64, Result<(), String>),
     /// preStop takes this long.
     pub pre_stop_ms: i64,
+    /// preStop fails with this output.
+    pub pre_stop_fails: Option<String>,
     /// Startup probe: fails this many times per run, then passes.
     pub startup_failures: u32,
     /// Readiness probe: fails this many times per run, then passes.
@@ -48,6 +50,7 @@ impl Default for Behaviour {
             term_code: None,
             post_start: (0, Ok(())),
             pre_stop_ms: 0,
+            pre_stop_fails: None,
             startup_failures: 0,
             readiness_failures: 0,
             liveness_passes: None,
@@ -200,7 +203,9 @@ impl Sim {
                     let b = self.behaviours[&container].clone();
                     let (delay, result) = match hook {
                         Hook::PostStart => (b.post_start.0, b.post_start.1.clone()),
-                        Hook::PreStop => (b.pre_stop_ms, Ok(())),
+                        Hook::PreStop => {
+                            (b.pre_stop_ms, b.pre_stop_fails.clone().map_or(Ok(()), Err))
+                        }
                     };
                     self.trace(format!("{hook:?} {container}"));
                     self.at(
