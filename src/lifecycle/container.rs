@@ -64,6 +64,8 @@ pub struct Container {
     pub model: ContainerModel,
     pub state: State,
     pub restart_count: u32,
+    /// The current run (1 for the first `Action::Start`).
+    pub run: u64,
     /// The latest finished run, and the one before it (`lastState` while
     /// the container rests terminated).
     pub last_terminated: Option<Terminated>,
@@ -101,6 +103,7 @@ impl Container {
             model,
             state: State::Pending,
             restart_count: 0,
+            run: 0,
             last_terminated: None,
             previous_terminated: None,
             backoff: Backoff::default(),

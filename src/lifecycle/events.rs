@@ -48,13 +48,18 @@ pub enum ExitStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Events about one run of a container carry the `run` number of the
+/// `Action::Start` that began it; an event about an earlier run is stale and
+/// ignored (a late probe result must not kill the new run).
 pub enum Event {
     Started {
         container: String,
+        run: u64,
         pid: u32,
     },
     Exited {
         container: String,
+        run: u64,
         status: ExitStatus,
         /// The container cgroup's `memory.events` oom_kill grew.
         oom_killed: bool,
@@ -62,21 +67,25 @@ pub enum Event {
     /// The process was created but could not exec (`StartError`).
     StartFailed {
         container: String,
+        run: u64,
         message: String,
     },
     /// The container could not be created at all (`CreateContainerError`).
     CreateFailed {
         container: String,
+        run: u64,
         message: String,
     },
     HookFinished {
         container: String,
+        run: u64,
         hook: Hook,
         /// `Err` with the hook's output when it failed.
         result: Result<(), String>,
     },
     ProbeResult {
         container: String,
+        run: u64,
         probe: ProbeKind,
         success: bool,
         output: String,
@@ -89,6 +98,21 @@ pub enum Event {
         container: String,
         image: String,
     },
+}
+
+impl Event {
+    /// The container run an event is about, if it is about one.
+    pub fn run(&self) -> Option<(&str, u64)> {
+        match self {
+            Event::Started { container, run, .. }
+            | Event::Exited { container, run, .. }
+            | Event::StartFailed { container, run, .. }
+            | Event::CreateFailed { container, run, .. }
+            | Event::HookFinished { container, run, .. }
+            | Event::ProbeResult { container, run, .. } => Some((container, *run)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -132,12 +156,16 @@ impl Phase {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Action {
+    /// Start a new run of the container, with this image.
     Start {
         container: String,
+        run: u64,
         restart_count: u32,
+        image: String,
     },
     RunHook {
         container: String,
+        run: u64,
         hook: Hook,
     },
     Signal {
@@ -146,6 +174,7 @@ pub enum Action {
     },
     StartProbe {
         container: String,
+        run: u64,
         probe: ProbeKind,
     },
     StopProbe {

@@ -120,8 +120,15 @@ impl Engine {
         if self.finished.is_some() {
             return Ok(actions);
         }
+        if let Some((container, run)) = event.run() {
+            let i = self.index(container)?;
+            // An event about an earlier run of the container is stale.
+            if run != self.containers[i].run {
+                return Ok(actions);
+            }
+        }
         match event {
-            Event::Started { container, pid } => {
+            Event::Started { container, pid, .. } => {
                 let i = self.index(&container)?;
                 self.on_started(now, i, pid, &mut actions)?;
             }
@@ -129,15 +136,20 @@ impl Engine {
                 container,
                 status,
                 oom_killed,
+                ..
             } => {
                 let i = self.index(&container)?;
                 self.on_exited(now, i, status, oom_killed, &mut actions)?;
             }
-            Event::StartFailed { container, message } => {
+            Event::StartFailed {
+                container, message, ..
+            } => {
                 let i = self.index(&container)?;
                 self.on_start_failed(now, i, message, &mut actions)?;
             }
-            Event::CreateFailed { container, message } => {
+            Event::CreateFailed {
+                container, message, ..
+            } => {
                 let i = self.index(&container)?;
                 self.on_create_failed(now, i, message, &mut actions)?;
             }
@@ -145,6 +157,7 @@ impl Engine {
                 container,
                 hook,
                 result,
+                ..
             } => {
                 let i = self.index(&container)?;
                 self.on_hook_finished(now, i, hook, result, &mut actions)?;
@@ -154,6 +167,7 @@ impl Engine {
                 probe,
                 success,
                 output,
+                ..
             } => {
                 let i = self.index(&container)?;
                 self.on_probe(now, i, probe, success, output, &mut actions);

@@ -61,6 +61,7 @@ impl Engine {
     pub(super) fn start_container(&mut self, i: usize, actions: &mut Vec<Action>) {
         let c = &mut self.containers[i];
         c.state = State::Creating;
+        c.run += 1;
         c.run_image = Some(c.image.clone());
         c.post_start_done = false;
         c.startup_passed = false;
@@ -70,7 +71,9 @@ impl Engine {
         c.failures = [0; 3];
         actions.push(Action::Start {
             container: c.model.name.clone(),
+            run: c.run,
             restart_count: c.restart_count,
+            image: c.image.clone(),
         });
     }
 
@@ -96,6 +99,7 @@ impl Engine {
         if c.model.post_start {
             actions.push(Action::RunHook {
                 container: c.model.name.clone(),
+                run: c.run,
                 hook: Hook::PostStart,
             });
         } else {

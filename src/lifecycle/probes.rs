@@ -40,6 +40,7 @@ impl Engine {
         c.probes.push(kind);
         actions.push(Action::StartProbe {
             container: c.model.name.clone(),
+            run: c.run,
             probe: kind,
         });
     }

@@ -162,6 +162,7 @@ impl Engine {
             stopping.pre_stop_running = true;
             actions.push(Action::RunHook {
                 container: name.clone(),
+                run: c.run,
                 hook: Hook::PreStop,
             });
         }

@@ -112,7 +112,7 @@ impl Log<'_> {
 
     fn hook(&self, name: &str, hook: Hook) -> Vec<usize> {
         self.index_of(|e| {
-            matches!(e, Entry::Action(Action::RunHook { container, hook: h }) if container == name && *h == hook)
+            matches!(e, Entry::Action(Action::RunHook { container, hook: h, .. }) if container == name && *h == hook)
         })
     }
 

@@ -203,6 +203,7 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
                 container,
                 hook: Hook::PostStart,
                 result: Ok(()),
+                ..
             }) => {
                 if kind(container) == ContainerKind::Sidecar
                     && !has_startup(container)
@@ -211,7 +212,9 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
                     sidecar_started.insert(container.clone(), true);
                 }
             }
-            Entry::Action(Action::RunHook { container, hook }) => {
+            Entry::Action(Action::RunHook {
+                container, hook, ..
+            }) => {
                 prop_assert!(
                     running.get(container).copied().unwrap_or(false),
                     "{hook:?} for {container}, which is not running\n{}",
@@ -239,6 +242,7 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
             Entry::Action(Action::Start {
                 container,
                 restart_count,
+                ..
             }) => {
                 prop_assert!(
                     !running.get(container).copied().unwrap_or(false),
@@ -327,7 +331,9 @@ fn check(shape: &Shape) -> Result<(), TestCaseError> {
             {
                 sidecar_started.insert(container.clone(), true);
             }
-            Entry::Action(Action::StartProbe { container, probe }) => {
+            Entry::Action(Action::StartProbe {
+                container, probe, ..
+            }) => {
                 prop_assert!(
                     running.get(container).copied().unwrap_or(false),
                     "{probe:?} probe for {container}, which is not running\n{}",

@@ -770,7 +770,9 @@ fn create_container_error_waits_and_retries() {
         engine.start(t0),
         [crate::lifecycle::Action::Start {
             container: "app".to_owned(),
-            restart_count: 0
+            run: 1,
+            restart_count: 0,
+            image: "i".to_owned(),
         }]
     );
     let actions = engine
@@ -778,6 +780,7 @@ fn create_container_error_waits_and_retries() {
             t0,
             Event::CreateFailed {
                 container: "app".to_owned(),
+                run: 1,
                 message: "no such image".to_owned(),
             },
         )
@@ -799,7 +802,9 @@ fn create_container_error_waits_and_retries() {
         actions,
         [crate::lifecycle::Action::Start {
             container: "app".to_owned(),
-            restart_count: 0
+            run: 2,
+            restart_count: 0,
+            image: "i".to_owned(),
         }]
     );
 }
@@ -851,6 +856,7 @@ fn events_for_unknown_or_idle_containers_are_errors() {
     let t = crate::lifecycle::Time(0);
     let started = |name: &str| Event::Started {
         container: name.to_owned(),
+        run: 1,
         pid: 1,
     };
     assert_eq!(
@@ -867,4 +873,13 @@ fn events_for_unknown_or_idle_containers_are_errors() {
         engine.handle(t, started("app")),
         Err(crate::lifecycle::LifecycleError::Unexpected { .. })
     ));
+    // An event about an earlier run is stale and ignored.
+    let stale = Event::ProbeResult {
+        container: "app".to_owned(),
+        run: 0,
+        probe: crate::lifecycle::ProbeKind::Liveness,
+        success: false,
+        output: String::new(),
+    };
+    assert_eq!(engine.handle(t, stale), Ok(vec![]));
 }

@@ -97,7 +97,10 @@ pub struct Sim {
     seq: u64,
     runs: HashMap<String, u32>,
     alive: HashMap<String, bool>,
-    probes: HashMap<(String, ProbeKind), u32>,
+    /// Running probes: results delivered so far, and the run they probe.
+    probes: HashMap<(String, ProbeKind), (u32, u64)>,
+    /// Each container's current run, from the engine's `Start`.
+    current_run: HashMap<String, u64>,
     pub trace: Vec<String>,
     pub actions: Vec<(Time, Action)>,
     /// Every event delivered and every action returned, in the order they
@@ -141,6 +144,7 @@ impl Sim {
             runs: HashMap::new(),
             alive: HashMap::new(),
             probes: HashMap::new(),
+            current_run: HashMap::new(),
             trace: Vec::new(),
             actions: Vec::new(),
             log: Vec::new(),
@@ -194,12 +198,19 @@ impl Sim {
             match action {
                 Action::Start {
                     container,
+                    run,
                     restart_count,
+                    ..
                 } => {
                     self.trace(format!("start {container}#{restart_count}"));
-                    self.launch(&container);
+                    self.current_run.insert(container.clone(), run);
+                    self.launch(&container, run);
                 }
-                Action::RunHook { container, hook } => {
+                Action::RunHook {
+                    container,
+                    run,
+                    hook,
+                } => {
                     let b = self.behaviours[&container].clone();
                     let (delay, result) = match hook {
                         Hook::PostStart => (b.post_start.0, b.post_start.1.clone()),
@@ -212,6 +223,7 @@ impl Sim {
                         delay,
                         Event::HookFinished {
                             container,
+                            run,
                             hook,
                             result,
                         },
@@ -221,9 +233,13 @@ impl Sim {
                     self.trace(format!("{signal:?} {container}"));
                     self.signal(&container, signal);
                 }
-                Action::StartProbe { container, probe } => {
+                Action::StartProbe {
+                    container,
+                    run,
+                    probe,
+                } => {
                     self.trace(format!("probe+ {container} {probe:?}"));
-                    self.probes.insert((container.clone(), probe), 0);
+                    self.probes.insert((container.clone(), probe), (0, run));
                     self.schedule_probe(&container, probe);
                 }
                 Action::StopProbe { container, probe } => {
@@ -244,7 +260,7 @@ impl Sim {
         }
     }
 
-    fn launch(&mut self, name: &str) {
+    fn launch(&mut self, name: &str, run_id: u64) {
         let run = *self.runs.entry(name.to_owned()).or_insert(0);
         *self.runs.get_mut(name).expect("run") += 1;
         let b = self.behaviours[name].clone();
@@ -253,6 +269,7 @@ impl Sim {
                 0,
                 Event::StartFailed {
                     container: name.to_owned(),
+                    run: run_id,
                     message: "exec: not found".to_owned(),
                 },
             );
@@ -263,6 +280,7 @@ impl Sim {
             0,
             Event::Started {
                 container: name.to_owned(),
+                run: run_id,
                 pid: 100 + run,
             },
         );
@@ -273,6 +291,7 @@ impl Sim {
                 b.run_ms,
                 Event::Exited {
                     container: name.to_owned(),
+                    run: run_id,
                     status: if oom {
                         ExitStatus::Signal(9)
                     } else {
@@ -302,6 +321,7 @@ impl Sim {
                         ms,
                         Event::Exited {
                             container: name.to_owned(),
+                            run: self.current_run[name],
                             status: ExitStatus::Code(b.term_code.unwrap_or(143)),
                             oom_killed: false,
                         },
@@ -314,6 +334,7 @@ impl Sim {
                     0,
                     Event::Exited {
                         container: name.to_owned(),
+                        run: self.current_run[name],
                         status: ExitStatus::Signal(9),
                         oom_killed: false,
                     },
@@ -325,11 +346,11 @@ impl Sim {
     fn schedule_probe(&mut self, name: &str, probe: ProbeKind) {
         let b = &self.behaviours[name];
         let delay = b.period_ms;
-        let count = self
+        let (count, run) = self
             .probes
             .get(&(name.to_owned(), probe))
             .copied()
-            .unwrap_or(0);
+            .unwrap_or_default();
         let success = match probe {
             ProbeKind::Startup => count >= b.startup_failures,
             ProbeKind::Readiness => count >= b.readiness_failures,
@@ -339,6 +360,7 @@ impl Sim {
             delay,
             Event::ProbeResult {
                 container: name.to_owned(),
+                run,
                 probe,
                 success,
                 output: if success {
@@ -364,28 +386,26 @@ impl Sim {
                 continue;
             }
             if let Event::ProbeResult {
-                container, probe, ..
+                container,
+                probe,
+                run,
+                ..
             } = &event
             {
                 let key = (container.clone(), *probe);
-                let Some(count) = self.probes.get_mut(&key) else {
+                // A stopped probe's runner is gone: its queued result never
+                // arrives. A result for an earlier run still reaches the
+                // engine (which drops it) but is not followed by another.
+                let Some((count, probing)) = self.probes.get_mut(&key) else {
                     continue;
                 };
-                *count += 1;
-                let (c, p) = key;
-                self.schedule_probe(&c, p);
-            }
-            if let Event::Started { container, .. } = &event {
-                for slot in [
-                    ProbeKind::Startup,
-                    ProbeKind::Readiness,
-                    ProbeKind::Liveness,
-                ] {
-                    if let Some(count) = self.probes.get_mut(&(container.clone(), slot)) {
-                        *count = 0;
-                    }
+                if *probing == *run {
+                    *count += 1;
+                    let (c, p) = key;
+                    self.schedule_probe(&c, p);
                 }
             }
+
             let event = self.note_event(event);
             match self.engine.handle(self.now, event.clone()) {
                 Ok(actions) => self.apply(actions),
