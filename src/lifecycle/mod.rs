@@ -59,6 +59,9 @@ pub struct Engine {
     conditions: Conditions,
     stop: Option<PodStop>,
     finished: Option<Phase>,
+    finished_at: Option<Time>,
+    /// The generation of the activeDeadlineSeconds timer, if armed.
+    deadline_timer: Option<u64>,
     reason: Option<(String, String)>,
     generation: u64,
 }
@@ -78,6 +81,8 @@ impl Engine {
             conditions: Conditions::default(),
             stop: None,
             finished: None,
+            finished_at: None,
+            deadline_timer: None,
             reason: None,
             generation: 0,
         }
@@ -102,6 +107,7 @@ impl Engine {
         self.start_time = Some(now);
         if let Some(deadline) = self.model.active_deadline_seconds {
             let timer = self.timer(TimerKind::ActiveDeadline);
+            self.deadline_timer = Some(timer.generation);
             actions.push(Action::ArmTimer {
                 at: now.plus_secs(deadline),
                 timer,
@@ -216,7 +222,7 @@ impl Engine {
             // turn gets it: reconcile's termination step sees the time.
             TimerKind::PodGrace => {}
             TimerKind::ActiveDeadline => {
-                if self.stop.is_none() {
+                if self.stop.is_none() && Some(timer.generation) == self.deadline_timer {
                     self.reason = Some((
                         "DeadlineExceeded".to_owned(),
                         "Pod was active on the node longer than the specified deadline".to_owned(),

@@ -30,7 +30,7 @@ impl Engine {
         };
         let (exit_code, signal) = match status {
             ExitStatus::Code(code) => (code, None),
-            ExitStatus::Signal(sig) => (128 + sig, Some(sig)),
+            ExitStatus::Signal(sig) => (128i32.saturating_add(sig), Some(sig)),
         };
         let reason = if oom_killed {
             "OOMKilled"
@@ -115,7 +115,7 @@ impl Engine {
         } else {
             at
         };
-        self.wait_to_restart(i, now, at, "CreateContainerError", message, actions);
+        self.wait_to_restart(i, at, "CreateContainerError", message, actions);
         Ok(())
     }
 
@@ -169,7 +169,6 @@ impl Engine {
             let pod = self.model.name.clone();
             self.wait_to_restart(
                 i,
-                now,
                 at,
                 "CrashLoopBackOff",
                 format!("back-off {delay}s restarting failed container={name} pod={pod}"),
@@ -181,7 +180,6 @@ impl Engine {
     fn wait_to_restart(
         &mut self,
         i: usize,
-        _now: Time,
         at: Time,
         reason: &'static str,
         message: String,
@@ -248,13 +246,31 @@ impl Engine {
             return;
         }
         c.image = image;
+        // The kubelet keys backoff by the container's spec hash: a new image
+        // starts with a clean slate.
+        c.backoff = Default::default();
         if self.stop.is_some() {
             return;
         }
-        if self.containers[i].is_running() {
-            self.containers[i].restart_after_stop = true;
-            let deadline = now.plus_secs(self.model.grace_seconds);
-            self.kill_container(now, i, KillReason::ImageChanged, deadline, actions);
+        let c = &self.containers[i];
+        match c.state {
+            // A running regular init container is left to finish, and a
+            // sidecar still starting up is left to start (computePodActions
+            // checks the spec only of apps and started sidecars).
+            State::Running { .. }
+                if c.model.kind == ContainerKind::App
+                    || (c.model.kind == ContainerKind::Sidecar && c.started) =>
+            {
+                self.containers[i].restart_after_stop = true;
+                let deadline = now.plus_secs(self.model.grace_seconds);
+                self.kill_container(now, i, KillReason::ImageChanged, deadline, actions);
+            }
+            // Waiting out a backoff: start at once with the new image.
+            State::BackOff { .. } => {
+                let finished_at = c.last_terminated.as_ref().map_or(now, |t| t.finished_at);
+                self.restart(i, finished_at, now, actions);
+            }
+            _ => {}
         }
     }
 }

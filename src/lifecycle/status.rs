@@ -55,26 +55,24 @@ fn condition(
         status: if status { "True" } else { "False" }.to_owned(),
         last_transition_time: at.and_then(api_time),
         reason: why.as_ref().map(|(r, _)| (*r).to_owned()),
-        message: why.map(|(_, m)| m),
+        message: why.map(|(_, m)| m).filter(|m| !m.is_empty()),
         ..Default::default()
     }
 }
 
 impl Engine {
-    /// The phase as the API shows it while the pod runs and after.
+    /// The phase as the API shows it, modelled on the kubelet's getPhase:
+    /// Pending until the apps run; Running while anything runs, sidecars
+    /// included; terminal once everything has stopped. A failed init under
+    /// Never and activeDeadlineSeconds fail the pod at once.
     pub fn phase(&self) -> Phase {
         if let Some(phase) = self.finished {
             return phase;
         }
-        match self.stop.as_ref().map(|s| s.cause) {
-            Some(StopCause::DeadlineExceeded | StopCause::InitFailed) => return Phase::Failed,
-            Some(StopCause::Completed) => {
-                let ok = self
-                    .apps()
-                    .all(|c| matches!(&c.last_terminated, Some(t) if t.exit_code == 0));
-                return if ok { Phase::Succeeded } else { Phase::Failed };
-            }
-            _ => {}
+        if let Some(StopCause::DeadlineExceeded | StopCause::InitFailed) =
+            self.stop.as_ref().map(|s| s.cause)
+        {
+            return Phase::Failed;
         }
         let any_app_ran = self
             .apps()
@@ -83,6 +81,20 @@ impl Engine {
             Phase::Running
         } else {
             Phase::Pending
+        }
+    }
+
+    /// The phase the pod ends in: Failed for a deadline or a failed init,
+    /// else Succeeded exactly when every app's last run exited 0.
+    pub(super) fn terminal_phase(&self, cause: StopCause) -> Phase {
+        match cause {
+            StopCause::DeadlineExceeded | StopCause::InitFailed => Phase::Failed,
+            StopCause::Completed | StopCause::Requested => {
+                let ok = self
+                    .apps()
+                    .all(|c| matches!(&c.last_terminated, Some(t) if t.exit_code == 0));
+                if ok { Phase::Succeeded } else { Phase::Failed }
+            }
         }
     }
 
@@ -97,7 +109,8 @@ impl Engine {
         let (init_statuses, app_statuses): (Vec<_>, Vec<_>) = self
             .containers
             .iter()
-            .map(|c| (c.model.kind, self.container_status(c, initialized)))
+            .enumerate()
+            .map(|(i, c)| (c.model.kind, self.container_status(i, c, initialized)))
             .partition(|(kind, _)| *kind != ContainerKind::App);
         let strip = |list: Vec<(ContainerKind, ContainerStatus)>| -> Vec<ContainerStatus> {
             list.into_iter().map(|(_, s)| s).collect()
@@ -141,13 +154,24 @@ impl Engine {
             )
         });
         let (ready, ready_at) = self.conditions.ready;
-        let not_ready = (!ready).then(|| {
-            let unready =
-                names(&|c| c.model.kind != ContainerKind::Init && !(c.ready && c.is_running()));
-            (
-                "ContainersNotReady",
-                format!("containers with unready status: [{unready}]"),
-            )
+        // A finished pod's conditions say how it ended.
+        let terminal = self.finished.map(|p| match p {
+            Phase::Succeeded => "PodCompleted",
+            _ => "PodFailed",
+        });
+        let not_ready = match terminal {
+            Some(reason) => Some((reason, String::new())),
+            None => (!ready).then(|| {
+                let unready =
+                    names(&|c| c.model.kind != ContainerKind::Init && !(c.ready && c.is_running()));
+                (
+                    "ContainersNotReady",
+                    format!("containers with unready status: [{unready}]"),
+                )
+            }),
+        };
+        let not_initialized = not_initialized.or_else(|| {
+            (self.finished == Some(Phase::Succeeded)).then(|| ("PodCompleted", String::new()))
         });
         vec![
             condition(
@@ -168,8 +192,31 @@ impl Engine {
         ]
     }
 
-    fn container_status(&self, c: &Container, initialized: bool) -> ContainerStatus {
+    fn container_status(&self, i: usize, c: &Container, initialized: bool) -> ContainerStatus {
+        // When the pod has finished, a container that did not end is
+        // reported failed, as the kubelet's TerminatePod does: apps once the
+        // pod was initialized; init entries up to the last one that ran.
+        let last_ran_init = self
+            .containers
+            .iter()
+            .rposition(|c| c.model.kind != ContainerKind::App && c.run > 0);
+        let unaccounted = self.finished.is_some()
+            && !matches!(c.state, State::Terminated(_))
+            && match c.model.kind {
+                ContainerKind::App => initialized,
+                _ => last_ran_init.is_some_and(|last| i <= last),
+            };
         let state = match &c.state {
+            _ if unaccounted => terminated(&Terminated {
+                exit_code: 137,
+                signal: None,
+                reason: "ContainerStatusUnknown".to_owned(),
+                message: Some(
+                    "The container could not be located when the pod was terminated".to_owned(),
+                ),
+                started_at: None,
+                finished_at: self.finished_at.unwrap_or(Time(0)),
+            }),
             State::Pending if c.model.kind == ContainerKind::App && initialized => {
                 waiting("ContainerCreating", None)
             }
@@ -195,7 +242,13 @@ impl Engine {
             name: c.model.name.clone(),
             image: c.run_image.clone().unwrap_or_else(|| c.image.clone()),
             image_id: String::new(),
-            ready: c.ready && c.is_running(),
+            // A regular init container is ready once it has completed.
+            ready: match c.model.kind {
+                ContainerKind::Init => {
+                    matches!(&c.state, State::Terminated(t) if t.exit_code == 0)
+                }
+                _ => c.ready && c.is_running(),
+            },
             restart_count: i32::try_from(c.restart_count).unwrap_or(i32::MAX),
             started: Some(c.started && c.is_running()),
             state: Some(state),

@@ -4,7 +4,7 @@
 //! left of the pod's grace period, each given at least the kubelet's minimum.
 
 use super::container::{KillReason, State, Stopping};
-use super::{Action, Engine, Hook, Phase, PodStop, ProbeKind, Signal, StopCause, Time, TimerKind};
+use super::{Action, Engine, Hook, PodStop, ProbeKind, Signal, StopCause, Time, TimerKind};
 use crate::manifest::ContainerKind;
 
 /// The kubelet never gives a container less than this between SIGTERM and
@@ -20,19 +20,23 @@ impl Engine {
         grace: Option<i64>,
         actions: &mut Vec<Action>,
     ) {
+        // Only an explicit grace of 0 (podrun down --grace 0, a second
+        // Ctrl-C) kills at once; a spec's terminationGracePeriodSeconds: 0
+        // still gets SIGTERM and the kubelet's 2 s minimum.
+        let force = grace == Some(0);
         let grace = grace.unwrap_or(self.model.grace_seconds).max(0);
         let deadline = now.plus_secs(grace);
         match &mut self.stop {
             Some(stop) if deadline < stop.deadline => {
                 stop.deadline = deadline;
-                stop.force = grace == 0;
+                stop.force = force;
             }
             Some(_) => return,
             None => {
                 self.stop = Some(PodStop {
                     cause,
                     deadline,
-                    force: grace == 0,
+                    force,
                 });
                 // Nothing waiting to restart will start again.
                 for c in &mut self.containers {
@@ -51,12 +55,21 @@ impl Engine {
             timer,
         });
         // Containers already stopping keep their own deadlines unless the
-        // new pod deadline is sooner.
+        // new pod deadline is sooner; a forced stop kills them now.
         for i in 0..self.containers.len() {
-            if let Some(s) = &self.containers[i].stopping
-                && deadline < s.deadline
-            {
-                self.rearm_kill(now, i, deadline, actions);
+            let name = self.containers[i].model.name.clone();
+            let Some(s) = self.containers[i].stopping.as_mut() else {
+                continue;
+            };
+            if force && !s.kill_sent {
+                s.term_sent = true;
+                s.kill_sent = true;
+                actions.push(Action::Signal {
+                    container: name,
+                    signal: Signal::Kill,
+                });
+            } else if deadline < s.deadline {
+                self.rearm_kill(i, deadline, actions);
             }
         }
     }
@@ -102,7 +115,7 @@ impl Engine {
             }
         }
         if self.containers.iter().all(|c| !c.is_active()) {
-            self.finish(stop.cause, actions);
+            self.finish(now, stop.cause, actions);
         }
     }
 
@@ -203,11 +216,11 @@ impl Engine {
         });
         let earliest_kill = now.plus_secs(MINIMUM_GRACE_SECONDS);
         if s.deadline < earliest_kill {
-            self.rearm_kill(now, i, earliest_kill, actions);
+            self.rearm_kill(i, earliest_kill, actions);
         }
     }
 
-    fn rearm_kill(&mut self, _now: Time, i: usize, at: Time, actions: &mut Vec<Action>) {
+    fn rearm_kill(&mut self, i: usize, at: Time, actions: &mut Vec<Action>) {
         let name = self.containers[i].model.name.clone();
         let timer = self.timer(TimerKind::KillDeadline(name));
         if let Some(s) = self.containers[i].stopping.as_mut() {
@@ -245,23 +258,10 @@ impl Engine {
         });
     }
 
-    fn finish(&mut self, cause: StopCause, actions: &mut Vec<Action>) {
-        let apps_succeeded = self
-            .containers
-            .iter()
-            .filter(|c| c.model.kind == ContainerKind::App)
-            .all(|c| matches!(&c.last_terminated, Some(t) if t.exit_code == 0));
-        let phase = match cause {
-            StopCause::DeadlineExceeded | StopCause::InitFailed => Phase::Failed,
-            StopCause::Completed | StopCause::Requested => {
-                if apps_succeeded {
-                    Phase::Succeeded
-                } else {
-                    Phase::Failed
-                }
-            }
-        };
+    fn finish(&mut self, now: Time, cause: StopCause, actions: &mut Vec<Action>) {
+        let phase = self.terminal_phase(cause);
         self.finished = Some(phase);
+        self.finished_at = Some(now);
         actions.push(Action::KillPod);
         actions.push(Action::Finished { phase });
     }

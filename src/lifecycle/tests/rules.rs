@@ -883,3 +883,208 @@ fn events_for_unknown_or_idle_containers_are_errors() {
     };
     assert_eq!(engine.handle(t, stale), Ok(vec![]));
 }
+
+// ---- kubelet details found by review ----
+
+#[test]
+fn phase_stays_running_until_everything_stopped_and_never_flips() {
+    // The app exits 0 at 1 s; the sidecar takes 2 s to stop. The kubelet's
+    // getPhase counts the running sidecar: Running until it is gone.
+    let yaml = pod("Never", 30, &format!("[{SIDE}]"), "[{name: app, image: i}]");
+    let side = Behaviour {
+        term_ms: Some(2000),
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("side", side), ("app", Behaviour::exits(0, 1000))]);
+    sim.start();
+    let mut phases = Vec::new();
+    for t in (500..6000).step_by(500) {
+        sim.run(t);
+        let phase = sim.status_json()["phase"].as_str().unwrap().to_owned();
+        if phases.last() != Some(&phase) {
+            phases.push(phase);
+        }
+    }
+    assert_eq!(phases, ["Running", "Succeeded"]);
+    assert_eq!(sim.when("finished Succeeded"), Some(3000));
+    let s = sim.status_json();
+    assert_eq!(s["conditions"][2]["reason"], "PodCompleted");
+    assert_eq!(s["conditions"][1]["reason"], "PodCompleted");
+}
+
+#[test]
+fn a_late_post_start_of_a_dead_run_does_not_start_the_next_entry() {
+    let yaml = pod(
+        "Never",
+        30,
+        "[{name: side, image: i, restartPolicy: Always, lifecycle: {postStart: {exec: {command: [x]}}}}]",
+        "[{name: app, image: i}]",
+    );
+    // Run 1 dies at 1 s while its 5 s postStart runs; run 2 starts at once
+    // and its own postStart ends at 6 s.
+    let side = Behaviour {
+        exits: vec![Some(0), None],
+        run_ms: 1000,
+        post_start: (5000, Ok(())),
+        ..Behaviour::default()
+    };
+    let mut sim = Sim::new(&yaml, &[("side", side), ("app", Behaviour::exits(0, 1000))]);
+    sim.start();
+    sim.run(20_000);
+    assert_eq!(sim.when("start side#1"), Some(1000));
+    assert_eq!(sim.when("start app#0"), Some(6000));
+}
+
+#[test]
+fn init_containers_are_ready_once_completed() {
+    let yaml = pod(
+        "Always",
+        30,
+        "[{name: init, image: i}]",
+        "[{name: app, image: i}]",
+    );
+    let mut sim = Sim::new(&yaml, &[("init", Behaviour::exits(0, 2000))]);
+    sim.start();
+    sim.run(1000);
+    assert_eq!(
+        sim.status_json()["initContainerStatuses"][0]["ready"],
+        false
+    );
+    sim.run(3000);
+    assert_eq!(sim.status_json()["initContainerStatuses"][0]["ready"], true);
+}
+
+#[test]
+fn containers_that_never_ended_are_reported_unknown_when_the_pod_ends() {
+    // app-2 waits for app-1's 10 s postStart; the pod is stopped first.
+    let yaml = pod(
+        "Always",
+        30,
+        "[]",
+        "[{name: app-1, image: i, lifecycle: {postStart: {exec: {command: [x]}}}}, {name: app-2, image: i}]",
+    );
+    let slow_hook = Behaviour {
+        post_start: (10_000, Ok(())),
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("app-1", slow_hook)]);
+    sim.start();
+    sim.schedule(
+        2000,
+        Event::StopRequested {
+            grace_seconds: None,
+        },
+    );
+    sim.run(60_000);
+    let s = sim.status_json();
+    assert_eq!(
+        s["containerStatuses"][1]["state"]["terminated"],
+        json!({"exitCode": 137, "reason": "ContainerStatusUnknown",
+               "message": "The container could not be located when the pod was terminated",
+               "finishedAt": "1970-01-01T00:00:02Z"})
+    );
+}
+
+#[test]
+fn an_image_change_ends_the_backoff() {
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut sim = Sim::new(&yaml, &[("app", Behaviour::exits(1, 0))]);
+    sim.start();
+    sim.schedule(
+        4000,
+        Event::ImageChanged {
+            container: "app".to_owned(),
+            image: "i:2".to_owned(),
+        },
+    );
+    sim.run(5000);
+    // Crashes at 0 and 0 (restarted at once), then a 10 s backoff the new
+    // image cuts short at 4 s.
+    assert_eq!(sim.when("start app#2"), Some(4000));
+}
+
+#[test]
+fn an_image_change_leaves_a_running_regular_init_container_alone() {
+    let yaml = pod(
+        "Always",
+        30,
+        "[{name: init, image: i}]",
+        "[{name: app, image: i}]",
+    );
+    let mut sim = Sim::new(&yaml, &[("init", Behaviour::exits(0, 5000))]);
+    sim.start();
+    sim.schedule(
+        1000,
+        Event::ImageChanged {
+            container: "init".to_owned(),
+            image: "i:2".to_owned(),
+        },
+    );
+    sim.run(10_000);
+    assert!(sim.when("Term init").is_none());
+    assert_eq!(sim.when("start app#0"), Some(5000));
+}
+
+#[test]
+fn a_spec_grace_of_zero_still_gets_sigterm_and_the_minimum() {
+    let yaml = pod("Always", 0, "[]", "[{name: app, image: i}]");
+    let stubborn = Behaviour {
+        term_ms: None,
+        ..Behaviour::serves()
+    };
+    let mut sim = Sim::new(&yaml, &[("app", stubborn)]);
+    sim.start();
+    sim.schedule(
+        1000,
+        Event::StopRequested {
+            grace_seconds: None,
+        },
+    );
+    sim.run(60_000);
+    assert_eq!(
+        sim.lines(&["Term", "Kill"]),
+        ["  1.000 Term app", "  3.000 Kill app"]
+    );
+}
+
+#[test]
+fn odd_events_never_panic_or_fail_the_pod() {
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    let t = crate::lifecycle::Time(0);
+    engine.start(t);
+    // A made-up activeDeadlineSeconds timer on a pod without one.
+    let fake = crate::lifecycle::Timer {
+        kind: crate::lifecycle::TimerKind::ActiveDeadline,
+        generation: 999,
+    };
+    assert_eq!(engine.handle(t, Event::TimerFired(fake)), Ok(vec![]));
+    assert_eq!(engine.status().reason, None);
+    engine
+        .handle(
+            t,
+            Event::Started {
+                container: "app".to_owned(),
+                run: 1,
+                pid: 7,
+            },
+        )
+        .unwrap();
+    // An absurd signal number is not an overflow.
+    engine
+        .handle(
+            t,
+            Event::Exited {
+                container: "app".to_owned(),
+                run: 1,
+                status: crate::lifecycle::ExitStatus::Signal(i32::MAX),
+                oom_killed: false,
+            },
+        )
+        .unwrap();
+    let s = serde_json::to_value(engine.status()).unwrap();
+    assert_eq!(
+        s["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        i32::MAX
+    );
+}
