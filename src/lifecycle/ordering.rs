@@ -84,14 +84,8 @@ impl Engine {
         pid: u32,
         actions: &mut Vec<Action>,
     ) -> Result<(), LifecycleError> {
+        self.expect_creating(i, "started")?;
         let c = &mut self.containers[i];
-        if !matches!(c.state, State::Creating) {
-            return Err(LifecycleError::Unexpected {
-                container: c.model.name.clone(),
-                event: "started",
-                state: c.state_name(),
-            });
-        }
         c.state = State::Running {
             pid,
             started_at: now,
@@ -107,6 +101,23 @@ impl Engine {
             self.after_post_start(i, actions);
         }
         Ok(())
+    }
+
+    /// Events about a run being born are only valid while it is being made.
+    pub(super) fn expect_creating(
+        &self,
+        i: usize,
+        event: &'static str,
+    ) -> Result<(), LifecycleError> {
+        let c = &self.containers[i];
+        if matches!(c.state, State::Creating) {
+            return Ok(());
+        }
+        Err(LifecycleError::Unexpected {
+            container: c.model.name.clone(),
+            event,
+            state: c.state_name(),
+        })
     }
 
     /// Init is finished when every regular init container has completed and

@@ -63,14 +63,7 @@ impl Engine {
         message: String,
         actions: &mut Vec<Action>,
     ) -> Result<(), LifecycleError> {
-        let c = &self.containers[i];
-        if !matches!(c.state, State::Creating) {
-            return Err(LifecycleError::Unexpected {
-                container: c.model.name.clone(),
-                event: "start failed",
-                state: c.state_name(),
-            });
-        }
+        self.expect_creating(i, "start failed")?;
         // containerd reports a failed exec as exit code 128, StartError.
         self.finish_run(
             now,
@@ -97,14 +90,7 @@ impl Engine {
         message: String,
         actions: &mut Vec<Action>,
     ) -> Result<(), LifecycleError> {
-        let c = &self.containers[i];
-        if !matches!(c.state, State::Creating) {
-            return Err(LifecycleError::Unexpected {
-                container: c.model.name.clone(),
-                event: "create failed",
-                state: c.state_name(),
-            });
-        }
+        self.expect_creating(i, "create failed")?;
         if self.stop.is_some() {
             self.containers[i].state = State::Pending;
             return Ok(());

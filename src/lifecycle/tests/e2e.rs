@@ -203,6 +203,15 @@ fn terminated(sim: &Sim, name: &str) -> (i64, String) {
     panic!("no status for {name}")
 }
 
+/// Each container ended with this exit code and the reason that goes with
+/// it (`expectPodTerminationContainerStatuses`).
+fn assert_ended(sim: &Sim, expected: &[(&str, i64)]) {
+    for (name, code) in expected {
+        let reason = if *code == 0 { "Completed" } else { "Error" };
+        assert_eq!(terminated(sim, name), (*code, reason.to_owned()), "{name}");
+    }
+}
+
 fn stop(sim: &mut Sim, at_ms: i64, grace: i64) {
     sim.schedule(
         at_ms,
@@ -970,18 +979,14 @@ fn should_mark_pod_as_succeeded_if_any_of_the_restartable_init_containers_have_t
     stop(&mut sim, 10_000, 30);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Succeeded");
-    assert_eq!(terminated(&sim, "regular-1"), (0, "Completed".to_owned()));
-    assert_eq!(
-        terminated(&sim, "restartable-init-1"),
-        (0, "Completed".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-2"),
-        (1, "Error".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-3"),
-        (0, "Completed".to_owned())
+    assert_ended(
+        &sim,
+        &[
+            ("regular-1", 0),
+            ("restartable-init-1", 0),
+            ("restartable-init-2", 1),
+            ("restartable-init-3", 0),
+        ],
     );
 }
 
@@ -1023,18 +1028,14 @@ fn should_mark_pod_as_failed_if_regular_container_has_exceeded_its_termination_g
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Failed");
-    assert_eq!(terminated(&sim, "regular-1"), (137, "Error".to_owned()));
-    assert_eq!(
-        terminated(&sim, "restartable-init-1"),
-        (137, "Error".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-2"),
-        (0, "Completed".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-3"),
-        (137, "Error".to_owned())
+    assert_ended(
+        &sim,
+        &[
+            ("regular-1", 137),
+            ("restartable-init-1", 137),
+            ("restartable-init-2", 0),
+            ("restartable-init-3", 137),
+        ],
     );
 }
 
@@ -1050,18 +1051,14 @@ fn should_mark_pod_as_succeeded_if_any_of_the_restartable_init_containers_have_e
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Succeeded");
-    assert_eq!(terminated(&sim, "regular-1"), (0, "Completed".to_owned()));
-    assert_eq!(
-        terminated(&sim, "restartable-init-1"),
-        (0, "Completed".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-2"),
-        (137, "Error".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-3"),
-        (0, "Completed".to_owned())
+    assert_ended(
+        &sim,
+        &[
+            ("regular-1", 0),
+            ("restartable-init-1", 0),
+            ("restartable-init-2", 137),
+            ("restartable-init-3", 0),
+        ],
     );
 }
 
@@ -1088,18 +1085,14 @@ fn should_mark_pod_as_failed_if_any_of_the_prestop_hook_in_regular_container_has
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Failed");
-    assert_eq!(terminated(&sim, "regular-1"), (137, "Error".to_owned()));
-    assert_eq!(
-        terminated(&sim, "restartable-init-1"),
-        (0, "Completed".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-2"),
-        (137, "Error".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-3"),
-        (0, "Completed".to_owned())
+    assert_ended(
+        &sim,
+        &[
+            ("regular-1", 137),
+            ("restartable-init-1", 0),
+            ("restartable-init-2", 137),
+            ("restartable-init-3", 0),
+        ],
     );
 }
 
@@ -1119,18 +1112,14 @@ fn should_mark_pod_as_succeeded_if_any_of_the_prestop_hook_in_restartable_init_c
     stop(&mut sim, 10_000, 5);
     sim.run(1_000_000);
     assert_eq!(phase(&sim), "Succeeded");
-    assert_eq!(terminated(&sim, "regular-1"), (0, "Completed".to_owned()));
-    assert_eq!(
-        terminated(&sim, "restartable-init-1"),
-        (0, "Completed".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-2"),
-        (137, "Error".to_owned())
-    );
-    assert_eq!(
-        terminated(&sim, "restartable-init-3"),
-        (0, "Completed".to_owned())
+    assert_ended(
+        &sim,
+        &[
+            ("regular-1", 0),
+            ("restartable-init-1", 0),
+            ("restartable-init-2", 137),
+            ("restartable-init-3", 0),
+        ],
     );
 }
 
