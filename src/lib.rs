@@ -4,6 +4,7 @@
 //! (resources, QoS, cgroup values, start order) → [`sandbox`] (the kernel
 //! objects). `manifest` and `plan` are pure.
 
+pub mod container;
 pub mod lifecycle;
 pub mod manifest;
 pub mod plan;

@@ -1,0 +1,6 @@
+//! Container processes: what runs in a container and how its output is kept.
+//! (Spawning lands here next; for now the parts that need no privileges:
+//! Kubernetes' `$(VAR)` expansion and the CRI log format.)
+
+pub mod expand;
+pub mod log;
