@@ -4,3 +4,4 @@
 
 pub mod expand;
 pub mod log;
+pub mod spawn;
