@@ -271,6 +271,9 @@ mod tests {
             "exec: \"no-such-command-podrun\": executable file not found in $PATH"
         );
         assert!(matches!(command(&[], None), Err(SpawnError::EmptyCommand)));
-        assert!(matches!(command(&["/bin/a\0b"], None), Err(SpawnError::Nul(_))));
+        assert!(matches!(
+            command(&["/bin/a\0b"], None),
+            Err(SpawnError::Nul(_))
+        ));
     }
 }
