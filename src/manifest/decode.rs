@@ -123,7 +123,7 @@ pub fn decode(text: &str) -> Result<Decoded, ManifestError> {
     let Some((workload, doc)) = pods.pop() else {
         let found: Vec<String> = others.iter().map(Document::describe).collect();
         return Err(ManifestError::NoPod(if found.is_empty() {
-            "the file holds no document".to_owned()
+            "the file holds no Kubernetes object".to_owned()
         } else {
             format!("found {}", found.join(", "))
         }));
