@@ -31,6 +31,16 @@ pub enum ContainerKind {
 }
 
 impl ContainerKind {
+    /// An entry of `spec.initContainers`: a sidecar when it has
+    /// `restartPolicy: Always`.
+    pub fn of_init(c: &Container) -> ContainerKind {
+        if c.restart_policy.as_deref() == Some("Always") {
+            ContainerKind::Sidecar
+        } else {
+            ContainerKind::Init
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ContainerKind::Init => "init",
@@ -181,12 +191,7 @@ pub fn extract(object: Object, errors: &mut Vec<FieldError>) -> Option<Extracted
 pub fn finish(mut pod: Pod) -> Pod {
     let mut containers = Vec::new();
     for (index, c) in pod.init_containers().iter().enumerate() {
-        let kind = if c.restart_policy.as_deref() == Some("Always") {
-            ContainerKind::Sidecar
-        } else {
-            ContainerKind::Init
-        };
-        containers.push(info(c, kind, index));
+        containers.push(info(c, ContainerKind::of_init(c), index));
     }
     for (index, c) in pod.spec.containers.iter().enumerate() {
         containers.push(info(c, ContainerKind::App, index));

@@ -72,6 +72,13 @@ impl Quantity {
     }
 }
 
+/// The page size of a `hugepages-<size>` resource name, when it names a
+/// positive size.
+pub fn hugepage_size(resource: &str) -> Option<Quantity> {
+    let size = Quantity::parse(resource.strip_prefix("hugepages-")?).ok()?;
+    (!size.is_zero() && !size.is_negative()).then_some(size)
+}
+
 fn div_ceil(n: i128, d: i128) -> i128 {
     let q = n / d;
     if n % d > 0 { q + 1 } else { q }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::manifest::quantity::hugepage_size;
 use crate::manifest::{ContainerKind, Pod, Quantity};
 
 pub use cgroup::shares_to_weight;
@@ -105,7 +106,9 @@ pub fn plan(pod: &Pod, node: &NodeFacts, settings: &Settings) -> Plan {
     let qos_class = qos::pod_class(containers);
     let node_critical = pod.spec.priority_class_name.as_deref() == Some("system-node-critical");
 
-    let declared = |name: &str| resources::limit_declared_by_all(containers, name);
+    let unlimited_by = resources::unlimited_by(containers, limits.keys());
+    // Only a limit every container sets bounds the pod cgroup.
+    let declared = |name: &str| !unlimited_by.contains_key(name);
     let total = |figures: &BTreeMap<String, Figure>, name: &str| {
         figures.get(name).map(|f| f.total).unwrap_or(Quantity::ZERO)
     };
@@ -113,18 +116,6 @@ pub fn plan(pod: &Pod, node: &NodeFacts, settings: &Settings) -> Plan {
     let cpu_limit = declared("cpu").then(|| total(&limits, "cpu").millis_ceil().max(0) as u128);
     let memory_limit =
         declared("memory").then(|| total(&limits, "memory").value_ceil().max(0) as u128);
-
-    let mut unlimited_by = BTreeMap::new();
-    for name in ["cpu", "memory"] {
-        let missing: Vec<String> = containers
-            .iter()
-            .filter(|c| c.resources.limits.get(name).is_none_or(Quantity::is_zero))
-            .map(|c| c.name.clone())
-            .collect();
-        if !missing.is_empty() {
-            unlimited_by.insert(name.to_owned(), missing);
-        }
-    }
 
     let mut effective = Effective {
         requests: figures(&requests, |_| true),
@@ -243,7 +234,7 @@ fn figures(list: &BTreeMap<String, Figure>, include: impl Fn(&str) -> bool) -> F
 fn hugepages(list: &BTreeMap<String, Quantity>) -> BTreeMap<u64, u128> {
     list.iter()
         .filter_map(|(name, q)| {
-            let size = Quantity::parse(name.strip_prefix("hugepages-")?).ok()?;
+            let size = hugepage_size(name)?;
             let size = u64::try_from(size.value_ceil()).ok()?;
             Some((size, q.value_ceil().max(0) as u128))
         })

@@ -133,10 +133,26 @@ fn resource(containers: &[ContainerInfo], name: &str, side: Side) -> Figure {
     }
 }
 
-/// True when every container sets a non-zero limit on `name`: only then does
-/// the kubelet bound the pod cgroup by it.
-pub fn limit_declared_by_all(containers: &[ContainerInfo], name: &str) -> bool {
-    containers
-        .iter()
-        .all(|c| c.resources.limits.get(name).is_some_and(|q| !q.is_zero()))
+/// For cpu, memory and every other limited resource: the containers that set
+/// no (or a zero) limit on it. The kubelet bounds the pod cgroup by a limit
+/// only when no container is missing it.
+pub fn unlimited_by<'a>(
+    containers: &[ContainerInfo],
+    limited: impl Iterator<Item = &'a String>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut names: Vec<&str> = vec!["cpu", "memory"];
+    names.extend(limited.map(String::as_str));
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let missing: Vec<String> = containers
+                .iter()
+                .filter(|c| c.resources.limits.get(name).is_none_or(Quantity::is_zero))
+                .map(|c| c.name.clone())
+                .collect();
+            (!missing.is_empty()).then(|| (name.to_owned(), missing))
+        })
+        .collect()
 }

@@ -36,12 +36,7 @@ pub fn validate(pod: &Pod, path: &FieldPath, errors: &mut Vec<FieldError>) {
     // reuses an init container's name at the regular container.
     for (i, c) in pod.init_containers().iter().enumerate() {
         let c_path = path.child("initContainers").index(i);
-        let kind = if c.restart_policy.as_deref() == Some("Always") {
-            ContainerKind::Sidecar
-        } else {
-            ContainerKind::Init
-        };
-        container::validate(c, kind, &c_path, &ctx, errors);
+        container::validate(c, ContainerKind::of_init(c), &c_path, &ctx, errors);
         check_unique(&c.name, c_path.child("name"), errors);
     }
     for (i, c) in spec.containers.iter().enumerate() {

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 
 use super::{invalid_each, names};
 use crate::manifest::field::{FieldError, FieldPath};
-use crate::manifest::quantity::{Quantity, QuantityError};
+use crate::manifest::quantity::{Quantity, QuantityError, hugepage_size};
 
 type List = BTreeMap<String, ApiQuantity>;
 
@@ -77,8 +77,7 @@ fn name(name: &str, path: &FieldPath, errors: &mut Vec<FieldError>) {
     match name {
         "cpu" | "memory" | "ephemeral-storage" => {}
         _ if is_hugepages(name) => {
-            let size = &name["hugepages-".len()..];
-            if Quantity::parse(size).map_or(true, |q| q.is_zero() || q.is_negative()) {
+            if hugepage_size(name).is_none() {
                 errors.push(FieldError::invalid(
                     path,
                     name,
@@ -126,7 +125,7 @@ pub fn container(r: Option<&ResourceRequirements>, path: &FieldPath, errors: &mu
                 errors.push(FieldError::invalid(&entry_path, raw, "must be an integer"));
             }
             if is_hugepages(n)
-                && let Ok(size) = Quantity::parse(&n["hugepages-".len()..])
+                && let Some(size) = hugepage_size(n)
                 && size.value_ceil() > 0
                 && (q.value_ceil() % size.value_ceil() != 0 || !q.is_integer())
             {
