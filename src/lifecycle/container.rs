@@ -73,8 +73,6 @@ pub struct Container {
     pub backoff: Backoff,
     /// postStart has finished for the current run.
     pub post_start_done: bool,
-    /// The startup probe has succeeded for the current run.
-    pub startup_passed: bool,
     /// `started` in the status: running, postStart done, startup passed.
     pub started: bool,
     /// A sidecar has been started once: init goes on past it from then on.
@@ -108,7 +106,6 @@ impl Container {
             previous_terminated: None,
             backoff: Backoff::default(),
             post_start_done: false,
-            startup_passed: false,
             started: false,
             ever_started: false,
             completed: false,

@@ -88,10 +88,6 @@ impl Engine {
         }
     }
 
-    pub fn model(&self) -> &PodModel {
-        &self.model
-    }
-
     /// The phase the pod ended in, once it has.
     pub fn finished(&self) -> Option<Phase> {
         self.finished
@@ -126,66 +122,54 @@ impl Engine {
         if self.finished.is_some() {
             return Ok(actions);
         }
-        if let Some((container, run)) = event.run() {
-            let i = self.index(container)?;
-            // An event about an earlier run of the container is stale.
-            if run != self.containers[i].run {
-                return Ok(actions);
+        // Events about a container run: find the container once; an event
+        // about an earlier run of it is stale.
+        let target = match event.run() {
+            Some((container, run)) => {
+                let i = self.index(container)?;
+                if run != self.containers[i].run {
+                    return Ok(actions);
+                }
+                Some(i)
             }
-        }
-        match event {
-            Event::Started { container, pid, .. } => {
-                let i = self.index(&container)?;
-                self.on_started(now, i, pid, &mut actions)?;
+            None => None,
+        };
+        match (event, target) {
+            (Event::Started { pid, .. }, Some(i)) => self.on_started(now, i, pid, &mut actions)?,
+            (
+                Event::Exited {
+                    status, oom_killed, ..
+                },
+                Some(i),
+            ) => self.on_exited(now, i, status, oom_killed, &mut actions)?,
+            (Event::StartFailed { message, .. }, Some(i)) => {
+                self.on_start_failed(now, i, message, &mut actions)?
             }
-            Event::Exited {
-                container,
-                status,
-                oom_killed,
-                ..
-            } => {
-                let i = self.index(&container)?;
-                self.on_exited(now, i, status, oom_killed, &mut actions)?;
+            (Event::CreateFailed { message, .. }, Some(i)) => {
+                self.on_create_failed(now, i, message, &mut actions)?
             }
-            Event::StartFailed {
-                container, message, ..
-            } => {
-                let i = self.index(&container)?;
-                self.on_start_failed(now, i, message, &mut actions)?;
+            (Event::HookFinished { hook, result, .. }, Some(i)) => {
+                self.on_hook_finished(now, i, hook, result, &mut actions)?
             }
-            Event::CreateFailed {
-                container, message, ..
-            } => {
-                let i = self.index(&container)?;
-                self.on_create_failed(now, i, message, &mut actions)?;
-            }
-            Event::HookFinished {
-                container,
-                hook,
-                result,
-                ..
-            } => {
-                let i = self.index(&container)?;
-                self.on_hook_finished(now, i, hook, result, &mut actions)?;
-            }
-            Event::ProbeResult {
-                container,
-                probe,
-                success,
-                output,
-                ..
-            } => {
-                let i = self.index(&container)?;
-                self.on_probe(now, i, probe, success, output, &mut actions);
-            }
-            Event::TimerFired(timer) => self.on_timer(now, timer, &mut actions),
-            Event::StopRequested { grace_seconds } => {
+            (
+                Event::ProbeResult {
+                    probe,
+                    success,
+                    output,
+                    ..
+                },
+                Some(i),
+            ) => self.on_probe(now, i, probe, success, output, &mut actions),
+            (Event::TimerFired(timer), _) => self.on_timer(now, timer, &mut actions),
+            (Event::StopRequested { grace_seconds }, _) => {
                 self.request_stop(now, StopCause::Requested, grace_seconds, &mut actions)
             }
-            Event::ImageChanged { container, image } => {
+            (Event::ImageChanged { container, image }, _) => {
                 let i = self.index(&container)?;
                 self.on_image_changed(now, i, image, &mut actions);
             }
+            // Every run event has its target found above.
+            (_, None) => {}
         }
         self.reconcile(now, &mut actions);
         Ok(actions)

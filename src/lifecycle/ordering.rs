@@ -64,7 +64,6 @@ impl Engine {
         c.run += 1;
         c.run_image = Some(c.image.clone());
         c.post_start_done = false;
-        c.startup_passed = false;
         c.started = false;
         c.ready = false;
         c.successes = [0; 3];

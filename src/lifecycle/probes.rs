@@ -17,7 +17,6 @@ impl Engine {
 
     fn mark_started(&mut self, i: usize, actions: &mut Vec<Action>) {
         let c = &mut self.containers[i];
-        c.startup_passed = true;
         c.started = true;
         if c.model.kind == crate::manifest::ContainerKind::Sidecar {
             c.ever_started = true;

@@ -112,9 +112,6 @@ impl Engine {
         let c = &mut self.containers[i];
         c.started = false;
         c.ready = false;
-        if c.model.kind == ContainerKind::Sidecar && c.post_start_done && c.startup_passed {
-            c.ever_started = true;
-        }
         let restart_anyway = std::mem::take(&mut c.restart_after_stop);
         if c.model.kind == ContainerKind::Init && t.exit_code == 0 {
             c.completed = true;

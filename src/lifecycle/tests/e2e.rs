@@ -1562,5 +1562,5 @@ fn should_not_continue_running_liveness_probes_for_restartable_init_containers_a
     );
     // The pod terminated in order: the sidecar got SIGTERM, never SIGKILL.
     assert!(sim.finished.is_some());
-    assert!(sim.actions.iter().all(|(_, a)| !matches!(a, Action::Signal { container, signal: Signal::Kill } if container == "restartable-init-1")));
+    assert!(sim.actions().all(|a| !matches!(a, Action::Signal { container, signal: Signal::Kill } if container == "restartable-init-1")));
 }

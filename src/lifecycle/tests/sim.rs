@@ -102,7 +102,6 @@ pub struct Sim {
     /// Each container's current run, from the engine's `Start`.
     current_run: HashMap<String, u64>,
     pub trace: Vec<String>,
-    pub actions: Vec<(Time, Action)>,
     /// Every event delivered and every action returned, in the order they
     /// happened.
     pub log: Vec<(Time, Entry)>,
@@ -146,7 +145,6 @@ impl Sim {
             probes: HashMap::new(),
             current_run: HashMap::new(),
             trace: Vec::new(),
-            actions: Vec::new(),
             log: Vec::new(),
             finished: None,
             timers: HashMap::new(),
@@ -193,7 +191,6 @@ impl Sim {
 
     fn apply(&mut self, actions: Vec<Action>) {
         for action in actions {
-            self.actions.push((self.now, action.clone()));
             self.log.push((self.now, Entry::Action(action.clone())));
             match action {
                 Action::Start {
@@ -438,6 +435,14 @@ impl Sim {
         self.trace.iter().find(|l| &l[8..] == body).map(|l| {
             let secs: f64 = l[..7].trim().parse().expect("time");
             (secs * 1000.0).round() as i64
+        })
+    }
+
+    /// Every action the engine returned.
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.log.iter().filter_map(|(_, e)| match e {
+            Entry::Action(a) => Some(a),
+            Entry::Event(_) => None,
         })
     }
 
