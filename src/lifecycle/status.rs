@@ -106,11 +106,23 @@ impl Engine {
 
     pub fn status(&self) -> PodStatus {
         let initialized = self.initialized();
+        // The last init entry that ever ran: when the pod ends, entries up to
+        // it that did not end are reported failed (see container_status).
+        let last_ran_init = self
+            .containers
+            .iter()
+            .rposition(|c| c.model.kind != ContainerKind::App && c.run > 0);
         let (init_statuses, app_statuses): (Vec<_>, Vec<_>) = self
             .containers
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.model.kind, self.container_status(i, c, initialized)))
+            .map(|(i, c)| {
+                let before_last_ran = last_ran_init.is_some_and(|last| i <= last);
+                (
+                    c.model.kind,
+                    self.container_status(c, initialized, before_last_ran),
+                )
+            })
             .partition(|(kind, _)| *kind != ContainerKind::App);
         let strip = |list: Vec<(ContainerKind, ContainerStatus)>| -> Vec<ContainerStatus> {
             list.into_iter().map(|(_, s)| s).collect()
@@ -192,19 +204,21 @@ impl Engine {
         ]
     }
 
-    fn container_status(&self, i: usize, c: &Container, initialized: bool) -> ContainerStatus {
+    /// `before_last_ran`: an init entry at or before the last one that ran.
+    fn container_status(
+        &self,
+        c: &Container,
+        initialized: bool,
+        before_last_ran: bool,
+    ) -> ContainerStatus {
         // When the pod has finished, a container that did not end is
         // reported failed, as the kubelet's TerminatePod does: apps once the
         // pod was initialized; init entries up to the last one that ran.
-        let last_ran_init = self
-            .containers
-            .iter()
-            .rposition(|c| c.model.kind != ContainerKind::App && c.run > 0);
         let unaccounted = self.finished.is_some()
             && !matches!(c.state, State::Terminated(_))
             && match c.model.kind {
                 ContainerKind::App => initialized,
-                _ => last_ran_init.is_some_and(|last| i <= last),
+                _ => before_last_ran,
             };
         let state = match &c.state {
             _ if unaccounted => terminated(&Terminated {
