@@ -1,14 +1,16 @@
-//! Starting a container's main process: fork, the child's setup, exec. An
+//! Starting a container's main process: clone3 into its namespaces and
+//! cgroup, the child's setup (namespaces joined, mounts, identity,
+//! capabilities, streams), exec. An
 //! exec that fails (no such file, not executable) comes back to the parent
 //! over a close-on-exec pipe as a start error with its reason; the child is
 //! reaped, so nothing hangs and no zombie is left.
 //!
 //! Everything the child needs (paths, argv and envp pointer arrays) is built
-//! before the fork: between fork and exec the child only makes
+//! before the clone: between clone and exec the child only makes
 //! async-signal-safe system calls and allocates nothing.
 
 use std::ffi::{CString, c_char};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -16,7 +18,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
+use nix::unistd::{Pid, pipe2, read};
 
 /// runc's PATH when the container's environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -37,6 +39,8 @@ pub enum SpawnError {
     Chdir { dir: String, errno: Errno },
     #[error("exec {program:?}: {}", errno.desc())]
     Exec { program: String, errno: Errno },
+    #[error("cannot {what}: {}", errno.desc())]
+    Setup { what: String, errno: Errno },
 }
 
 /// A process ready to start: every byte the child needs, prepared.
@@ -121,26 +125,169 @@ impl Command {
     }
 }
 
-/// What the child reports before it dies: the failing step and its errno.
-const STEP_CHDIR: u32 = 1;
-const STEP_EXEC: u32 = 2;
+/// One step of the child's mount setup, prepared in the parent.
+#[derive(Debug)]
+pub enum Step {
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+    },
+    /// Lazily unmounts whatever is at `target`; nothing mounted is fine.
+    Detach { target: CString },
+    /// Creates a directory; one already there is fine.
+    Mkdir { path: CString },
+    /// Creates an empty file to bind a file onto; one already there is fine.
+    Touch { path: CString },
+    /// Creates a symlink; one already there is fine.
+    Symlink { target: CString, link: CString },
+    /// Makes `root` the root: pivot_root into it and drop the old root.
+    Pivot { root: CString },
+}
 
-/// Starts the process. `Ok` means the exec succeeded.
-pub fn spawn(cmd: &Command) -> Result<Pid, SpawnError> {
-    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
-    // SAFETY: the child runs only child_after_fork, which makes
-    // async-signal-safe calls on data prepared before the fork.
-    match unsafe { fork() }.map_err(SpawnError::Fork)? {
-        ForkResult::Child => child_after_fork(cmd, &write_end),
-        ForkResult::Parent { child } => {
-            drop(write_end);
-            parent_wait_for_exec(cmd, child, read_end)
+impl Step {
+    /// What the step does, for the message when it fails.
+    pub fn describe(&self) -> String {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            Step::Mount {
+                source,
+                target,
+                fstype,
+                ..
+            } => format!(
+                "mount {} on {}",
+                source
+                    .as_ref()
+                    .or(fstype.as_ref())
+                    .map_or_else(|| "(flags)".to_owned(), s),
+                s(target)
+            ),
+            Step::Detach { target } => format!("unmount {}", s(target)),
+            Step::Mkdir { path } => format!("mkdir {}", s(path)),
+            Step::Touch { path } => format!("create {}", s(path)),
+            Step::Symlink { link, .. } => format!("symlink {}", s(link)),
+            Step::Pivot { root } => format!("pivot_root into {}", s(root)),
         }
     }
 }
 
-/// The child between fork and exec: no allocation, no locks, no return.
-fn child_after_fork(cmd: &Command, report: &OwnedFd) -> ! {
+/// Who the process runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// Everything about the child besides its command: namespaces, cgroup,
+/// mounts, identity, capabilities and standard streams. The default is a
+/// plain child of the caller.
+#[derive(Debug, Default)]
+pub struct Isolation {
+    /// `CLONE_NEW*` flags for the clone itself.
+    pub clone_flags: u64,
+    /// The cgroup directory the child is born in (`CLONE_INTO_CGROUP`).
+    pub cgroup: Option<OwnedFd>,
+    /// Namespaces to join (setns), each with its `CLONE_NEW*` type.
+    pub join: Vec<(OwnedFd, libc::c_int)>,
+    pub steps: Vec<Step>,
+    /// The value written to `/proc/self/oom_score_adj`.
+    pub oom_score_adj: Option<CString>,
+    /// stdin, stdout and stderr.
+    pub stdio: Option<[OwnedFd; 3]>,
+    pub creds: Option<Creds>,
+    /// The capability set (bit N = capability N) and the kernel's last
+    /// capability: the bounding set is cut to it and it becomes the
+    /// effective, permitted and inheritable sets.
+    pub caps: Option<(u64, u8)>,
+    pub no_new_privs: bool,
+    /// Starts a new session, so a terminal's signals reach the supervisor
+    /// and not the container directly.
+    pub new_session: bool,
+}
+
+/// A started process and the pidfd that watches it.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+}
+
+/// What the child reports before it dies: the failing step and its errno.
+const STEP_CHDIR: u32 = 1;
+const STEP_EXEC: u32 = 2;
+const STEP_SETNS: u32 = 3;
+const STEP_OOM: u32 = 4;
+const STEP_STDIO: u32 = 5;
+const STEP_CAPS: u32 = 6;
+const STEP_CREDS: u32 = 7;
+const STEP_NO_NEW_PRIVS: u32 = 8;
+const STEP_SESSION: u32 = 9;
+const STEP_MOUNT: u32 = 1000;
+
+/// clone3's flag (libc's constant is an `int` that cannot hold it).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAP_V3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Starts the process: one clone3 into its namespaces and cgroup, the
+/// child's setup, exec. `Ok` means the exec succeeded.
+pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: an all-zero clone_args is its valid "no options" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = iso.clone_flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(cgroup) = &iso.cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = cgroup.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 without a new stack behaves as fork: the child runs
+    // only child_after_clone, which makes async-signal-safe calls on data
+    // prepared before the clone and never returns.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of!(args),
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match ret {
+        -1 => Err(SpawnError::Fork(Errno::last())),
+        0 => child_after_clone(cmd, iso, &write_end),
+        pid => {
+            drop(write_end);
+            // SAFETY: the kernel gave us this new descriptor (CLONE_PIDFD).
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            let pid = Pid::from_raw(pid as libc::pid_t);
+            parent_wait_for_exec(cmd, iso, pid, read_end).map(|pid| Child { pid, pidfd })
+        }
+    }
+}
+
+/// The child between clone and exec: no allocation, no locks, no return.
+/// Every string and array it uses was built before the clone.
+fn child_after_clone(cmd: &Command, iso: &Isolation, report: &OwnedFd) -> ! {
     let fail = |step: u32| -> ! {
         let errno = Errno::last_raw();
         let mut msg = [0u8; 8];
@@ -153,14 +300,126 @@ fn child_after_fork(cmd: &Command, report: &OwnedFd) -> ! {
             libc::_exit(127)
         }
     };
+    // SAFETY: plain system calls on stack data; nothing here allocates.
+    unsafe {
+        // Only 0, 1 and 2 survive the exec.
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        );
+        // The supervisor's mask and ignored signals are not the container's.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if iso.new_session && libc::setsid() < 0 {
+            fail(STEP_SESSION);
+        }
+        for (fd, kind) in &iso.join {
+            if libc::setns(fd.as_raw_fd(), *kind) != 0 {
+                fail(STEP_SETNS);
+            }
+        }
+        if let Some(value) = &iso.oom_score_adj {
+            let fd = libc::open(
+                c"/proc/self/oom_score_adj".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            let len = value.as_bytes().len();
+            if fd < 0 || libc::write(fd, value.as_ptr().cast(), len) != len as isize {
+                fail(STEP_OOM);
+            }
+            libc::close(fd);
+        }
+    }
+    for (i, step) in iso.steps.iter().enumerate() {
+        if !run_step(step) {
+            fail(STEP_MOUNT + i as u32);
+        }
+    }
     if let Some(dir) = &cmd.cwd {
-        // SAFETY: dir is a valid NUL-terminated string made before the fork.
+        // SAFETY: dir is a valid NUL-terminated string made before the clone.
         if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
             fail(STEP_CHDIR);
         }
     }
+    if let Some([stdin, stdout, stderr]) = &iso.stdio {
+        for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+            // SAFETY: dup2 onto the standard descriptors.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+                fail(STEP_STDIO);
+            }
+        }
+    }
+    if let Some((set, last_cap)) = iso.caps {
+        // The bounding set is cut while CAP_SETPCAP is still held.
+        for cap in 0..=last_cap {
+            if set & (1u64 << cap) == 0 {
+                // SAFETY: prctl with integer arguments.
+                let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap)) };
+                if r != 0 && Errno::last() != Errno::EINVAL {
+                    fail(STEP_CAPS);
+                }
+            }
+        }
+        // SAFETY: prctl with integer arguments; keeps the permitted set
+        // across the change of uid below.
+        unsafe {
+            libc::prctl(libc::PR_SET_KEEPCAPS, 1);
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
+        }
+    }
+    if let Some(creds) = &iso.creds {
+        // SAFETY: groups is a Vec built before the clone; the calls only
+        // read it.
+        let ok = unsafe {
+            libc::setgroups(creds.groups.len(), creds.groups.as_ptr()) == 0
+                && libc::setresgid(creds.gid, creds.gid, creds.gid) == 0
+                && libc::setresuid(creds.uid, creds.uid, creds.uid) == 0
+        };
+        if !ok {
+            fail(STEP_CREDS);
+        }
+    }
+    if let Some((set, _)) = iso.caps {
+        let header = CapHeader {
+            version: CAP_V3,
+            pid: 0,
+        };
+        let word = |shift: u32| (set >> shift) as u32;
+        let data = [
+            CapData {
+                effective: word(0),
+                permitted: word(0),
+                inheritable: word(0),
+            },
+            CapData {
+                effective: word(32),
+                permitted: word(32),
+                inheritable: word(32),
+            },
+        ];
+        // SAFETY: capset(2) with a v3 header and its two data words, all on
+        // the stack.
+        if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } != 0 {
+            fail(STEP_CAPS);
+        }
+    }
+    if iso.no_new_privs {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            fail(STEP_NO_NEW_PRIVS);
+        }
+    }
     // SAFETY: program, argv and envp are NUL-terminated strings and
-    // null-terminated pointer arrays built before the fork.
+    // null-terminated pointer arrays built before the clone.
     unsafe {
         libc::execve(
             cmd.program.as_ptr(),
@@ -171,9 +430,67 @@ fn child_after_fork(cmd: &Command, report: &OwnedFd) -> ! {
     fail(STEP_EXEC)
 }
 
+fn opt_ptr(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+/// One mount step in the child; false (with errno set) when it failed.
+fn run_step(step: &Step) -> bool {
+    let exists = || Errno::last() == Errno::EEXIST;
+    // SAFETY: every pointer is a NUL-terminated string built before the
+    // clone, or null where the call allows it.
+    unsafe {
+        match step {
+            Step::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => {
+                libc::mount(
+                    opt_ptr(source),
+                    target.as_ptr(),
+                    opt_ptr(fstype),
+                    *flags,
+                    opt_ptr(data).cast(),
+                ) == 0
+            }
+            Step::Detach { target } => {
+                libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+                true
+            }
+            Step::Mkdir { path } => libc::mkdir(path.as_ptr(), 0o755) == 0 || exists(),
+            Step::Touch { path } => {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
+                fd >= 0 && libc::close(fd) == 0
+            }
+            Step::Symlink { target, link } => {
+                libc::symlink(target.as_ptr(), link.as_ptr()) == 0 || exists()
+            }
+            Step::Pivot { root } => {
+                let dot = c".".as_ptr();
+                libc::chdir(root.as_ptr()) == 0
+                    && libc::syscall(libc::SYS_pivot_root, dot, dot) == 0
+                    && libc::umount2(dot, libc::MNT_DETACH) == 0
+                    && libc::chdir(c"/".as_ptr()) == 0
+            }
+        }
+    }
+}
+
 /// Reads the pipe: end of file means the exec closed it (success); a report
 /// means the child failed and is reaped.
-fn parent_wait_for_exec(cmd: &Command, child: Pid, report: OwnedFd) -> Result<Pid, SpawnError> {
+fn parent_wait_for_exec(
+    cmd: &Command,
+    iso: &Isolation,
+    child: Pid,
+    report: OwnedFd,
+) -> Result<Pid, SpawnError> {
     let mut msg = [0u8; 8];
     let mut got = 0;
     while got < msg.len() {
@@ -191,6 +508,7 @@ fn parent_wait_for_exec(cmd: &Command, child: Pid, report: OwnedFd) -> Result<Pi
     let _ = waitpid(child, None);
     let step = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
     let errno = Errno::from_raw(i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]));
+    let setup = |what: String| SpawnError::Setup { what, errno };
     Err(match step {
         STEP_CHDIR => SpawnError::Chdir {
             dir: cmd
@@ -200,10 +518,22 @@ fn parent_wait_for_exec(cmd: &Command, child: Pid, report: OwnedFd) -> Result<Pi
                 .unwrap_or_default(),
             errno,
         },
-        _ => SpawnError::Exec {
+        STEP_EXEC => SpawnError::Exec {
             program: cmd.program().to_owned(),
             errno,
         },
+        STEP_SETNS => setup("join the pod's namespaces".to_owned()),
+        STEP_OOM => setup("set oom_score_adj".to_owned()),
+        STEP_STDIO => setup("set up standard streams".to_owned()),
+        STEP_CAPS => setup("set capabilities".to_owned()),
+        STEP_CREDS => setup("set user and groups".to_owned()),
+        STEP_NO_NEW_PRIVS => setup("set no_new_privs".to_owned()),
+        STEP_SESSION => setup("start a session".to_owned()),
+        n => setup(
+            n.checked_sub(STEP_MOUNT)
+                .and_then(|i| iso.steps.get(i as usize))
+                .map_or_else(|| format!("step {n}"), Step::describe),
+        ),
     })
 }
 
@@ -222,14 +552,14 @@ mod tests {
     fn starts_a_process_that_runs() {
         let cmd = command(&["sh", "-c", "exit 7"], Some("/")).unwrap();
         assert!(cmd.program().ends_with("/sh"));
-        let pid = spawn(&cmd).unwrap();
+        let pid = spawn(&cmd, &Isolation::default()).unwrap().pid;
         assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 7));
     }
 
     #[test]
     fn an_exec_failure_is_a_start_error_and_leaves_no_zombie() {
         let missing = command(&["/nonexistent/binary"], None).unwrap();
-        let err = spawn(&missing).unwrap_err();
+        let err = spawn(&missing, &Isolation::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "exec \"/nonexistent/binary\": No such file or directory"
@@ -239,7 +569,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let plain = dir.join("plain");
         std::fs::write(&plain, "data").unwrap();
-        let err = spawn(&command(&[plain.to_str().unwrap()], None).unwrap()).unwrap_err();
+        let err = spawn(
+            &command(&[plain.to_str().unwrap()], None).unwrap(),
+            &Isolation::default(),
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -256,7 +590,7 @@ mod tests {
     #[test]
     fn a_missing_working_directory_is_a_start_error() {
         let cmd = command(&["true"], Some("/nonexistent/dir")).unwrap();
-        let err = spawn(&cmd).unwrap_err();
+        let err = spawn(&cmd, &Isolation::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "chdir \"/nonexistent/dir\": No such file or directory"

@@ -3,4 +3,5 @@
 
 pub mod cgroup;
 pub mod host;
+pub mod namespaces;
 pub mod volumes;

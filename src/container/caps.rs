@@ -1,0 +1,140 @@
+//! A container's capability set, as containerd's CRI plugin computes it:
+//! the default set (Docker's and containerd's), `ALL` in `add` or `drop`
+//! first, then the other adds, then the other drops; `privileged` gives
+//! every capability the kernel has.
+
+use std::collections::BTreeSet;
+
+use caps::Capability;
+use k8s_openapi::api::core::v1::SecurityContext;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapsError {
+    #[error("unknown capability {0:?}")]
+    Unknown(String),
+}
+
+/// containerd's (and Docker's) default capabilities.
+pub const DEFAULT: [Capability; 14] = [
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FSETID,
+    Capability::CAP_FOWNER,
+    Capability::CAP_MKNOD,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_KILL,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+/// `NET_ADMIN` or `CAP_NET_ADMIN`, any case, as containerd accepts.
+fn parse(name: &str) -> Result<Capability, CapsError> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    full.parse()
+        .map_err(|_| CapsError::Unknown(name.to_owned()))
+}
+
+fn is_all(name: &str) -> bool {
+    name.eq_ignore_ascii_case("ALL")
+}
+
+/// The set as a bit mask (bit N = capability N). `all` is every capability
+/// the kernel supports (for `privileged` and `add: [ALL]`).
+pub fn effective(sc: Option<&SecurityContext>, all: u64) -> Result<u64, CapsError> {
+    if sc.and_then(|s| s.privileged) == Some(true) {
+        return Ok(all);
+    }
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    let add = caps.and_then(|c| c.add.as_deref()).unwrap_or_default();
+    let drop = caps.and_then(|c| c.drop.as_deref()).unwrap_or_default();
+    let mut set: BTreeSet<u8> = DEFAULT.iter().map(Capability::index).collect();
+    if add.iter().any(|a| is_all(a)) {
+        set = (0..64).filter(|i| all & (1 << i) != 0).collect();
+    }
+    if drop.iter().any(|d| is_all(d)) {
+        set.clear();
+    }
+    for name in add.iter().filter(|a| !is_all(a)) {
+        set.insert(parse(name)?.index());
+    }
+    for name in drop.iter().filter(|d| !is_all(d)) {
+        set.remove(&parse(name)?.index());
+    }
+    Ok(set.into_iter().fold(0, |mask, i| mask | (1u64 << i)))
+}
+
+/// Every capability this kernel supports, from `cap_last_cap`.
+pub fn kernel_all(last_cap: u8) -> u64 {
+    if last_cap >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last_cap + 1)) - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Capabilities;
+
+    fn sc(add: &[&str], drop: &[&str]) -> SecurityContext {
+        let list = |l: &[&str]| Some(l.iter().map(|s| (*s).to_owned()).collect());
+        SecurityContext {
+            capabilities: Some(Capabilities {
+                add: list(add),
+                drop: list(drop),
+            }),
+            ..Default::default()
+        }
+    }
+
+    const ALL: u64 = (1 << 41) - 1;
+
+    #[test]
+    fn the_default_set_is_dockers() {
+        // What `grep CapEff /proc/self/status` shows in a Docker container.
+        assert_eq!(effective(None, ALL).unwrap(), 0x00000000a80425fb);
+    }
+
+    #[test]
+    fn adds_then_drops_with_all_first() {
+        let net_admin = 1 << 12;
+        let chown = 1;
+        assert_eq!(
+            effective(Some(&sc(&["NET_ADMIN"], &["CHOWN"])), ALL).unwrap(),
+            0xa80425fb ^ chown | net_admin
+        );
+        assert_eq!(
+            effective(Some(&sc(&["ALL"], &["chown"])), ALL).unwrap(),
+            ALL ^ chown
+        );
+        assert_eq!(
+            effective(Some(&sc(&["CAP_NET_ADMIN"], &["ALL"])), ALL).unwrap(),
+            net_admin
+        );
+    }
+
+    #[test]
+    fn privileged_gets_everything_and_bad_names_are_refused() {
+        let privileged = SecurityContext {
+            privileged: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(effective(Some(&privileged), ALL).unwrap(), ALL);
+        assert_eq!(
+            effective(Some(&sc(&["FLY"], &[])), ALL).unwrap_err(),
+            CapsError::Unknown("FLY".to_owned())
+        );
+        assert_eq!(kernel_all(40), ALL);
+    }
+}

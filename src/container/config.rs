@@ -1,0 +1,421 @@
+//! What a container runs as, taken from its manifest: command and args with
+//! `$(VAR)` expansion, the environment, working directory, identity,
+//! capabilities, no_new_privs and its volume mounts. An error here is the
+//! kubelet's `CreateContainerConfigError`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSecurityContext, SecurityContext};
+
+use super::caps::{self, CapsError};
+use super::expand::{expand, resolve_env};
+use super::rootfs::{BindMount, Propagation, Root, RootfsError};
+use super::spawn::{Creds, DEFAULT_PATH};
+use crate::manifest::Pod;
+use crate::sandbox::volumes::{VolumeError, resolve_subpath};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Caps(#[from] CapsError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("the container has no command and a rootfs image has no entrypoint")]
+    NoCommand,
+    #[error("container has runAsNonRoot and image will run as root")]
+    RunAsRoot,
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("env {name:?}: {what} is not available in podrun")]
+    Unavailable { name: String, what: String },
+    #[error("volume {0:?} is not mounted in the pod")]
+    UnknownVolume(String),
+}
+
+/// The pod-wide facts a container's configuration uses.
+#[derive(Debug, Clone)]
+pub struct PodFacts<'a> {
+    pub pod: &'a Pod,
+    pub uid: &'a str,
+    pub hostname: &'a str,
+    /// Volume name → where its data is on the host.
+    pub volumes: &'a BTreeMap<String, PathBuf>,
+    /// Every capability the kernel has.
+    pub all_caps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub creds: Creds,
+    pub caps: u64,
+    pub no_new_privs: bool,
+    pub read_only_root: bool,
+    pub privileged: bool,
+    pub root: Root,
+    pub mounts: Vec<BindMount>,
+}
+
+/// A `valueFrom` this pod can answer.
+fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
+    let Some(from) = &e.value_from else {
+        return Ok(Some(e.value.clone().unwrap_or_default()));
+    };
+    let unavailable = |what: String| ConfigError::Unavailable {
+        name: e.name.clone(),
+        what,
+    };
+    if let Some(r) = &from.field_ref {
+        let meta = f.pod.template_metadata.as_ref().unwrap_or(&f.pod.metadata);
+        let key = |prefix: &str| {
+            r.field_path
+                .strip_prefix(prefix)
+                .and_then(|k| k.strip_prefix("['"))
+                .and_then(|k| k.strip_suffix("']"))
+                .map(str::to_owned)
+        };
+        let value = match r.field_path.as_str() {
+            "metadata.name" => Some(f.pod.name.clone()),
+            "metadata.namespace" => Some(f.pod.namespace.clone()),
+            "metadata.uid" => Some(f.uid.to_owned()),
+            "spec.nodeName" => Some(f.hostname.to_owned()),
+            "spec.serviceAccountName" => Some(
+                f.pod
+                    .spec
+                    .service_account_name
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned()),
+            ),
+            path => {
+                if let Some(k) = key("metadata.labels") {
+                    Some(f.pod.labels.get(&k).cloned().unwrap_or_default())
+                } else if let Some(k) = key("metadata.annotations") {
+                    Some(
+                        meta.annotations
+                            .as_ref()
+                            .and_then(|a| a.get(&k))
+                            .cloned()
+                            .unwrap_or_default(),
+                    )
+                } else {
+                    return Err(unavailable(format!("fieldRef {path}")));
+                }
+            }
+        };
+        return Ok(value);
+    }
+    let missing = |kind, name: &str, optional: Option<bool>| {
+        if optional == Some(true) {
+            Ok(None)
+        } else {
+            Err(ConfigError::NotFound {
+                kind,
+                name: name.to_owned(),
+            })
+        }
+    };
+    // podrun has no ConfigMaps or Secrets: a reference finds nothing.
+    if let Some(r) = &from.config_map_key_ref {
+        return missing("configmap", &r.name, r.optional);
+    }
+    if let Some(r) = &from.secret_key_ref {
+        return missing("secret", &r.name, r.optional);
+    }
+    Err(unavailable(
+        if from.resource_field_ref.is_some() {
+            "resourceFieldRef"
+        } else {
+            "fileKeyRef"
+        }
+        .to_owned(),
+    ))
+}
+
+fn environment(f: &PodFacts, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
+    let base = vec![
+        ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
+        ("HOSTNAME".to_owned(), f.hostname.to_owned()),
+    ];
+    for from in c.env_from.iter().flatten() {
+        if let Some(r) = &from.config_map_ref {
+            missing_source("configmap", &r.name, r.optional)?;
+        }
+        if let Some(r) = &from.secret_ref {
+            missing_source("secret", &r.name, r.optional)?;
+        }
+    }
+    let mut env = Vec::new();
+    for e in c.env.iter().flatten() {
+        if let Some(value) = value_from(f, e)? {
+            env.push((e.name.clone(), value));
+        }
+    }
+    Ok(resolve_env(&base, &env))
+}
+
+fn missing_source(
+    kind: &'static str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<(), ConfigError> {
+    if optional == Some(true) {
+        Ok(())
+    } else {
+        Err(ConfigError::NotFound {
+            kind,
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The container's identity: its own securityContext over the pod's.
+fn creds(
+    pod: Option<&PodSecurityContext>,
+    own: Option<&SecurityContext>,
+) -> Result<Creds, ConfigError> {
+    let uid = own
+        .and_then(|s| s.run_as_user)
+        .or(pod.and_then(|p| p.run_as_user))
+        .unwrap_or(0);
+    let gid = own
+        .and_then(|s| s.run_as_group)
+        .or(pod.and_then(|p| p.run_as_group))
+        .unwrap_or(0);
+    let non_root = own
+        .and_then(|s| s.run_as_non_root)
+        .or(pod.and_then(|p| p.run_as_non_root))
+        .unwrap_or(false);
+    if non_root && uid == 0 {
+        return Err(ConfigError::RunAsRoot);
+    }
+    let mut groups: Vec<u32> = pod
+        .and_then(|p| p.supplemental_groups.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(pod.and_then(|p| p.fs_group))
+        .map(|g| g as u32)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(Creds {
+        uid: uid as u32,
+        gid: gid as u32,
+        groups,
+    })
+}
+
+fn mounts(
+    f: &PodFacts,
+    c: &Container,
+    env: &[(String, String)],
+) -> Result<Vec<BindMount>, ConfigError> {
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let root = f
+            .volumes
+            .get(&m.name)
+            .ok_or_else(|| ConfigError::UnknownVolume(m.name.clone()))?;
+        let sub = match (m.sub_path.as_deref(), m.sub_path_expr.as_deref()) {
+            (Some(s), _) if !s.is_empty() => Some(s.to_owned()),
+            (_, Some(e)) if !e.is_empty() => Some(expand(e, lookup)),
+            _ => None,
+        };
+        let source = match sub {
+            Some(sub) => resolve_subpath(root, &sub)?,
+            None => root.clone(),
+        };
+        let propagation = match m.mount_propagation.as_deref() {
+            Some("HostToContainer") => Propagation::Slave,
+            Some("Bidirectional") => Propagation::Shared,
+            _ => Propagation::Private,
+        };
+        out.push(BindMount {
+            source,
+            target: m.mount_path.clone(),
+            read_only: m.read_only == Some(true),
+            propagation,
+        });
+    }
+    Ok(out)
+}
+
+/// The configuration of one container of the pod.
+pub fn config(f: &PodFacts, c: &Container) -> Result<Config, ConfigError> {
+    let root = Root::from_image(c.image.as_deref().unwrap_or_default())?;
+    let env = environment(f, c)?;
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let argv: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .map(|a| expand(a, lookup))
+        .collect();
+    if c.command.as_ref().is_none_or(Vec::is_empty) {
+        return Err(ConfigError::NoCommand);
+    }
+    let sc = c.security_context.as_ref();
+    let privileged = sc.and_then(|s| s.privileged) == Some(true);
+    let mounts = mounts(f, c, &env)?;
+    Ok(Config {
+        argv,
+        cwd: c
+            .working_dir
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "/".to_owned()),
+        creds: creds(f.pod.spec.security_context.as_ref(), sc)?,
+        caps: caps::effective(sc, f.all_caps)?,
+        // Kubernetes allows escalation unless told not to.
+        no_new_privs: !privileged && sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+        read_only_root: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
+        privileged,
+        root,
+        mounts,
+        env,
+    })
+}
+
+/// The hostname of a pod, as the kubelet makes it: `spec.hostname` or the
+/// pod's name, cut to 63 characters without a trailing `-` or `.`.
+pub fn hostname(pod: &Pod) -> String {
+    let name = pod
+        .spec
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| pod.name.clone());
+    let cut: String = name.chars().take(63).collect();
+    cut.trim_end_matches(['-', '.']).to_owned()
+}
+
+/// Where a container's root is as the parent sees it, for PATH lookups.
+pub fn root_path(config: &Config) -> &Path {
+    config.root.path()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest;
+
+    fn pod(yaml: &str) -> Pod {
+        manifest::parse(yaml).unwrap().pod
+    }
+
+    fn facts<'a>(pod: &'a Pod, volumes: &'a BTreeMap<String, PathBuf>) -> PodFacts<'a> {
+        PodFacts {
+            pod,
+            uid: "1234",
+            hostname: "web",
+            volumes,
+            all_caps: (1 << 41) - 1,
+        }
+    }
+
+    #[test]
+    fn command_args_and_env_expand_as_kubernetes_does() {
+        let p = pod(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: shop}}
+spec:
+  securityContext: {runAsUser: 1000, supplementalGroups: [5, 4], fsGroup: 4}
+  containers:
+  - name: c
+    image: rootfs:/
+    command: ["sh", "-c"]
+    args: ["echo $(GREETING) $(MISSING) $$(GREETING)"]
+    workingDir: /tmp
+    env:
+    - {name: WHO, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: GREETING, value: "hello $(WHO)"}
+    - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
+    - {name: OPT, valueFrom: {configMapKeyRef: {name: cm, key: k, optional: true}}}
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
+"#);
+        let volumes = BTreeMap::new();
+        let c = config(&facts(&p, &volumes), &p.spec.containers[0]).unwrap();
+        assert_eq!(
+            c.argv,
+            ["sh", "-c", "echo hello web $(MISSING) $(GREETING)"]
+        );
+        assert!(c.env.contains(&("APP".to_owned(), "shop".to_owned())));
+        assert!(c.env.contains(&("HOSTNAME".to_owned(), "web".to_owned())));
+        assert!(!c.env.iter().any(|(k, _)| k == "OPT"));
+        assert_eq!(c.cwd, "/tmp");
+        assert_eq!(
+            c.creds,
+            Creds {
+                uid: 1000,
+                gid: 0,
+                groups: vec![4, 5]
+            }
+        );
+        assert_eq!(c.caps, 1 << 10);
+        assert!(c.no_new_privs);
+        assert_eq!(c.root, Root::Host);
+    }
+
+    #[test]
+    fn what_podrun_cannot_give_is_a_config_error() {
+        let p = pod(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - {name: a, image: "rootfs:/", command: [x], env: [{name: K, valueFrom: {secretKeyRef: {name: s, key: k}}}]}
+  - {name: b, image: "rootfs:/", command: [x], securityContext: {runAsNonRoot: true}}
+  - {name: c, image: "rootfs:/"}
+  - {name: d, image: "nginx", command: [x]}
+"#);
+        let volumes = BTreeMap::new();
+        let f = facts(&p, &volumes);
+        let errors: Vec<String> = p
+            .spec
+            .containers
+            .iter()
+            .map(|c| config(&f, c).unwrap_err().to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "secret \"s\" not found",
+                "container has runAsNonRoot and image will run as root",
+                "the container has no command and a rootfs image has no entrypoint",
+                "image \"nginx\": podrun runs rootfs:DIR and rootfs:/ until its image store lands",
+            ]
+        );
+    }
+
+    #[test]
+    fn hostnames_are_cut_as_the_kubelet_cuts_them() {
+        let mut p = pod(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: c, image: x}]}\n",
+        );
+        assert_eq!(hostname(&p), "web");
+        p.name = format!("{}-.x", "a".repeat(62));
+        assert_eq!(hostname(&p), "a".repeat(62));
+        p.spec.hostname = Some("db".to_owned());
+        assert_eq!(hostname(&p), "db");
+    }
+}

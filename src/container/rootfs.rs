@@ -1,0 +1,496 @@
+//! A container's filesystem view: its root (`rootfs:DIR` or the host's own
+//! `rootfs:/`) bound at a staging directory, a fresh `/proc`, a read-only
+//! `/sys`, a small `/dev`, the pod's `/dev/shm`, the volume mounts, then
+//! pivot_root. The parent prepares mount points and builds the steps; the
+//! child only runs them.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::libc::{self, c_ulong};
+
+use super::spawn::Step;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("image {0:?}: podrun runs rootfs:DIR and rootfs:/ until its image store lands")]
+    UnsupportedImage(String),
+    #[error("rootfs {0}: not a directory")]
+    NotADirectory(PathBuf),
+    #[error(
+        "mountPath {0:?}: rootfs:/ mounts only on paths the host already has (podrun does not create them in the host's root)"
+    )]
+    MissingOnHost(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0:?} contains a NUL byte")]
+    Nul(String),
+    #[error("{0:?}: too many levels of symbolic links")]
+    Loop(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError + '_ {
+    move |source| RootfsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Where a container's root filesystem comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// `rootfs:/`: the host's own root, seen through the container's
+    /// private mount namespace.
+    Host,
+    /// `rootfs:DIR`: that directory as `/`.
+    Dir(PathBuf),
+}
+
+impl Root {
+    pub fn from_image(image: &str) -> Result<Root, RootfsError> {
+        match image.strip_prefix("rootfs:") {
+            Some("/") => Ok(Root::Host),
+            Some(dir) if dir.starts_with('/') => Ok(Root::Dir(PathBuf::from(dir))),
+            _ => Err(RootfsError::UnsupportedImage(image.to_owned())),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Root::Host => Path::new("/"),
+            Root::Dir(dir) => dir,
+        }
+    }
+}
+
+/// How a volume mount follows mounts made later on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// Kubernetes' `None`: private.
+    Private,
+    /// `HostToContainer`: a slave of the host's mount.
+    Slave,
+    /// `Bidirectional`: shared both ways (privileged containers only).
+    Shared,
+}
+
+/// One volume mount: a host path bound at a path inside the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+    pub propagation: Propagation,
+}
+
+/// What the container's view is made of.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub root: Root,
+    /// An empty directory the root is bound at before pivot_root.
+    pub stage: PathBuf,
+    /// The pod's shared `/dev/shm` (the host's with hostIPC).
+    pub shm: PathBuf,
+    pub mounts: Vec<BindMount>,
+    pub read_only_root: bool,
+    pub privileged: bool,
+}
+
+/// Resolves `path` inside `root` as the container would see it: symlinks
+/// are followed relative to `root` and `..` stops at it, so the result is
+/// always under `root` (filepath-securejoin's rule).
+pub fn secure_join(root: &Path, path: &str) -> Result<PathBuf, RootfsError> {
+    let mut resolved = PathBuf::new();
+    let mut pending: Vec<std::ffi::OsString> = Path::new(path)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let next = resolved.join(&part);
+        match fs::symlink_metadata(root.join(&next)) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return Err(RootfsError::Loop(path.to_owned()));
+                }
+                let target = fs::read_link(root.join(&next)).map_err(io(&next))?;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(p) => pending.push(p.to_owned()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved = next,
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+fn cstr(path: &Path) -> Result<CString, RootfsError> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| RootfsError::Nul(path.display().to_string()))
+}
+
+/// Makes sure a mount point exists for `source` at `target` (a directory,
+/// or a file for a file source). Never creates anything in the host's
+/// root.
+fn ensure_mount_point(root: &Root, target: &Path, source_is_dir: bool) -> Result<(), RootfsError> {
+    if fs::symlink_metadata(target).is_ok() {
+        return Ok(());
+    }
+    if *root == Root::Host {
+        return Err(RootfsError::MissingOnHost(target.display().to_string()));
+    }
+    if source_is_dir {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(target)
+            .map_err(io(target))
+    } else {
+        if let Some(parent) = target.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(io(parent))?;
+        }
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(target)
+        {
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(io(target)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+const PROC_READ_ONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
+const PROC_MASKED: [&str; 6] = [
+    "kcore",
+    "keys",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+];
+
+struct Steps {
+    steps: Vec<Step>,
+}
+
+impl Steps {
+    fn mount(
+        &mut self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: c_ulong,
+        data: Option<&str>,
+    ) -> Result<(), RootfsError> {
+        let text = |s: &str| CString::new(s).map_err(|_| RootfsError::Nul(s.to_owned()));
+        self.steps.push(Step::Mount {
+            source: source.map(cstr).transpose()?,
+            target: cstr(target)?,
+            fstype: fstype.map(text).transpose()?,
+            flags,
+            data: data.map(text).transpose()?,
+        });
+        Ok(())
+    }
+
+    fn flags(&mut self, target: &Path, flags: c_ulong) -> Result<(), RootfsError> {
+        self.mount(None, target, None, flags, None)
+    }
+
+    fn bind(&mut self, source: &Path, target: &Path, read_only: bool) -> Result<(), RootfsError> {
+        self.mount(
+            Some(source),
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )?;
+        if read_only {
+            self.flags(target, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY)?;
+        }
+        Ok(())
+    }
+
+    fn push(
+        &mut self,
+        step: impl FnOnce() -> Result<Step, RootfsError>,
+    ) -> Result<(), RootfsError> {
+        self.steps.push(step()?);
+        Ok(())
+    }
+}
+
+/// Prepares the mount points (in the parent) and returns the child's steps.
+pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
+    let root = view.root.path();
+    if !root.is_dir() {
+        return Err(RootfsError::NotADirectory(root.to_owned()));
+    }
+    let stage = &view.stage;
+    let at = |inside: &str| stage.join(inside);
+    if let Root::Dir(dir) = &view.root {
+        for d in ["proc", "sys", "dev"] {
+            ensure_mount_point(&view.root, &secure_join(dir, d)?, true)?;
+        }
+    }
+    let mut s = Steps { steps: Vec::new() };
+    // Mounts the host makes later reach the container, never the reverse.
+    s.flags(Path::new("/"), libc::MS_REC | libc::MS_SLAVE)?;
+    s.bind(root, stage, false)?;
+
+    // A fresh /proc for the container's PID namespace, its kernel knobs
+    // read-only and its leaky files masked (as runc does).
+    s.push(|| {
+        Ok(Step::Detach {
+            target: cstr(&at("proc"))?,
+        })
+    })?;
+    s.mount(
+        Some(Path::new("proc")),
+        &at("proc"),
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    if !view.privileged {
+        for name in PROC_READ_ONLY {
+            let path = at("proc").join(name);
+            s.bind(&path, &path, true)?;
+        }
+        for name in PROC_MASKED {
+            s.mount(
+                Some(Path::new("/dev/null")),
+                &at("proc").join(name),
+                None,
+                libc::MS_BIND,
+                None,
+            )?;
+        }
+    }
+    // A fresh /sys, read-only unless privileged.
+    s.push(|| {
+        Ok(Step::Detach {
+            target: cstr(&at("sys"))?,
+        })
+    })?;
+    let ro = if view.privileged { 0 } else { libc::MS_RDONLY };
+    s.mount(
+        Some(Path::new("sysfs")),
+        &at("sys"),
+        Some("sysfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | ro,
+        None,
+    )?;
+    // /dev: the host's for a privileged container, else a small tmpfs with
+    // the usual devices, its own ptys and the pod's /dev/shm.
+    s.push(|| {
+        Ok(Step::Detach {
+            target: cstr(&at("dev"))?,
+        })
+    })?;
+    if view.privileged {
+        s.bind(Path::new("/dev"), &at("dev"), false)?;
+    } else {
+        s.mount(
+            Some(Path::new("tmpfs")),
+            &at("dev"),
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        )?;
+        for dev in DEVICES {
+            let target = at("dev").join(dev);
+            s.push(|| {
+                Ok(Step::Touch {
+                    path: cstr(&target)?,
+                })
+            })?;
+            s.mount(
+                Some(&Path::new("/dev").join(dev)),
+                &target,
+                None,
+                libc::MS_BIND,
+                None,
+            )?;
+        }
+        s.push(|| {
+            Ok(Step::Mkdir {
+                path: cstr(&at("dev/pts"))?,
+            })
+        })?;
+        s.mount(
+            Some(Path::new("devpts")),
+            &at("dev/pts"),
+            Some("devpts"),
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        )?;
+        for (target, link) in [
+            ("pts/ptmx", "ptmx"),
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+        ] {
+            let link = at("dev").join(link);
+            s.push(|| {
+                Ok(Step::Symlink {
+                    target: cstr(Path::new(target))?,
+                    link: cstr(&link)?,
+                })
+            })?;
+        }
+        s.push(|| {
+            Ok(Step::Mkdir {
+                path: cstr(&at("dev/shm"))?,
+            })
+        })?;
+    }
+    s.bind(&view.shm, &at("dev/shm"), false)?;
+
+    // Volumes, parents before children.
+    let mut mounts = view.mounts.clone();
+    mounts.sort_by_key(|m| Path::new(&m.target).components().count());
+    for m in &mounts {
+        let inside = match &view.root {
+            Root::Host => match fs::canonicalize(&m.target) {
+                Ok(path) => path,
+                Err(_) => return Err(RootfsError::MissingOnHost(m.target.clone())),
+            },
+            Root::Dir(dir) => {
+                let target = secure_join(dir, &m.target)?;
+                ensure_mount_point(&view.root, &target, m.source.is_dir())?;
+                target
+                    .strip_prefix(dir)
+                    .map(Path::to_owned)
+                    .unwrap_or(target)
+            }
+        };
+        let target = stage.join(inside.strip_prefix("/").unwrap_or(&inside));
+        s.bind(&m.source, &target, m.read_only)?;
+        let propagation = match m.propagation {
+            Propagation::Private => libc::MS_PRIVATE,
+            Propagation::Slave => libc::MS_SLAVE,
+            Propagation::Shared => libc::MS_SHARED,
+        };
+        s.flags(&target, propagation | libc::MS_REC)?;
+    }
+    if view.read_only_root {
+        s.flags(stage, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY)?;
+    }
+    s.push(|| Ok(Step::Pivot { root: cstr(stage)? }))?;
+    Ok(s.steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("podrun-rootfs-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn images_other_than_rootfs_are_refused_for_now() {
+        assert_eq!(Root::from_image("rootfs:/").unwrap(), Root::Host);
+        assert_eq!(
+            Root::from_image("rootfs:/srv/root").unwrap(),
+            Root::Dir(PathBuf::from("/srv/root"))
+        );
+        let err = Root::from_image("busybox:1.36").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image \"busybox:1.36\": podrun runs rootfs:DIR and rootfs:/ until its image store lands"
+        );
+        assert!(Root::from_image("rootfs:relative").is_err());
+    }
+
+    #[test]
+    fn secure_join_stays_inside_the_root() {
+        let root = tempdir("join");
+        fs::create_dir_all(root.join("real")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../..", root.join("real/up")).unwrap();
+        symlink("loop", root.join("loop")).unwrap();
+        assert_eq!(secure_join(&root, "/abs/x").unwrap(), root.join("etc/x"));
+        assert_eq!(secure_join(&root, "real/up/y").unwrap(), root.join("y"));
+        assert_eq!(secure_join(&root, "../../z").unwrap(), root.join("z"));
+        assert!(matches!(
+            secure_join(&root, "/loop"),
+            Err(RootfsError::Loop(_))
+        ));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn mount_points_are_made_in_a_rootfs_dir_and_never_on_the_host() {
+        let root = tempdir("points");
+        let volume = tempdir("points-vol");
+        let view = View {
+            root: Root::Dir(root.clone()),
+            stage: PathBuf::from("/stage"),
+            shm: PathBuf::from("/dev/shm"),
+            mounts: vec![BindMount {
+                source: volume.clone(),
+                target: "/data/deep".to_owned(),
+                read_only: true,
+                propagation: Propagation::Private,
+            }],
+            read_only_root: true,
+            privileged: false,
+        };
+        let steps = build(&view).unwrap();
+        assert!(root.join("data/deep").is_dir());
+        assert!(root.join("proc").is_dir());
+        let described: Vec<String> = steps.iter().map(Step::describe).collect();
+        assert!(described.contains(&format!("mount {} on /stage/data/deep", volume.display())));
+        assert_eq!(described.last().unwrap(), "pivot_root into /stage");
+
+        let host = View {
+            root: Root::Host,
+            mounts: vec![BindMount {
+                target: "/no/such/podrun/dir".to_owned(),
+                ..view.mounts[0].clone()
+            }],
+            ..view
+        };
+        assert!(matches!(build(&host), Err(RootfsError::MissingOnHost(_))));
+        assert!(!Path::new("/no/such/podrun").exists());
+        fs::remove_dir_all(&root).unwrap();
+        fs::remove_dir_all(&volume).unwrap();
+    }
+}
