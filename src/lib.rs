@@ -2,10 +2,12 @@
 //!
 //! Data flows one way: [`manifest`] (text → validated pod) → [`plan`]
 //! (resources, QoS, cgroup values, start order) → [`sandbox`] (the kernel
-//! objects). `manifest` and `plan` are pure.
+//! objects) and [`container`] (processes) ⇄ [`supervisor`] ⇄ [`lifecycle`]
+//! (the kubelet's decisions). `manifest`, `plan` and `lifecycle` are pure.
 
 pub mod container;
 pub mod lifecycle;
 pub mod manifest;
 pub mod plan;
 pub mod sandbox;
+pub mod supervisor;

@@ -42,29 +42,13 @@ struct NodeInfo {
 pub fn run(args: Args) -> Result<(), Failure> {
     let (mount, controllers) = cgroup::discover().context("finding cgroup v2")?;
     let node = host::node_facts().context("reading this machine's facts")?;
-    let missing: Vec<&str> = cgroup::LIMIT_CONTROLLERS
-        .into_iter()
-        .filter(|c| !controllers.iter().any(|have| have == c))
-        .collect();
-    let reason = (!missing.is_empty()).then(|| {
-        let bound = if mount.hybrid {
-            " (they are bound to cgroup v1 on this hybrid host)"
-        } else {
-            ""
-        };
-        format!(
-            "the cgroup2 hierarchy at {} has no {} controller{}{bound}: pod limits are not enforced",
-            mount.mount.display(),
-            missing.join(", "),
-            if missing.len() == 1 { "" } else { "s" },
-        )
-    });
+    let reason = cgroup::unenforced_reason(&mount, &controllers);
     let info = Info {
         cgroup: CgroupInfo {
             mount: mount.mount.display().to_string(),
             hybrid: mount.hybrid,
             controllers,
-            limits_enforced: missing.is_empty(),
+            limits_enforced: reason.is_none(),
             reason,
         },
         node: NodeInfo {

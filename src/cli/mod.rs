@@ -1,8 +1,12 @@
 //! The command line: one file per verb; errors become exit codes here.
 
+mod down;
 mod info;
 mod input;
 mod plan;
+mod rm;
+mod status;
+mod up;
 mod validate;
 
 use std::process::ExitCode;
@@ -29,6 +33,14 @@ enum Command {
     Plan(plan::Args),
     /// Show what this host offers podrun: cgroup v2, controllers, memory, cpus
     Info(info::Args),
+    /// Run a pod in the foreground until it finishes (Ctrl-C stops it in order)
+    Up(up::Args),
+    /// Stop a pod in order and remove everything of it but its state and logs
+    Down(down::Args),
+    /// Show a pod's Kubernetes PodStatus
+    Status(status::Args),
+    /// Forget a finished pod: its state and logs
+    Rm(rm::Args),
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
@@ -56,6 +68,10 @@ pub fn run() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Info(args) => info::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Down(args) => down::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Rm(args) => rm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,6 +90,20 @@ pub fn run() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// A pod name from the command line must be a name podrun could have
+/// given a pod: it becomes a path component.
+pub fn check_name(name: &str) -> Result<(), Failure> {
+    let errors = podrun::manifest::validate_pod_name(name);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Input(format!(
+            "invalid pod name {name:?}: {}",
+            errors.join("; ")
+        )))
     }
 }
 

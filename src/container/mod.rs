@@ -1,6 +1,6 @@
-//! Container processes: what runs in a container and how its output is kept.
-//! (Spawning lands here next; for now the parts that need no privileges:
-//! Kubernetes' `$(VAR)` expansion and the CRI log format.)
+//! Container processes: what a container runs as (`config`, `caps`,
+//! `expand`), the filesystem it sees (`rootfs`), how it is started
+//! (`spawn`) and the format its output is kept in (`log`).
 
 pub mod caps;
 pub mod config;

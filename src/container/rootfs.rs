@@ -283,6 +283,8 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
         None,
     )?;
     if !view.privileged {
+        // Not every kernel has every one of these files.
+        let from = s.steps.len();
         for name in PROC_READ_ONLY {
             let path = at("proc").join(name);
             s.bind(&path, &path, true)?;
@@ -296,6 +298,12 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
                 None,
             )?;
         }
+        let optional: Vec<Step> = s.steps.drain(from..).collect();
+        s.steps.extend(
+            optional
+                .into_iter()
+                .map(|step| Step::IfExists(Box::new(step))),
+        );
     }
     // A fresh /sys, read-only unless privileged.
     s.push(|| {

@@ -145,6 +145,8 @@ pub enum Step {
     Symlink { target: CString, link: CString },
     /// Makes `root` the root: pivot_root into it and drop the old root.
     Pivot { root: CString },
+    /// A step about a path the kernel may not have: ENOENT is fine.
+    IfExists(Box<Step>),
 }
 
 impl Step {
@@ -170,6 +172,7 @@ impl Step {
             Step::Touch { path } => format!("create {}", s(path)),
             Step::Symlink { link, .. } => format!("symlink {}", s(link)),
             Step::Pivot { root } => format!("pivot_root into {}", s(root)),
+            Step::IfExists(step) => step.describe(),
         }
     }
 }
@@ -479,6 +482,7 @@ fn run_step(step: &Step) -> bool {
                     && libc::umount2(dot, libc::MNT_DETACH) == 0
                     && libc::chdir(c"/".as_ptr()) == 0
             }
+            Step::IfExists(step) => run_step(step) || Errno::last() == Errno::ENOENT,
         }
     }
 }

@@ -15,6 +15,7 @@ pub use decode::Workload;
 pub use field::{FieldError, FieldPath};
 pub use model::{ContainerInfo, ContainerKind, Pod, ResourceList, Resources};
 pub use quantity::Quantity;
+pub use validate::pod_name as validate_pod_name;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {

@@ -5,6 +5,12 @@
 mod container;
 mod meta;
 mod names;
+
+/// The problems with `name` as a pod's name (a DNS-1123 subdomain), none
+/// when it is one.
+pub fn pod_name(name: &str) -> Vec<String> {
+    names::dns1123_subdomain(name)
+}
 mod pod;
 mod resources;
 mod volumes;

@@ -6,5 +6,6 @@ mod tree;
 
 pub use mount::{
     Cgroup2Mount, CgroupError, LIMIT_CONTROLLERS, discover, find_cgroup2, parse_controllers,
+    unenforced_reason,
 };
 pub use tree::{Applied, ContainerCgroup, PodCgroup, PodrunRoot};

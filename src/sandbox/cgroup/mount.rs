@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::sandbox::mountinfo;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("no cgroup2 file system is mounted (see /proc/self/mountinfo); podrun needs cgroup v2")]
@@ -51,16 +53,10 @@ pub struct Cgroup2Mount {
 pub fn find_cgroup2(mountinfo: &str) -> Result<Cgroup2Mount, CgroupError> {
     let mut v2 = Vec::new();
     let mut hybrid = false;
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let Some(mount_point) = left.split(' ').nth(4) else {
-            continue;
-        };
-        match right.split(' ').next() {
-            Some("cgroup2") => v2.push(unescape(mount_point)),
-            Some("cgroup") => hybrid = true,
+    for (mount_point, fstype) in mountinfo::entries(mountinfo) {
+        match fstype {
+            "cgroup2" => v2.push(mount_point),
+            "cgroup" => hybrid = true,
             _ => {}
         }
     }
@@ -71,28 +67,6 @@ pub fn find_cgroup2(mountinfo: &str) -> Result<Cgroup2Mount, CgroupError> {
         .or_else(|| v2.into_iter().next())
         .ok_or(CgroupError::NoCgroup2)?;
     Ok(Cgroup2Mount { mount, hybrid })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(field: &str) -> PathBuf {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(digits) = bytes.get(i + 1..i + 4)
-            && let Ok(digits) = std::str::from_utf8(digits)
-            && let Ok(v) = u8::from_str_radix(digits, 8)
-        {
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    use std::os::unix::ffi::OsStringExt;
-    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// The controllers available at the root of the cgroup2 hierarchy.
@@ -111,6 +85,29 @@ pub fn discover() -> Result<(Cgroup2Mount, Vec<String>), CgroupError> {
     let mount = find_cgroup2(&read(Path::new("/proc/self/mountinfo"))?)?;
     let controllers = parse_controllers(&read(&mount.mount.join("cgroup.controllers"))?);
     Ok((mount, controllers))
+}
+
+/// Why pod limits cannot be enforced under `mount`, or `None` when every
+/// controller they need is there.
+pub fn unenforced_reason(mount: &Cgroup2Mount, controllers: &[String]) -> Option<String> {
+    let missing: Vec<&str> = LIMIT_CONTROLLERS
+        .into_iter()
+        .filter(|c| !controllers.iter().any(|have| have == c))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let bound = if mount.hybrid {
+        " (they are bound to cgroup v1 on this hybrid host)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "the cgroup2 hierarchy at {} has no {} controller{}{bound}: pod limits are not enforced",
+        mount.mount.display(),
+        missing.join(", "),
+        if missing.len() == 1 { "" } else { "s" },
+    ))
 }
 
 #[cfg(test)]

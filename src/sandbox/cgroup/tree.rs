@@ -175,6 +175,13 @@ pub struct PodCgroup {
 }
 
 impl PodCgroup {
+    /// The pod cgroup at `dir`, as recorded in a pod's state.
+    pub fn at(dir: &Path) -> PodCgroup {
+        PodCgroup {
+            dir: dir.to_owned(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

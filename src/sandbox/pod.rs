@@ -1,0 +1,317 @@
+//! A pod's sandbox on the host: its directories, cgroup, pinned namespaces,
+//! `/dev/shm` and volumes; and teardown, which needs nothing but the
+//! directories and the cgroup path (so it works after a supervisor died).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use super::cgroup::{Applied, CgroupError, PodCgroup, PodrunRoot};
+use super::namespaces::{self, Kind, NamespaceError};
+use super::volumes::{self, VolumeError};
+use crate::manifest::{Pod, Quantity};
+use crate::plan::CgroupFiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    #[error(
+        "pod {0:?} already exists: stop it with `podrun down {0}` and remove it with `podrun rm {0}`"
+    )]
+    Exists(String),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot mount {what} at {path}: {}", errno.desc())]
+    Mount {
+        what: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error("cannot unmount {path}: {}", errno.desc())]
+    Unmount { path: PathBuf, errno: Errno },
+    #[error("processes of the pod are still running after cgroup.kill")]
+    StillRunning,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PodError + '_ {
+    move |source| PodError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Where podrun keeps its pods' state, data and logs.
+pub const RUN_ROOT: &str = "/run/podrun";
+pub const DATA_ROOT: &str = "/var/lib/podrun/pods";
+pub const LOG_ROOT: &str = "/var/log/podrun";
+
+/// A pod's directories: run state (pins, shm, container stages, state
+/// file), data (volumes) and logs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodDirs {
+    pub run: PathBuf,
+    pub data: PathBuf,
+    pub logs: PathBuf,
+}
+
+impl PodDirs {
+    /// `name` and `uid` are validated names: one path component each.
+    pub fn new(name: &str, uid: &str) -> PodDirs {
+        PodDirs {
+            run: Path::new(RUN_ROOT).join(name),
+            data: Path::new(DATA_ROOT).join(uid),
+            logs: Path::new(LOG_ROOT).join(format!("{name}_{uid}")),
+        }
+    }
+
+    pub fn state_file(name: &str) -> PathBuf {
+        Path::new(RUN_ROOT).join(name).join("state.json")
+    }
+
+    pub fn ns(&self) -> PathBuf {
+        self.run.join("ns")
+    }
+
+    pub fn shm(&self) -> PathBuf {
+        self.run.join("shm")
+    }
+
+    pub fn stage(&self, container: &str) -> PathBuf {
+        self.run.join("containers").join(container).join("root")
+    }
+
+    pub fn log_file(&self, container: &str, restart_count: u32) -> PathBuf {
+        self.logs
+            .join(container)
+            .join(format!("{restart_count}.log"))
+    }
+}
+
+/// What a created sandbox holds.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub cgroup: PodCgroup,
+    pub applied: Applied,
+    pub namespaces: Vec<Kind>,
+    /// Volume name → its data on the host.
+    pub volumes: BTreeMap<String, PathBuf>,
+}
+
+/// Claims the pod's name: its run directory is made exclusively.
+pub fn claim(dirs: &PodDirs, name: &str) -> Result<(), PodError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(RUN_ROOT)
+        .map_err(io(Path::new(RUN_ROOT)))?;
+    match fs::DirBuilder::new().mode(0o700).create(&dirs.run) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(PodError::Exists(name.to_owned())),
+        Err(e) => Err(io(&dirs.run)(e)),
+    }
+}
+
+fn mkdirs(path: &Path, mode: u32) -> Result<(), PodError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(io(path))
+}
+
+fn mount_tmpfs(what: &'static str, path: &Path, options: &str) -> Result<(), PodError> {
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(options),
+    )
+    .map_err(|errno| PodError::Mount {
+        what,
+        path: path.to_owned(),
+        errno,
+    })
+}
+
+/// Builds the sandbox of a claimed pod. The caller tears down on error.
+pub fn create(
+    dirs: &PodDirs,
+    pod: &Pod,
+    cgroup_root: &PodrunRoot,
+    uid: &str,
+    pod_files: &CgroupFiles,
+    hostname: &str,
+) -> Result<Sandbox, PodError> {
+    mkdirs(&dirs.data, 0o750)?;
+    mkdirs(&dirs.logs, 0o755)?;
+    cgroup_root.ensure()?;
+    let cgroup = cgroup_root.pod(uid)?;
+    let applied = cgroup.create(pod_files)?;
+
+    let spec = &pod.spec;
+    let kinds = namespaces::wanted(spec.host_network == Some(true), spec.host_ipc == Some(true));
+    namespaces::create(&dirs.ns(), &kinds, hostname)?;
+
+    if spec.host_ipc != Some(true) {
+        // The pod's /dev/shm, shared by its containers (64 MiB, as
+        // containerd's sandbox has).
+        mkdirs(&dirs.shm(), 0o755)?;
+        mount_tmpfs("/dev/shm", &dirs.shm(), "mode=1777,size=65536k")?;
+    }
+
+    let mut volumes = BTreeMap::new();
+    for v in spec.volumes.iter().flatten() {
+        let size = v
+            .empty_dir
+            .as_ref()
+            .and_then(|e| e.size_limit.as_ref())
+            .and_then(|q| Quantity::parse(&q.0).ok())
+            .map(|q| q.value_ceil().max(0) as u64);
+        let prepared = volumes::prepare(&dirs.data, v, size)?;
+        if let Some(bytes) = prepared.tmpfs {
+            let options = if bytes > 0 {
+                format!("mode=0777,size={bytes}")
+            } else {
+                "mode=0777".to_owned()
+            };
+            mount(
+                Some("tmpfs"),
+                &prepared.host_path,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(options.as_str()),
+            )
+            .map_err(|errno| PodError::Mount {
+                what: "an emptyDir of medium Memory",
+                path: prepared.host_path.clone(),
+                errno,
+            })?;
+        }
+        volumes.insert(prepared.name, prepared.host_path);
+    }
+    Ok(Sandbox {
+        cgroup,
+        applied,
+        namespaces: kinds,
+        volumes,
+    })
+}
+
+/// Mount points under `dirs` in this mount namespace, deepest first.
+fn mounts_under(mountinfo: &str, prefixes: &[&Path]) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = super::mountinfo::entries(mountinfo)
+        .map(|(mount_point, _)| mount_point)
+        .filter(|p| prefixes.iter().any(|prefix| p.starts_with(prefix)))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    found
+}
+
+fn remove_dir_all(path: &Path) -> Result<(), PodError> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Kills what is left in the pod's cgroup and waits until it is empty.
+pub fn kill_all(cgroup: &PodCgroup) -> Result<(), PodError> {
+    if !cgroup.dir().exists() {
+        return Ok(());
+    }
+    cgroup.kill()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cgroup.populated()? {
+        if Instant::now() > deadline {
+            return Err(PodError::StillRunning);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Removes everything of the pod but its state file and logs: processes,
+/// mounts, pinned namespaces, container stages, volumes (hostPath data is
+/// the host's and stays) and cgroups. Idempotent.
+pub fn teardown(dirs: &PodDirs, cgroup: &PodCgroup) -> Result<(), PodError> {
+    kill_all(cgroup)?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(io(Path::new("/proc/self/mountinfo")))?;
+    for path in mounts_under(&mountinfo, &[&dirs.run, &dirs.data]) {
+        match umount2(&path, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+            Err(errno) => return Err(PodError::Unmount { path, errno }),
+        }
+    }
+    namespaces::remove(&dirs.ns())?;
+    remove_dir_all(&dirs.run.join("containers"))?;
+    remove_dir_all(&dirs.shm())?;
+    remove_dir_all(&dirs.data)?;
+    cgroup.remove()?;
+    Ok(())
+}
+
+/// Removes what teardown keeps: the state directory and the logs.
+pub fn forget(dirs: &PodDirs) -> Result<(), PodError> {
+    remove_dir_all(&dirs.run)?;
+    remove_dir_all(&dirs.logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_pods_mounts_deepest_first() {
+        let info = "\
+27 1 254:0 / / rw - ext4 /dev/vda rw
+90 27 0:50 / /run/podrun/web/ns/net rw - nsfs nsfs rw
+91 27 0:51 / /run/podrun/web/shm rw - tmpfs tmpfs rw
+92 27 0:52 / /var/lib/podrun/pods/u1/volumes/kubernetes.io~empty-dir/m\\040x rw - tmpfs tmpfs rw
+93 27 0:53 / /run/podrun/webby/shm rw - tmpfs tmpfs rw
+";
+        let dirs = PodDirs::new("web", "u1");
+        assert_eq!(
+            mounts_under(info, &[&dirs.run, &dirs.data]),
+            [
+                PathBuf::from("/var/lib/podrun/pods/u1/volumes/kubernetes.io~empty-dir/m x"),
+                PathBuf::from("/run/podrun/web/ns/net"),
+                PathBuf::from("/run/podrun/web/shm"),
+            ]
+        );
+    }
+
+    #[test]
+    fn directories_follow_the_kubelet_layout() {
+        let dirs = PodDirs::new("web", "u1");
+        assert_eq!(dirs.logs, Path::new("/var/log/podrun/web_u1"));
+        assert_eq!(
+            dirs.log_file("app", 2),
+            Path::new("/var/log/podrun/web_u1/app/2.log")
+        );
+        assert_eq!(
+            dirs.stage("app"),
+            Path::new("/run/podrun/web/containers/app/root")
+        );
+        assert_eq!(
+            PodDirs::state_file("web"),
+            Path::new("/run/podrun/web/state.json")
+        );
+    }
+}

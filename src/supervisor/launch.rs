@@ -1,0 +1,173 @@
+//! Starting one run of a container: its configuration, cgroup, root view,
+//! log pipes and the clone. A failure before the process exists is a
+//! create error; one the child reports (exec, chdir, mounts) a start error.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use nix::libc;
+
+use super::logs::{self, LogPipe};
+use crate::container::config::{self, PodFacts};
+use crate::container::rootfs::{self, View};
+use crate::container::spawn::{self, Child, Command, Isolation, SpawnError};
+use crate::manifest::Pod;
+use crate::plan::Plan;
+use crate::sandbox::cgroup::PodCgroup;
+use crate::sandbox::namespaces::{self, Kind};
+use crate::sandbox::pod::PodDirs;
+
+/// The pod-wide facts every container start uses.
+pub struct Launcher<'a> {
+    pub pod: &'a Pod,
+    pub uid: &'a str,
+    pub hostname: &'a str,
+    pub dirs: &'a PodDirs,
+    pub cgroup: &'a PodCgroup,
+    pub plan: &'a Plan,
+    pub volumes: &'a BTreeMap<String, PathBuf>,
+    pub namespaces: &'a [Kind],
+    pub all_caps: u64,
+    pub last_cap: u8,
+    /// The lowest oom_score_adj this process may give (without
+    /// CAP_SYS_RESOURCE it cannot go below its own).
+    pub oom_floor: i64,
+    pub echo: bool,
+}
+
+pub enum Outcome {
+    Started {
+        child: Child,
+        pipes: Vec<LogPipe>,
+        /// `memory.events` oom_kill before the run, to tell its OOM kill.
+        oom_base: u64,
+    },
+    CreateFailed(String),
+    StartFailed(String),
+}
+
+fn open_fd(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    Ok(OwnedFd::from(file))
+}
+
+impl Launcher<'_> {
+    pub fn start(&self, name: &str, image: &str, restart_count: u32) -> Outcome {
+        match self.try_start(name, image, restart_count) {
+            Ok(outcome) => outcome,
+            Err(message) => Outcome::CreateFailed(message),
+        }
+    }
+
+    fn try_start(&self, name: &str, image: &str, restart_count: u32) -> Result<Outcome, String> {
+        let info = self
+            .pod
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| format!("no container {name:?}"))?;
+        let mut container = self
+            .pod
+            .container(info)
+            .cloned()
+            .ok_or_else(|| format!("no container {name:?}"))?;
+        container.image = Some(image.to_owned());
+        let facts = PodFacts {
+            pod: self.pod,
+            uid: self.uid,
+            hostname: self.hostname,
+            volumes: self.volumes,
+            all_caps: self.all_caps,
+        };
+        let cfg = config::config(&facts, &container).map_err(|e| e.to_string())?;
+
+        let cgroup = self.cgroup.container(name).map_err(|e| e.to_string())?;
+        let files = self
+            .plan
+            .cgroup
+            .containers
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        cgroup.create(&files).map_err(|e| e.to_string())?;
+        let oom_base = cgroup.oom_kills().unwrap_or(0);
+
+        let stage = self.dirs.stage(name);
+        fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
+        let host_ipc = self.pod.spec.host_ipc == Some(true);
+        let view = View {
+            root: cfg.root.clone(),
+            stage,
+            shm: if host_ipc {
+                PathBuf::from("/dev/shm")
+            } else {
+                self.dirs.shm()
+            },
+            mounts: cfg.mounts.clone(),
+            read_only_root: cfg.read_only_root,
+            privileged: cfg.privileged,
+        };
+        let steps = rootfs::build(&view).map_err(|e| e.to_string())?;
+
+        let cmd = match Command::new(&cfg.argv, &cfg.env, Some(&cfg.cwd), cfg.root.path()) {
+            Ok(cmd) => cmd,
+            Err(e @ (SpawnError::NotFound(_) | SpawnError::EmptyCommand)) => {
+                return Ok(Outcome::StartFailed(e.to_string()));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let log = self.dirs.log_file(name, restart_count);
+        let (pipes, [out, err]) =
+            logs::open(name, &log, self.echo).map_err(|e| format!("{}: {e}", log.display()))?;
+        let stdin = open_fd("/dev/null", libc::O_CLOEXEC).map_err(|e| format!("/dev/null: {e}"))?;
+        let join = namespaces::open(&self.dirs.ns(), self.namespaces)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(kind, fd)| (fd, kind.clone_flag().bits()))
+            .collect();
+        let cgroup_fd = open_fd(
+            &cgroup.dir().to_string_lossy(),
+            libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+        .map_err(|e| format!("{}: {e}", cgroup.dir().display()))?;
+        let wanted = self.plan.oom_score_adj.get(name).copied().unwrap_or(0);
+        let oom = wanted.max(self.oom_floor);
+        let mut clone_flags = libc::CLONE_NEWNS as u64;
+        if self.pod.spec.host_pid != Some(true) {
+            clone_flags |= libc::CLONE_NEWPID as u64;
+        }
+        let iso = Isolation {
+            clone_flags,
+            cgroup: Some(cgroup_fd),
+            join,
+            steps,
+            oom_score_adj: CString::new(oom.to_string()).ok(),
+            stdio: Some([stdin, out, err]),
+            creds: Some(cfg.creds.clone()),
+            caps: Some((cfg.caps, self.last_cap)),
+            no_new_privs: cfg.no_new_privs,
+            new_session: true,
+        };
+        Ok(match spawn::spawn(&cmd, &iso) {
+            Ok(child) => Outcome::Started {
+                child,
+                pipes,
+                oom_base,
+            },
+            Err(SpawnError::Fork(errno)) => {
+                return Err(format!(
+                    "cannot create the container process: {}",
+                    errno.desc()
+                ));
+            }
+            Err(e) => Outcome::StartFailed(e.to_string()),
+        })
+    }
+}

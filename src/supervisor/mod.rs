@@ -1,0 +1,624 @@
+//! The per-pod supervisor: builds the sandbox, then one single-threaded
+//! loop that polls the signal pipes, the containers' pidfds and their log
+//! pipes, fires the engine's timers, feeds every observation to the
+//! lifecycle engine and carries out the actions it returns. It is the
+//! child subreaper, and writes the pod's state on every change.
+
+pub mod launch;
+pub mod logs;
+pub mod state;
+pub mod support;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal as NixSignal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, pipe2, read};
+
+use crate::lifecycle::{
+    Action, Engine, Event, ExitStatus, Hook, LifecycleError, Phase, PodModel, Signal, Time, Timer,
+};
+use crate::manifest::Pod;
+use crate::plan::Plan;
+use crate::sandbox::cgroup::{self, CgroupError, PodCgroup, PodrunRoot};
+use crate::sandbox::pod::{self as sandbox_pod, PodDirs, PodError};
+use launch::{Launcher, Outcome};
+use logs::LogPipe;
+use state::{ContainerState, Limits, State, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Pod(#[from] PodError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cannot set up signal handling: {0}")]
+    Signals(std::io::Error),
+    #[error("waiting for events: {0}")]
+    Poll(Errno),
+}
+
+/// How the supervisor talks to the person who started it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Echo container output as `name | line` on stdout.
+    pub echo: bool,
+}
+
+/// A file in the run directory `podrun down --grace N` leaves for the
+/// supervisor before it signals it.
+pub const STOP_GRACE_FILE: &str = "stop-grace";
+
+fn now() -> Time {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Time(ms)
+}
+
+/// A random version 4 UUID, for the pod's uid.
+pub fn new_uid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The kernel's last capability and whether this process may lower an
+/// oom_score_adj below its own (CAP_SYS_RESOURCE).
+fn process_facts() -> (u8, i64) {
+    let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    let own: i64 = fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let cap_eff = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    let sys_resource = cap_eff & caps::Capability::CAP_SYS_RESOURCE.bitmask() != 0;
+    (last_cap, if sys_resource { -1000 } else { own })
+}
+
+/// A running container run.
+struct Run {
+    run: u64,
+    pid: Pid,
+    pidfd: OwnedFd,
+    oom_base: u64,
+}
+
+/// Signals arrive as bytes on pipes (signal-hook's self-pipe).
+struct SignalPipes {
+    stop: OwnedFd,
+    child: OwnedFd,
+}
+
+fn signal_pipes() -> Result<SignalPipes, SupervisorError> {
+    let pipe = || -> Result<(OwnedFd, OwnedFd), SupervisorError> {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .map_err(|e| SupervisorError::Signals(e.into()))?;
+        Ok((r, w))
+    };
+    let (stop_r, stop_w) = pipe()?;
+    let (child_r, child_w) = pipe()?;
+    let register = |sig, fd: &OwnedFd| {
+        let fd = fd.try_clone().map_err(SupervisorError::Signals)?;
+        signal_hook::low_level::pipe::register(sig, fd).map_err(SupervisorError::Signals)
+    };
+    register(signal_hook::consts::SIGINT, &stop_w)?;
+    register(signal_hook::consts::SIGTERM, &stop_w)?;
+    register(signal_hook::consts::SIGCHLD, &child_w)?;
+    Ok(SignalPipes {
+        stop: stop_r,
+        child: child_r,
+    })
+}
+
+/// Reads what a non-blocking pipe holds; returns how many bytes.
+fn drain(fd: &OwnedFd) -> usize {
+    let mut buf = [0u8; 64];
+    let mut total = 0;
+    while let Ok(n) = read(fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    total
+}
+
+struct Supervisor<'a> {
+    launcher: Launcher<'a>,
+    engine: Engine,
+    state: State,
+    runs: BTreeMap<String, Run>,
+    pipes: Vec<LogPipe>,
+    /// Deadlines in order, and the timer each one fires.
+    timers: BinaryHeap<Reverse<(Time, u64)>>,
+    timer_of: BTreeMap<u64, Timer>,
+    next_timer: u64,
+    pending: VecDeque<Event>,
+    finished: Option<Phase>,
+    stops: usize,
+    saved: String,
+}
+
+/// Runs the pod to a terminal phase and tears it down; returns the phase.
+pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, SupervisorError> {
+    let uid = new_uid();
+    let dirs = PodDirs::new(&pod.name, &uid);
+    sandbox_pod::claim(&dirs, &pod.name)?;
+    let (mount, controllers) = cgroup::discover()?;
+    let reason = cgroup::unenforced_reason(&mount, &controllers);
+    if let Some(reason) = &reason {
+        eprintln!("warning: {reason}");
+    }
+    let cgroup_root = PodrunRoot::at(&mount.mount);
+    let pod_cgroup = cgroup_root.pod(&uid)?;
+    let state = State {
+        name: pod.name.clone(),
+        namespace: pod.namespace.clone(),
+        uid: uid.clone(),
+        supervisor_pid: std::process::id(),
+        dirs: dirs.clone(),
+        cgroup: pod_cgroup.dir().to_owned(),
+        limits: Limits {
+            enforced: reason.is_none(),
+            reason,
+        },
+        containers: BTreeMap::new(),
+        status: Default::default(),
+        finished: false,
+        torn_down: false,
+    };
+    state.save()?;
+    let hostname = crate::container::config::hostname(pod);
+    let sandbox =
+        match sandbox_pod::create(&dirs, pod, &cgroup_root, &uid, &plan.cgroup.pod, &hostname) {
+            Ok(sandbox) => sandbox,
+            Err(e) => {
+                // Nothing ran: leave nothing, not even the state.
+                let _ = sandbox_pod::teardown(&dirs, &pod_cgroup);
+                let _ = sandbox_pod::forget(&dirs);
+                return Err(e.into());
+            }
+        };
+    let signals = signal_pipes()?;
+    // SAFETY: prctl with integer arguments. Orphans of the pod's processes
+    // are reaped here rather than by init.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let (last_cap, oom_floor) = process_facts();
+    let all_caps = crate::container::caps::kernel_all(last_cap);
+    let model = PodModel::from_pod(pod, plan.qos_class.as_str());
+    let mut sup = Supervisor {
+        launcher: Launcher {
+            pod,
+            uid: &uid,
+            hostname: &hostname,
+            dirs: &dirs,
+            cgroup: &sandbox.cgroup,
+            plan,
+            volumes: &sandbox.volumes,
+            namespaces: &sandbox.namespaces,
+            all_caps,
+            last_cap,
+            oom_floor,
+            echo: options.echo,
+        },
+        engine: Engine::new(model),
+        state,
+        runs: BTreeMap::new(),
+        pipes: Vec::new(),
+        timers: BinaryHeap::new(),
+        timer_of: BTreeMap::new(),
+        next_timer: 0,
+        pending: VecDeque::new(),
+        finished: None,
+        stops: 0,
+        saved: String::new(),
+    };
+    let result = sup.run_loop(&signals);
+    // Whatever happened, nothing of the pod is left running or mounted.
+    let teardown = sandbox_pod::teardown(&dirs, &sandbox.cgroup);
+    for mut pipe in std::mem::take(&mut sup.pipes) {
+        pipe.pump();
+    }
+    sup.state.finished = true;
+    sup.state.torn_down = teardown.is_ok();
+    sup.state.status = sup.status();
+    for c in sup.state.containers.values_mut() {
+        c.pid = None;
+    }
+    sup.state.save()?;
+    teardown?;
+    result
+}
+
+impl Supervisor<'_> {
+    fn run_loop(&mut self, signals: &SignalPipes) -> Result<Phase, SupervisorError> {
+        let actions = self.engine.start(now());
+        self.act_all(actions);
+        loop {
+            self.settle();
+            if let Some(phase) = self.finished {
+                return Ok(phase);
+            }
+            self.wait(signals)?;
+        }
+    }
+
+    /// Feeds pending events until none is left, then saves the state.
+    fn settle(&mut self) {
+        while let Some(event) = self.pending.pop_front() {
+            match self.engine.handle(now(), event) {
+                Ok(actions) => self.act_all(actions),
+                Err(e @ LifecycleError::Unexpected { .. }) => tracing::debug!("{e}"),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        self.state.status = self.status();
+        let json = serde_json::to_string(&self.state).unwrap_or_default();
+        if json != self.saved {
+            if let Err(e) = self.state.save() {
+                tracing::warn!("{e}");
+            }
+            self.saved = json;
+        }
+    }
+
+    /// The engine's status, with podrun's own condition about limits.
+    fn status(&self) -> k8s_openapi::api::core::v1::PodStatus {
+        let mut status = self.engine.status();
+        if let Some(reason) = &self.state.limits.reason {
+            status.conditions.get_or_insert_with(Vec::new).push(
+                k8s_openapi::api::core::v1::PodCondition {
+                    type_: "podrun.io/LimitsEnforced".to_owned(),
+                    status: "False".to_owned(),
+                    reason: Some("ControllersUnavailable".to_owned()),
+                    message: Some(reason.clone()),
+                    ..Default::default()
+                },
+            );
+        }
+        status
+    }
+
+    fn act_all(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            self.act(action);
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Start {
+                container,
+                run,
+                restart_count,
+                image,
+            } => self.start(container, run, restart_count, &image),
+            Action::Signal { container, signal } => {
+                if let Some(r) = self.runs.get(&container) {
+                    let sig = match signal {
+                        Signal::Term => NixSignal::SIGTERM,
+                        Signal::Kill => NixSignal::SIGKILL,
+                    };
+                    eprintln!("{container}: Killing ({sig})");
+                    let _ = kill(r.pid, sig);
+                }
+            }
+            Action::KillPod => {
+                if let Err(e) = self.launcher.cgroup.kill() {
+                    tracing::warn!("{e}");
+                }
+            }
+            Action::ArmTimer { at, timer } => {
+                self.next_timer += 1;
+                self.timers.push(Reverse((at, self.next_timer)));
+                self.timer_of.insert(self.next_timer, timer);
+            }
+            Action::Finished { phase } => self.finished = Some(phase),
+            Action::RunHook {
+                container,
+                run,
+                hook,
+            } => {
+                // `up` refuses pods with hooks until the hook runner lands;
+                // should one get here it fails rather than hangs.
+                let which = match hook {
+                    Hook::PostStart => "postStart",
+                    Hook::PreStop => "preStop",
+                };
+                self.pending.push_back(Event::HookFinished {
+                    container,
+                    run,
+                    hook,
+                    result: Err(format!("podrun does not run {which} hooks yet")),
+                });
+            }
+            Action::StartProbe { .. } | Action::StopProbe { .. } => {}
+        }
+    }
+
+    fn start(&mut self, container: String, run: u64, restart_count: u32, image: &str) {
+        let log = self.launcher.dirs.log_file(&container, restart_count);
+        match self.launcher.start(&container, image, restart_count) {
+            Outcome::Started {
+                child,
+                pipes,
+                oom_base,
+            } => {
+                let pid = child.pid.as_raw() as u32;
+                eprintln!("{container}: Started (pid {pid})");
+                self.pipes.extend(pipes);
+                self.state.containers.insert(
+                    container.clone(),
+                    ContainerState {
+                        pid: Some(pid),
+                        restart_count,
+                        log,
+                    },
+                );
+                self.runs.insert(
+                    container.clone(),
+                    Run {
+                        run,
+                        pid: child.pid,
+                        pidfd: child.pidfd,
+                        oom_base,
+                    },
+                );
+                self.pending.push_back(Event::Started {
+                    container,
+                    run,
+                    pid,
+                });
+            }
+            Outcome::CreateFailed(message) => {
+                eprintln!("{container}: Failed: {message}");
+                self.pending.push_back(Event::CreateFailed {
+                    container,
+                    run,
+                    message,
+                });
+            }
+            Outcome::StartFailed(message) => {
+                eprintln!("{container}: Failed: {message}");
+                self.pending.push_back(Event::StartFailed {
+                    container,
+                    run,
+                    message,
+                });
+            }
+        }
+    }
+
+    /// Blocks until something happens, then turns it into events.
+    fn wait(&mut self, signals: &SignalPipes) -> Result<(), SupervisorError> {
+        let timeout = match self.timers.peek() {
+            Some(Reverse((at, _))) => {
+                let ms = at.millis_since(now()).clamp(0, i64::from(i32::MAX));
+                PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let ready = {
+            let mut fds: Vec<PollFd> = vec![
+                PollFd::new(signals.stop.as_fd(), PollFlags::POLLIN),
+                PollFd::new(signals.child.as_fd(), PollFlags::POLLIN),
+            ];
+            fds.extend(
+                self.runs
+                    .values()
+                    .map(|r| PollFd::new(r.pidfd.as_fd(), PollFlags::POLLIN)),
+            );
+            fds.extend(
+                self.pipes
+                    .iter()
+                    .map(|p| PollFd::new(p.fd(), PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(SupervisorError::Poll(e)),
+            }
+            let pipe_start = 2 + self.runs.len();
+            fds[pipe_start..]
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect::<Vec<bool>>()
+        };
+        // Output first, so an exit is reported after the lines before it.
+        let mut eof = Vec::new();
+        for (i, is_ready) in ready.iter().enumerate() {
+            if *is_ready && self.pipes[i].pump() {
+                eof.push(i);
+            }
+        }
+        for i in eof.into_iter().rev() {
+            self.pipes.remove(i);
+        }
+        drain(&signals.child);
+        self.reap();
+        let stops = drain(&signals.stop);
+        for _ in 0..stops {
+            self.stops += 1;
+            let grace = if self.stops > 1 {
+                Some(0)
+            } else {
+                self.requested_grace()
+            };
+            eprintln!(
+                "podrun: stopping pod {}{}",
+                self.state.name,
+                if grace == Some(0) { " now" } else { "" }
+            );
+            self.pending.push_back(Event::StopRequested {
+                grace_seconds: grace,
+            });
+        }
+        let now = now();
+        while let Some(Reverse((at, seq))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(timer) = self.timer_of.remove(&seq) {
+                self.pending.push_back(Event::TimerFired(timer));
+            }
+        }
+        Ok(())
+    }
+
+    /// `podrun down --grace N` leaves N in the run directory.
+    fn requested_grace(&self) -> Option<i64> {
+        let path = self.state.dirs.run.join(STOP_GRACE_FILE);
+        let grace = fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let _ = fs::remove_file(path);
+        grace
+    }
+
+    /// Reaps every child that has ended: a container's main process becomes
+    /// an Exited event; an orphan the pod left is simply reaped.
+    fn reap(&mut self) {
+        loop {
+            let status = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => status,
+            };
+            let (pid, exit) = match status {
+                WaitStatus::Exited(pid, code) => (pid, ExitStatus::Code(code)),
+                WaitStatus::Signaled(pid, sig, _) => (pid, ExitStatus::Signal(sig as i32)),
+                _ => continue,
+            };
+            let Some(name) = self
+                .runs
+                .iter()
+                .find(|(_, r)| r.pid == pid)
+                .map(|(n, _)| n.clone())
+            else {
+                continue;
+            };
+            let Some(run) = self.runs.remove(&name) else {
+                continue;
+            };
+            // Every line written before the exit is logged before it.
+            let mut eof = Vec::new();
+            for (i, pipe) in self.pipes.iter_mut().enumerate() {
+                if pipe.container == name && pipe.pump() {
+                    eof.push(i);
+                }
+            }
+            for i in eof.into_iter().rev() {
+                self.pipes.remove(i);
+            }
+            let oom_killed = self
+                .launcher
+                .cgroup
+                .container(&name)
+                .and_then(|c| c.oom_kills())
+                .is_ok_and(|n| n > run.oom_base);
+            let shown = match exit {
+                ExitStatus::Code(code) => format!("exit code {code}"),
+                ExitStatus::Signal(sig) => format!("signal {sig}"),
+            };
+            let oom = if oom_killed { ", OOMKilled" } else { "" };
+            eprintln!("{name}: Exited ({shown}{oom})");
+            if let Some(c) = self.state.containers.get_mut(&name) {
+                c.pid = None;
+            }
+            self.pending.push_back(Event::Exited {
+                container: name,
+                run: run.run,
+                status: exit,
+                oom_killed,
+            });
+        }
+    }
+}
+
+/// Whether the process `pid` is a podrun supervisor (for `down` from disk).
+pub fn is_supervisor(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let exe = fs::read_link(format!("/proc/{pid}/exe"));
+    let own = fs::read_link("/proc/self/exe");
+    matches!((exe, own), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Tears a pod down from its state alone: asks a live supervisor to stop
+/// (with `grace`), waits for it, then removes whatever is left.
+pub fn down(
+    name: &str,
+    grace: Option<i64>,
+    wait: std::time::Duration,
+) -> Result<State, SupervisorError> {
+    let mut state = State::load(name)?;
+    let pid = state.supervisor_pid;
+    let alive = !state.finished && is_supervisor(pid);
+    if alive {
+        if let Some(g) = grace {
+            let _ = fs::write(state.dirs.run.join(STOP_GRACE_FILE), g.to_string());
+        }
+        let target = Pid::from_raw(pid as i32);
+        let _ = kill(target, NixSignal::SIGTERM);
+        let deadline = std::time::Instant::now() + wait;
+        while is_supervisor(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if is_supervisor(pid) {
+            let _ = kill(target, NixSignal::SIGKILL);
+            while is_supervisor(pid) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        state = State::load(name)?;
+    }
+    let cgroup = PodCgroup::at(&state.cgroup);
+    sandbox_pod::teardown(&state.dirs, &cgroup)?;
+    if !state.torn_down || !state.finished {
+        state.finished = true;
+        state.torn_down = true;
+        for c in state.containers.values_mut() {
+            c.pid = None;
+        }
+        state.save()?;
+    }
+    Ok(state)
+}
+
+/// Removes a pod's state and logs (after `down`).
+pub fn forget(state: &State) -> Result<(), SupervisorError> {
+    Ok(sandbox_pod::forget(&state.dirs)?)
+}

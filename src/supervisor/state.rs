@@ -1,0 +1,119 @@
+//! The pod's state on disk (`/run/podrun/<name>/state.json`), written
+//! atomically on every change, so `status` and `down` work from it even
+//! when the supervisor is gone.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::PodStatus;
+use serde::{Deserialize, Serialize};
+
+use crate::sandbox::pod::PodDirs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no pod named {0:?} (no {1})")]
+    NoPod(String, PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a podrun state file: {source}")]
+    Decode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    /// The current run's main process, while it runs.
+    pub pid: Option<u32>,
+    pub restart_count: u32,
+    pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    pub enforced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub supervisor_pid: u32,
+    pub dirs: PodDirs,
+    /// The pod's cgroup directory.
+    pub cgroup: PathBuf,
+    pub limits: Limits,
+    pub containers: BTreeMap<String, ContainerState>,
+    pub status: PodStatus,
+    /// The pod reached a terminal phase.
+    pub finished: bool,
+    /// Everything but this state and the logs has been removed.
+    pub torn_down: bool,
+}
+
+impl State {
+    /// Replaces the state file: a reader sees the old or the new file,
+    /// never a partial one.
+    pub fn save(&self) -> Result<(), StateError> {
+        let path = PodDirs::state_file(&self.name);
+        let tmp = path.with_extension("json.tmp");
+        let io = |source| StateError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut f = fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&json).map_err(io)?;
+        fs::rename(&tmp, &path).map_err(|source| StateError::Io { path, source })
+    }
+
+    pub fn load(name: &str) -> Result<State, StateError> {
+        let path = PodDirs::state_file(name);
+        load_from(name, &path)
+    }
+}
+
+fn load_from(name: &str, path: &Path) -> Result<State, StateError> {
+    let text = match fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StateError::NoPod(name.to_owned(), path.to_owned()));
+        }
+        Err(source) => {
+            return Err(StateError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&text).map_err(|source| StateError::Decode {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The pods that have state, by name.
+pub fn names() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(crate::sandbox::pod::RUN_ROOT)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("state.json").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
