@@ -36,7 +36,6 @@ pub struct Launcher<'a> {
     /// The lowest oom_score_adj this process may give (without
     /// CAP_SYS_RESOURCE it cannot go below its own).
     pub oom_floor: i64,
-    pub echo: bool,
 }
 
 pub enum Outcome {
@@ -125,7 +124,7 @@ impl Launcher<'_> {
         };
         let log = self.dirs.log_file(name, restart_count);
         let (pipes, [out, err]) =
-            logs::open(name, &log, self.echo).map_err(|e| format!("{}: {e}", log.display()))?;
+            logs::open(name, &log).map_err(|e| format!("{}: {e}", log.display()))?;
         let stdin = open_fd("/dev/null", libc::O_CLOEXEC).map_err(|e| format!("/dev/null: {e}"))?;
         let join = namespaces::open(&self.dirs.ns(), self.namespaces)
             .map_err(|e| e.to_string())?

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use k8s_openapi::jiff::Timestamp;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{pipe2, read};
 
 use crate::container::log::{LineSplitter, Record, Stream};
@@ -24,16 +25,111 @@ pub struct LogPipe {
     fd: OwnedFd,
     splitter: LineSplitter,
     file: Rc<fs::File>,
-    echo: bool,
 }
+
+/// Container output echoed on stdout for `up` in the foreground. Written
+/// only as far as stdout takes it without blocking: a slow terminal or an
+/// unread pipe must not stall the loop (and with it the containers). What
+/// cannot wait is dropped with a note; the log files have everything.
+#[derive(Debug, Default)]
+pub struct Echo {
+    enabled: bool,
+    queue: std::collections::VecDeque<u8>,
+    dropped: usize,
+}
+
+/// How much echoed output waits for a slow stdout before some is dropped.
+const ECHO_BACKLOG: usize = 4 << 20;
+
+impl Echo {
+    pub fn new(enabled: bool) -> Echo {
+        Echo {
+            enabled,
+            ..Echo::default()
+        }
+    }
+
+    fn push(&mut self, container: &str, records: &[Record]) {
+        if !self.enabled {
+            return;
+        }
+        for r in records {
+            let len = container.len() + 3 + r.content.len() + 1;
+            if self.queue.len() + len > ECHO_BACKLOG {
+                self.dropped += r.content.len();
+                continue;
+            }
+            if self.dropped > 0 {
+                let note = format!(
+                    "podrun | ({} bytes of output not shown here; `podrun logs` has them)\n",
+                    self.dropped
+                );
+                self.queue.extend(note.as_bytes());
+                self.dropped = 0;
+            }
+            self.queue.extend(container.as_bytes());
+            self.queue.extend(b" | ");
+            self.queue.extend(&r.content);
+            self.queue.push_back(b'\n');
+        }
+        self.flush();
+    }
+
+    /// Whether output waits for stdout to take it.
+    pub fn pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// At the end: gives stdout a few seconds to take the rest.
+    pub fn flush_all(&mut self) {
+        let stdout = std::io::stdout();
+        for _ in 0..50 {
+            self.flush();
+            if !self.pending() {
+                return;
+            }
+            let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+            let _ = poll(&mut fds, PollTimeout::from(100u8));
+        }
+    }
+
+    /// Writes what stdout takes now, a pipe buffer's atomic size at a time.
+    pub fn flush(&mut self) {
+        let stdout = std::io::stdout();
+        while !self.queue.is_empty() {
+            let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+            let writable = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+                && fds[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(PollFlags::POLLOUT));
+            if !writable {
+                return;
+            }
+            let (front, _) = self.queue.as_slices();
+            let chunk = &front[..front.len().min(PIPE_BUF)];
+            match nix::unistd::write(&stdout, chunk) {
+                Ok(n) => {
+                    self.queue.drain(..n);
+                }
+                Err(Errno::EINTR | Errno::EAGAIN) => return,
+                Err(_) => {
+                    // Nobody reads stdout any more.
+                    self.queue.clear();
+                    self.enabled = false;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes to a pipe of at most this size are atomic, and fit once poll
+/// says it is writable.
+const PIPE_BUF: usize = 4096;
 
 /// The pipes of a new run: the supervisor's read ends and the child's
 /// write ends (stdout, stderr).
-pub fn open(
-    container: &str,
-    log_path: &Path,
-    echo: bool,
-) -> std::io::Result<(Vec<LogPipe>, [OwnedFd; 2])> {
+pub fn open(container: &str, log_path: &Path) -> std::io::Result<(Vec<LogPipe>, [OwnedFd; 2])> {
     if let Some(dir) = log_path.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -55,7 +151,6 @@ pub fn open(
                 fd,
                 splitter: LineSplitter::default(),
                 file: Rc::clone(&file),
-                echo,
             })
         })
         .collect::<Result<Vec<_>, Errno>>()?;
@@ -72,19 +167,19 @@ impl LogPipe {
     }
 
     /// Reads what is there; true at end of file (every writer gone).
-    pub fn pump(&mut self) -> bool {
+    pub fn pump(&mut self, echo: &mut Echo) -> bool {
         let mut buf = [0u8; 64 * 1024];
         loop {
             match read(&self.fd, &mut buf) {
                 Ok(0) => {
                     if let Some(last) = self.splitter.finish() {
-                        self.write(&[last]);
+                        self.write(&[last], echo);
                     }
                     return true;
                 }
                 Ok(n) => {
                     let records = self.splitter.feed(&buf[..n]);
-                    self.write(&records);
+                    self.write(&records, echo);
                 }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return false,
@@ -96,7 +191,7 @@ impl LogPipe {
         }
     }
 
-    fn write(&mut self, records: &[Record]) {
+    fn write(&mut self, records: &[Record], echo: &mut Echo) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .ok()
@@ -110,15 +205,6 @@ impl LogPipe {
         if let Err(e) = (&*self.file).write_all(&bytes) {
             tracing::warn!(container = %self.container, "writing its log: {e}");
         }
-        if self.echo {
-            let mut out = Vec::new();
-            for r in records {
-                out.extend_from_slice(format!("{} | ", self.container).as_bytes());
-                out.extend_from_slice(&r.content);
-                out.push(b'\n');
-            }
-            let _ = std::io::stdout().write_all(&out);
-            let _ = std::io::stdout().flush();
-        }
+        echo.push(&self.container, records);
     }
 }

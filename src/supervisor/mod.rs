@@ -31,7 +31,7 @@ use crate::plan::Plan;
 use crate::sandbox::cgroup::{self, CgroupError, PodCgroup, PodrunRoot};
 use crate::sandbox::pod::{self as sandbox_pod, PodDirs, PodError};
 use launch::{Launcher, Outcome};
-use logs::LogPipe;
+use logs::{Echo, LogPipe};
 use state::{ContainerState, Limits, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +162,7 @@ struct Supervisor<'a> {
     state: State,
     runs: BTreeMap<String, Run>,
     pipes: Vec<LogPipe>,
+    echo: Echo,
     /// Deadlines in order, and the timer each one fires.
     timers: BinaryHeap<Reverse<(Time, u64)>>,
     timer_of: BTreeMap<u64, Timer>,
@@ -232,12 +233,12 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             all_caps,
             last_cap,
             oom_floor,
-            echo: options.echo,
         },
         engine: Engine::new(model),
         state,
         runs: BTreeMap::new(),
         pipes: Vec::new(),
+        echo: Echo::new(options.echo),
         timers: BinaryHeap::new(),
         timer_of: BTreeMap::new(),
         next_timer: 0,
@@ -250,8 +251,9 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
     // Whatever happened, nothing of the pod is left running or mounted.
     let teardown = sandbox_pod::teardown(&dirs, &sandbox.cgroup);
     for mut pipe in std::mem::take(&mut sup.pipes) {
-        pipe.pump();
+        pipe.pump(&mut sup.echo);
     }
+    sup.echo.flush_all();
     sup.state.finished = true;
     sup.state.torn_down = teardown.is_ok();
     sup.state.status = sup.status();
@@ -446,12 +448,16 @@ impl Supervisor<'_> {
                     .iter()
                     .map(|p| PollFd::new(p.fd(), PollFlags::POLLIN)),
             );
+            let stdout = std::io::stdout();
+            if self.echo.pending() {
+                fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLOUT));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(SupervisorError::Poll(e)),
             }
             let pipe_start = 2 + self.runs.len();
-            fds[pipe_start..]
+            fds[pipe_start..pipe_start + self.pipes.len()]
                 .iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect::<Vec<bool>>()
@@ -459,13 +465,14 @@ impl Supervisor<'_> {
         // Output first, so an exit is reported after the lines before it.
         let mut eof = Vec::new();
         for (i, is_ready) in ready.iter().enumerate() {
-            if *is_ready && self.pipes[i].pump() {
+            if *is_ready && self.pipes[i].pump(&mut self.echo) {
                 eof.push(i);
             }
         }
         for i in eof.into_iter().rev() {
             self.pipes.remove(i);
         }
+        self.echo.flush();
         drain(&signals.child);
         self.reap();
         let stops = drain(&signals.stop);
@@ -535,7 +542,7 @@ impl Supervisor<'_> {
             // Every line written before the exit is logged before it.
             let mut eof = Vec::new();
             for (i, pipe) in self.pipes.iter_mut().enumerate() {
-                if pipe.container == name && pipe.pump() {
+                if pipe.container == name && pipe.pump(&mut self.echo) {
                     eof.push(i);
                 }
             }

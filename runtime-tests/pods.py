@@ -1,0 +1,173 @@
+"""Running pods with `podrun up` from tests, and looking at what they leave.
+
+Pods run on `rootfs:/` (the host's own root, seen through each container's
+private mount namespace), so the host's tools (busybox, util-linux, python3)
+are there without an image store.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from conftest import podrun_bin
+
+RUN_ROOT = Path("/run/podrun")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def container(name, script, **extra):
+    """A container running `sh -c script` on the host's root."""
+    c = {"name": name, "image": "rootfs:/", "command": ["sh", "-c", script]}
+    c.update(extra)
+    return c
+
+
+def manifest(name, containers, init=(), restart="Never", **spec):
+    body = {"restartPolicy": restart, "containers": list(containers)}
+    if init:
+        body["initContainers"] = list(init)
+    body.update(spec)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": body}
+
+
+def write(tmp_path: Path, pod: dict) -> Path:
+    path = tmp_path / f"{pod['metadata']['name']}.json"
+    path.write_text(json.dumps(pod))
+    return path
+
+
+def up(tmp_path, pod, timeout=90, args=()):
+    """Runs the pod in the foreground to its end: CompletedProcess."""
+    return subprocess.run(
+        [str(podrun_bin()), "up", *args, str(write(tmp_path, pod))],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start(tmp_path, pod, args=()):
+    """Starts `podrun up` in the background: Popen."""
+    return subprocess.Popen(
+        [str(podrun_bin()), "up", *args, str(write(tmp_path, pod))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def output_of(stdout: str, name: str):
+    """The lines container `name` printed (`name | line` on stdout)."""
+    prefix = f"{name} | "
+    return [line[len(prefix):] for line in stdout.splitlines() if line.startswith(prefix)]
+
+
+def state(name: str) -> dict:
+    return json.loads((RUN_ROOT / name / "state.json").read_text())
+
+
+def status(name: str) -> dict:
+    result = subprocess.run(
+        [str(podrun_bin()), "status", name, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def container_status(pod_status: dict, name: str) -> dict:
+    for s in pod_status.get("initContainerStatuses", []) + pod_status.get(
+        "containerStatuses", []
+    ):
+        if s["name"] == name:
+            return s
+    raise AssertionError(f"no status for container {name}: {pod_status}")
+
+
+def wait_for(predicate, what, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def running(name: str, containers) -> bool:
+    """Every named container has a process."""
+    try:
+        s = state(name)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    pids = {n: c.get("pid") for n, c in s["containers"].items()}
+    return all(pids.get(c) for c in containers)
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout=60):
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def rm(name: str):
+    subprocess.run(
+        [str(podrun_bin()), "rm", "--force", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def mount_points():
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        points.append(line.split()[4].replace("\\040", " "))
+    return points
+
+
+def processes_in(cgroup_rel: str):
+    """PIDs whose cgroup (v2 line) contains `cgroup_rel`. Zombies do not
+    count: they have ended and wait for their parent (init, once their
+    supervisor is gone) to reap them."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path("/proc", entry, "cgroup").read_text()
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            continue
+        if any(line.startswith("0::") and cgroup_rel in line for line in text.splitlines()):
+            found.append(int(entry))
+    return found
+
+
+def leftovers(s: dict):
+    """Everything of the pod the kernel still holds: mounts, cgroups,
+    processes, pinned namespaces, volume and stage directories."""
+    uid, run_dir = s["uid"], s["dirs"]["run"]
+    data_dir = s["dirs"]["data"]
+    found = []
+    found += [f"mount {m}" for m in mount_points() if m.startswith(run_dir + "/") or uid in m]
+    if Path(s["cgroup"]).exists():
+        found.append(f"cgroup {s['cgroup']}")
+    found += [f"process {p}" for p in processes_in(f"/podrun/{uid}")]
+    for sub in ("ns", "shm", "containers"):
+        if Path(run_dir, sub).exists():
+            found.append(f"{run_dir}/{sub}")
+    if Path(data_dir).exists():
+        found.append(data_dir)
+    return found
