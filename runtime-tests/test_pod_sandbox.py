@@ -288,7 +288,7 @@ def test_on_the_hybrid_host_limits_are_said_to_be_unenforced(tmp_path, name):
 def test_a_fast_writer_is_not_held_up_by_an_unread_stdout(tmp_path, name):
     """Nobody reads `up`'s stdout here; the container still runs to its end
     and its log file has every line, in order."""
-    lines = 500_000
+    lines = 200_000
     writer = container("writer", f"seq 1 {lines}; echo done >&2")
     proc = subprocess.Popen(
         [str(podrun_bin()), "up", str(write(tmp_path, manifest(name, [writer])))],
