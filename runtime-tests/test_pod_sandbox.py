@@ -306,3 +306,43 @@ def test_a_fast_writer_is_not_held_up_by_an_unread_stdout(tmp_path, name):
     assert stdout == [str(i) for i in range(1, lines + 1)]
     assert [r.split(" ", 3)[1:] for r in records if " stderr " in r] == [["stderr", "F", "done"]]
     assert log.name == "0.log" and log.parent.name == "writer"
+
+
+def test_share_process_namespace_shows_each_containers_processes(tmp_path, name):
+    side = container("side", "exec sleep 3600", restartPolicy="Always")
+    # Each process's command line, NULs made spaces.
+    cmdlines = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
+    app = container(
+        "app",
+        f"for i in $(seq 100); do {cmdlines} | grep -q '^sleep 3600 $' && break; sleep 0.1; done; "
+        f"{cmdlines} | grep -c '^sleep 3600 $'; "
+        "echo self=$$",
+    )
+    pod = manifest(name, [app], init=[side], shareProcessNamespace=True)
+    result = up(tmp_path, pod)
+    assert result.returncode == 0, result.stderr
+    out = output_of(result.stdout, "app")
+    assert out[0] == "1", out
+    # PID 1 is podrun's own reaper (what the pause process is in
+    # Kubernetes), not a container's process.
+    assert out[1].startswith("self=") and out[1] != "self=1", out
+
+
+def test_host_namespaces_when_asked(tmp_path, name):
+    c = container(
+        "c",
+        "hostname; ls /proc | grep -c '^[0-9]'; ipcs -q | grep -c '^0x' || true",
+    )
+    pod = manifest(name, [c], hostNetwork=True, hostPID=True, hostIPC=True)
+    # A queue on the host that a hostIPC pod sees.
+    key = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True).stdout
+    qid = key.strip().split()[-1]
+    try:
+        result = up(tmp_path, pod)
+    finally:
+        subprocess.run(["ipcrm", "-q", qid], check=False)
+    assert result.returncode == 0, result.stderr
+    hostname, processes, queues = output_of(result.stdout, "c")
+    assert hostname == subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
+    assert int(processes) > 5
+    assert int(queues) >= 1

@@ -210,6 +210,9 @@ pub struct Isolation {
     /// Starts a new session, so a terminal's signals reach the supervisor
     /// and not the container directly.
     pub new_session: bool,
+    /// The pod's shared PID namespace (shareProcessNamespace), entered
+    /// instead of a new one.
+    pub pid_namespace: Option<OwnedFd>,
 }
 
 /// A started process and the pidfd that watches it.
@@ -255,19 +258,70 @@ struct CapData {
 /// child's setup, exec. `Ok` means the exec succeeded.
 pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+    let cgroup = iso.cgroup.as_ref().map(AsRawFd::as_raw_fd);
+    // A shared PID namespace is entered for the clone only: the supervisor
+    // itself stays where it is.
+    let back = match &iso.pid_namespace {
+        Some(target) => Some(enter_pid_namespace(target)?),
+        None => None,
+    };
+    let cloned = clone3(iso.clone_flags, cgroup);
+    if let Ok(Cloned::Child) = cloned {
+        child_after_clone(cmd, iso, &write_end)
+    }
+    if let Some(own) = back {
+        // SAFETY: setns(2) back into the namespace this process came from.
+        unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+    }
+    match cloned? {
+        Cloned::Child => unreachable!("the child has exec'd or exited"),
+        Cloned::Parent { pid, pidfd } => {
+            drop(write_end);
+            parent_wait_for_exec(cmd, iso, pid, read_end).map(|pid| Child { pid, pidfd })
+        }
+    }
+}
+
+/// Which side of a clone this is.
+#[derive(Debug)]
+pub enum Cloned {
+    Child,
+    Parent { pid: Pid, pidfd: OwnedFd },
+}
+
+/// Makes the next child of this process start in `target`'s PID
+/// namespace; returns this process's own, to go back to.
+fn enter_pid_namespace(target: &OwnedFd) -> Result<OwnedFd, SpawnError> {
+    let own = std::fs::File::open("/proc/self/ns/pid")
+        .map(OwnedFd::from)
+        .map_err(|e| SpawnError::Setup {
+            what: "open this process's PID namespace".to_owned(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+    // SAFETY: setns(2) on a namespace file descriptor.
+    if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+        return Err(SpawnError::Setup {
+            what: "enter the pod's PID namespace".to_owned(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(own)
+}
+
+/// clone3 with a pidfd, the child optionally born in the cgroup `cgroup`.
+pub fn clone3(flags: u64, cgroup: Option<i32>) -> Result<Cloned, SpawnError> {
     let mut pidfd: libc::c_int = -1;
     // SAFETY: an all-zero clone_args is its valid "no options" value.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = iso.clone_flags | libc::CLONE_PIDFD as u64;
+    args.flags = flags | libc::CLONE_PIDFD as u64;
     args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
     args.exit_signal = libc::SIGCHLD as u64;
-    if let Some(cgroup) = &iso.cgroup {
+    if let Some(fd) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = cgroup.as_raw_fd() as u64;
+        args.cgroup = fd as u64;
     }
-    // SAFETY: clone3 without a new stack behaves as fork: the child runs
-    // only child_after_clone, which makes async-signal-safe calls on data
-    // prepared before the clone and never returns.
+    // SAFETY: clone3 without a new stack behaves as fork; the caller's
+    // child branch makes only async-signal-safe calls and never returns.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -277,14 +331,13 @@ pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
     };
     match ret {
         -1 => Err(SpawnError::Fork(Errno::last())),
-        0 => child_after_clone(cmd, iso, &write_end),
-        pid => {
-            drop(write_end);
-            // SAFETY: the kernel gave us this new descriptor (CLONE_PIDFD).
-            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            let pid = Pid::from_raw(pid as libc::pid_t);
-            parent_wait_for_exec(cmd, iso, pid, read_end).map(|pid| Child { pid, pidfd })
-        }
+        0 => Ok(Cloned::Child),
+        pid => Ok(Cloned::Parent {
+            pid: Pid::from_raw(pid as libc::pid_t),
+            // SAFETY: the kernel gave the parent this new descriptor
+            // (CLONE_PIDFD).
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
     }
 }
 

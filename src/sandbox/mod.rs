@@ -6,5 +6,6 @@ pub mod cgroup;
 pub mod host;
 pub mod mountinfo;
 pub mod namespaces;
+pub mod pidns;
 pub mod pod;
 pub mod volumes;

@@ -30,6 +30,8 @@ pub enum PodError {
     Namespace(#[from] NamespaceError),
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    #[error(transparent)]
+    PidNamespace(#[from] super::pidns::PidNamespaceError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -109,6 +111,8 @@ pub struct Sandbox {
     pub namespaces: Vec<Kind>,
     /// Volume name → its data on the host.
     pub volumes: BTreeMap<String, PathBuf>,
+    /// The pod's own PID namespace, with shareProcessNamespace.
+    pub shared_pid: Option<super::pidns::SharedPidNamespace>,
 }
 
 /// Claims the pod's name: its run directory is made exclusively.
@@ -204,11 +208,15 @@ pub fn create(
         }
         volumes.insert(prepared.name, prepared.host_path);
     }
+    let shared_pid = (spec.share_process_namespace == Some(true) && spec.host_pid != Some(true))
+        .then(|| super::pidns::create(&cgroup))
+        .transpose()?;
     Ok(Sandbox {
         cgroup,
         applied,
         namespaces: kinds,
         volumes,
+        shared_pid,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct Launcher<'a> {
     pub plan: &'a Plan,
     pub volumes: &'a BTreeMap<String, PathBuf>,
     pub namespaces: &'a [Kind],
+    /// The pod's shared PID namespace (shareProcessNamespace).
+    pub pid_namespace: Option<&'a OwnedFd>,
     pub all_caps: u64,
     pub last_cap: u8,
     /// The lowest oom_score_adj this process may give (without
@@ -139,7 +141,14 @@ impl Launcher<'_> {
         let wanted = self.plan.oom_score_adj.get(name).copied().unwrap_or(0);
         let oom = wanted.max(self.oom_floor);
         let mut clone_flags = libc::CLONE_NEWNS as u64;
-        if self.pod.spec.host_pid != Some(true) {
+        let pid_namespace = match self.pid_namespace {
+            Some(ns) => Some(
+                ns.try_clone()
+                    .map_err(|e| format!("the pod's PID namespace: {e}"))?,
+            ),
+            None => None,
+        };
+        if self.pod.spec.host_pid != Some(true) && pid_namespace.is_none() {
             clone_flags |= libc::CLONE_NEWPID as u64;
         }
         let iso = Isolation {
@@ -153,6 +162,7 @@ impl Launcher<'_> {
             caps: Some((cfg.caps, self.last_cap)),
             no_new_privs: cfg.no_new_privs,
             new_session: true,
+            pid_namespace,
         };
         Ok(match spawn::spawn(&cmd, &iso) {
             Ok(child) => Outcome::Started {

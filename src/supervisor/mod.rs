@@ -230,6 +230,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             plan,
             volumes: &sandbox.volumes,
             namespaces: &sandbox.namespaces,
+            pid_namespace: sandbox.shared_pid.as_ref().map(|p| &p.ns),
             all_caps,
             last_cap,
             oom_floor,

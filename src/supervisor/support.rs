@@ -6,9 +6,6 @@ use crate::manifest::Pod;
 /// One line per thing this pod asks for that podrun does not do yet.
 pub fn unsupported(pod: &Pod) -> Vec<String> {
     let mut out = Vec::new();
-    if pod.spec.share_process_namespace == Some(true) {
-        out.push("shareProcessNamespace: podrun does not share a PID namespace yet".to_owned());
-    }
     for info in &pod.containers {
         let Some(c) = pod.container(info) else {
             continue;
@@ -60,7 +57,6 @@ apiVersion: v1
 kind: Pod
 metadata: {name: p}
 spec:
-  shareProcessNamespace: true
   containers:
   - name: a
     image: nginx
@@ -74,7 +70,6 @@ spec:
         assert_eq!(
             unsupported(&pod),
             [
-                "shareProcessNamespace: podrun does not share a PID namespace yet",
                 "container \"a\": readinessProbe: podrun does not run probes yet",
                 "container \"a\": lifecycle.preStop: podrun does not run lifecycle hooks yet",
                 "container \"a\": image \"nginx\": podrun runs rootfs:DIR and rootfs:/ until its image store lands",
