@@ -5,7 +5,9 @@ PODRUN_IN_VM=1 says the tests run inside scripts/vm-test's VM (full cgroup v2).
 """
 
 import os
+import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,15 @@ def podrun():
         )
 
     return run
+
+
+@pytest.fixture
+def name(request):
+    """A unique pod name for the test, removed (with everything of it)
+    afterwards by `podrun rm --force`."""
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+    pod = f"{stem}-{uuid.uuid4().hex[:8]}"
+    yield pod
+    subprocess.run(
+        [str(podrun_bin()), "rm", "--force", pod], capture_output=True, text=True, timeout=60
+    )

@@ -10,16 +10,11 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 from conftest import podrun_bin
 
 RUN_ROOT = Path("/run/podrun")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def container(name, script, **extra):
@@ -117,15 +112,6 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout=60):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
-
-
-def rm(name: str):
-    subprocess.run(
-        [str(podrun_bin()), "rm", "--force", name],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def mount_points():

@@ -6,7 +6,6 @@ test_pod_sandbox.py checks that podrun says so instead).
 
 import json
 import os
-import re
 import signal
 import subprocess
 from pathlib import Path
@@ -19,13 +18,11 @@ from pods import (
     container_status,
     manifest,
     output_of,
-    rm,
     running,
     start,
     state,
     status,
     stop,
-    unique,
     up,
     wait_for,
     write,
@@ -35,12 +32,6 @@ pytestmark = pytest.mark.skipif(
     not IN_VM, reason="needs the cpu, memory and pids controllers: runs in scripts/vm-test"
 )
 
-
-@pytest.fixture
-def name(request):
-    pod = unique(re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-"))
-    yield pod
-    rm(pod)
 
 
 def test_over_its_memory_limit_a_container_is_oom_killed(tmp_path, name):

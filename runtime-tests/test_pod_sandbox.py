@@ -3,7 +3,6 @@ shared network, IPC and hostname; volumes; isolation; start errors; and
 teardown that leaves nothing behind. These run on the host and in the VM.
 """
 
-import re
 import signal
 import subprocess
 from pathlib import Path
@@ -19,25 +18,16 @@ from pods import (
     mount_points,
     output_of,
     processes_in,
-    rm,
     running,
     start,
     state,
     status,
     stop,
-    unique,
     up,
     wait_for,
     write,
 )
 
-
-@pytest.fixture
-def name(request):
-    """A unique pod name, removed (with everything of it) after the test."""
-    pod = unique(re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-"))
-    yield pod
-    rm(pod)
 
 
 def test_containers_share_network_ipc_and_hostname(tmp_path, name):
