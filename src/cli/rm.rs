@@ -18,7 +18,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     super::check_name(&args.name)?;
     let mut state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
     if !state.torn_down {
-        if !args.force && supervisor::is_supervisor(state.supervisor_pid) {
+        if !args.force && state.supervisor_alive() {
             return Err(Failure::Input(format!(
                 "pod {:?} is running: stop it with `podrun down {0}` or use --force",
                 args.name

@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::SecurityContext;
 pub enum CapsError {
     #[error("unknown capability {0:?}")]
     Unknown(String),
+    #[error("capability {0} is not available: podrun itself does not hold it on this host")]
+    Unavailable(String),
 }
 
 /// containerd's (and Docker's) default capabilities.
@@ -49,7 +51,9 @@ fn is_all(name: &str) -> bool {
 }
 
 /// The set as a bit mask (bit N = capability N). `all` is every capability
-/// the kernel supports (for `privileged` and `add: [ALL]`).
+/// podrun holds and can pass on (for `privileged` and `add: [ALL]`, as
+/// containerd's "all current capabilities"); the defaults podrun lacks are
+/// left out, an explicit `add` of one is refused.
 pub fn effective(sc: Option<&SecurityContext>, all: u64) -> Result<u64, CapsError> {
     if sc.and_then(|s| s.privileged) == Some(true) {
         return Ok(all);
@@ -65,12 +69,29 @@ pub fn effective(sc: Option<&SecurityContext>, all: u64) -> Result<u64, CapsErro
         set.clear();
     }
     for name in add.iter().filter(|a| !is_all(a)) {
-        set.insert(parse(name)?.index());
+        let cap = parse(name)?;
+        if all & cap.bitmask() == 0 {
+            return Err(CapsError::Unavailable(cap.to_string()));
+        }
+        set.insert(cap.index());
     }
     for name in drop.iter().filter(|d| !is_all(d)) {
         set.remove(&parse(name)?.index());
     }
-    Ok(set.into_iter().fold(0, |mask, i| mask | (1u64 << i)))
+    Ok(set.into_iter().fold(0, |mask, i| mask | (1u64 << i)) & all)
+}
+
+/// The capabilities this process can give its children: its permitted
+/// set within its bounding set (from `/proc/self/status`).
+pub fn held(status: &str) -> u64 {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    field("CapPrm:") & field("CapBnd:")
 }
 
 /// Every capability this kernel supports, from `cap_last_cap`.
@@ -136,5 +157,26 @@ mod tests {
             CapsError::Unknown("FLY".to_owned())
         );
         assert_eq!(kernel_all(40), ALL);
+    }
+
+    #[test]
+    fn only_what_podrun_holds_is_given() {
+        // A host without CAP_SYS_RESOURCE (24).
+        let held = ALL & !(1 << 24);
+        let privileged = SecurityContext {
+            privileged: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(effective(Some(&privileged), held).unwrap(), held);
+        assert_eq!(effective(Some(&sc(&["ALL"], &[])), held).unwrap(), held);
+        assert_eq!(
+            effective(Some(&sc(&["SYS_RESOURCE"], &[])), held)
+                .unwrap_err()
+                .to_string(),
+            "capability CAP_SYS_RESOURCE is not available: podrun itself does not hold it on this host"
+        );
+        let status =
+            "CapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapBnd:\t000001ffffffffff\n";
+        assert_eq!(super::held(status), 0x1fffeffffff);
     }
 }

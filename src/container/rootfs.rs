@@ -199,6 +199,51 @@ const PROC_MASKED: [&str; 6] = [
     "sched_debug",
 ];
 
+fn propagation_flags(p: Propagation) -> c_ulong {
+    match p {
+        Propagation::Private => libc::MS_PRIVATE,
+        Propagation::Slave => libc::MS_SLAVE,
+        Propagation::Shared => libc::MS_SHARED,
+    }
+}
+
+/// An absolute path with `.` and `..` resolved by their names only.
+fn lexical(path: &str) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The per-mount flags of the mount `path` is on, which a bind remount
+/// must repeat. Paths only the child will see (its fresh /proc) are
+/// nosuid, nodev and noexec, as that /proc is.
+fn locked_flags(path: &Path) -> c_ulong {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let Ok(stat) = statvfs(path) else {
+        return libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    };
+    let f = stat.flags();
+    [
+        (FsFlags::ST_NOSUID, libc::MS_NOSUID),
+        (FsFlags::ST_NODEV, libc::MS_NODEV),
+        (FsFlags::ST_NOEXEC, libc::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, libc::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, libc::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st, _)| f.contains(*st))
+    .fold(0, |acc, (_, ms)| acc | ms)
+}
+
 struct Steps {
     steps: Vec<Step>,
 }
@@ -227,6 +272,9 @@ impl Steps {
         self.mount(None, target, None, flags, None)
     }
 
+    /// Binds `source` at `target`; read-only keeps the flags the source's
+    /// mount has (a read-only remount replaces them all: without this a
+    /// nosuid, nodev mount would lose both).
     fn bind(&mut self, source: &Path, target: &Path, read_only: bool) -> Result<(), RootfsError> {
         self.mount(
             Some(source),
@@ -236,7 +284,11 @@ impl Steps {
             None,
         )?;
         if read_only {
-            self.flags(target, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY)?;
+            let keep = locked_flags(source);
+            self.flags(
+                target,
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
+            )?;
         }
         Ok(())
     }
@@ -390,6 +442,36 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
     let mut mounts = view.mounts.clone();
     mounts.sort_by_key(|m| Path::new(&m.target).components().count());
     for m in &mounts {
+        let lexical = lexical(&m.target);
+        // /dev, /proc and /sys are the container's own fresh mounts: a
+        // target there is not looked for in the root. In the tmpfs /dev the
+        // child makes it; /proc and /sys have what the kernel gives.
+        let fresh = ["/dev", "/proc", "/sys"]
+            .into_iter()
+            .find(|top| lexical.starts_with(top) && lexical != Path::new(top));
+        if let Some(top) = fresh {
+            let target = stage.join(lexical.strip_prefix("/").unwrap_or(&lexical));
+            if top == "/dev" && !view.privileged {
+                let mut dir = at("dev");
+                let parts: Vec<_> = lexical.components().skip(2).collect();
+                for part in &parts[..parts.len().saturating_sub(1)] {
+                    dir.push(part);
+                    let path = cstr(&dir)?;
+                    s.push(|| Ok(Step::Mkdir { path }))?;
+                }
+                let path = cstr(&target)?;
+                s.push(|| {
+                    Ok(if m.source.is_dir() {
+                        Step::Mkdir { path }
+                    } else {
+                        Step::Touch { path }
+                    })
+                })?;
+            }
+            s.bind(&m.source, &target, m.read_only)?;
+            s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
+            continue;
+        }
         let inside = match &view.root {
             Root::Host => match fs::canonicalize(&m.target) {
                 Ok(path) => path,
@@ -406,15 +488,13 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
         };
         let target = stage.join(inside.strip_prefix("/").unwrap_or(&inside));
         s.bind(&m.source, &target, m.read_only)?;
-        let propagation = match m.propagation {
-            Propagation::Private => libc::MS_PRIVATE,
-            Propagation::Slave => libc::MS_SLAVE,
-            Propagation::Shared => libc::MS_SHARED,
-        };
-        s.flags(&target, propagation | libc::MS_REC)?;
+        s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
     }
     if view.read_only_root {
-        s.flags(stage, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY)?;
+        s.flags(
+            stage,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked_flags(root),
+        )?;
     }
     s.push(|| Ok(Step::Pivot { root: cstr(stage)? }))?;
     Ok(s.steps)
@@ -445,6 +525,34 @@ mod tests {
             "image \"busybox:1.36\": podrun runs rootfs:DIR and rootfs:/ until its image store lands"
         );
         assert!(Root::from_image("rootfs:relative").is_err());
+    }
+
+    #[test]
+    fn a_mount_under_dev_is_made_in_the_containers_own_dev() {
+        let volume = tempdir("dev-vol");
+        let view = View {
+            root: Root::Host,
+            stage: PathBuf::from("/stage"),
+            shm: PathBuf::from("/dev/shm"),
+            mounts: vec![BindMount {
+                source: volume.join("file"),
+                target: "/dev/net/../net/tun".to_owned(),
+                read_only: false,
+                propagation: Propagation::Private,
+            }],
+            read_only_root: false,
+            privileged: false,
+        };
+        fs::write(volume.join("file"), "").unwrap();
+        let described: Vec<String> = build(&view).unwrap().iter().map(Step::describe).collect();
+        let at = |s: &str| described.iter().position(|d| d == s).unwrap_or(usize::MAX);
+        assert!(at("mkdir /stage/dev/net") < at("create /stage/dev/net/tun"));
+        assert!(at("create /stage/dev/net/tun") < usize::MAX);
+        assert!(described.contains(&format!(
+            "mount {} on /stage/dev/net/tun",
+            volume.join("file").display()
+        )));
+        fs::remove_dir_all(&volume).unwrap();
     }
 
     #[test]

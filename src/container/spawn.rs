@@ -204,7 +204,7 @@ pub struct Isolation {
     pub creds: Option<Creds>,
     /// The capability set (bit N = capability N) and the kernel's last
     /// capability: the bounding set is cut to it and it becomes the
-    /// effective, permitted and inheritable sets.
+    /// effective and permitted sets (the inheritable set is left empty).
     pub caps: Option<(u64, u8)>,
     pub no_new_privs: bool,
     /// Starts a new session, so a terminal's signals reach the supervisor
@@ -450,16 +450,18 @@ fn child_after_clone(cmd: &Command, iso: &Isolation, report: &OwnedFd) -> ! {
             pid: 0,
         };
         let word = |shift: u32| (set >> shift) as u32;
+        // The inheritable set stays empty (CVE-2022-24769): a process
+        // must not gain a file's inheritable capabilities on exec.
         let data = [
             CapData {
                 effective: word(0),
                 permitted: word(0),
-                inheritable: word(0),
+                inheritable: 0,
             },
             CapData {
                 effective: word(32),
                 permitted: word(32),
-                inheritable: word(32),
+                inheritable: 0,
             },
         ];
         // SAFETY: capset(2) with a v3 header and its two data words, all on

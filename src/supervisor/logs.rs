@@ -38,6 +38,13 @@ pub struct Echo {
     dropped: usize,
 }
 
+/// What one wake-up of the loop reads from one pipe at most.
+pub const PUMP_BUDGET: usize = 1 << 20;
+/// What is read from an ended run's pipes before its exit is reported (its
+/// processes are gone, so this only bounds a writer outside its PID
+/// namespace, with hostPID).
+pub const DRAIN_BUDGET: usize = 64 << 20;
+
 /// How much echoed output waits for a slow stdout before some is dropped.
 const ECHO_BACKLOG: usize = 4 << 20;
 
@@ -166,10 +173,13 @@ impl LogPipe {
         self.fd.as_raw_fd()
     }
 
-    /// Reads what is there; true at end of file (every writer gone).
-    pub fn pump(&mut self, echo: &mut Echo) -> bool {
+    /// Reads what is there, up to `budget` bytes (so that one chatty
+    /// container cannot hold the loop: poll comes back for the rest); true
+    /// at end of file (every writer gone).
+    pub fn pump(&mut self, echo: &mut Echo, budget: usize) -> bool {
         let mut buf = [0u8; 64 * 1024];
-        loop {
+        let mut taken = 0;
+        while taken < budget {
             match read(&self.fd, &mut buf) {
                 Ok(0) => {
                     if let Some(last) = self.splitter.finish() {
@@ -178,6 +188,7 @@ impl LogPipe {
                     return true;
                 }
                 Ok(n) => {
+                    taken += n;
                     let records = self.splitter.feed(&buf[..n]);
                     self.write(&records, echo);
                 }
@@ -189,6 +200,7 @@ impl LogPipe {
                 }
             }
         }
+        false
     }
 
     fn write(&mut self, records: &[Record], echo: &mut Echo) {

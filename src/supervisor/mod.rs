@@ -190,6 +190,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         namespace: pod.namespace.clone(),
         uid: uid.clone(),
         supervisor_pid: std::process::id(),
+        supervisor_start: state::start_time(std::process::id()).unwrap_or(0),
         dirs: dirs.clone(),
         cgroup: pod_cgroup.dir().to_owned(),
         limits: Limits {
@@ -218,7 +219,10 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
     // are reaped here rather than by init.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let (last_cap, oom_floor) = process_facts();
-    let all_caps = crate::container::caps::kernel_all(last_cap);
+    let all_caps = crate::container::caps::kernel_all(last_cap)
+        & crate::container::caps::held(
+            &fs::read_to_string("/proc/self/status").unwrap_or_default(),
+        );
     let model = PodModel::from_pod(pod, plan.qos_class.as_str());
     let mut sup = Supervisor {
         launcher: Launcher {
@@ -252,7 +256,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
     // Whatever happened, nothing of the pod is left running or mounted.
     let teardown = sandbox_pod::teardown(&dirs, &sandbox.cgroup);
     for mut pipe in std::mem::take(&mut sup.pipes) {
-        pipe.pump(&mut sup.echo);
+        pipe.pump(&mut sup.echo, logs::DRAIN_BUDGET);
     }
     sup.echo.flush_all();
     sup.state.finished = true;
@@ -466,7 +470,7 @@ impl Supervisor<'_> {
         // Output first, so an exit is reported after the lines before it.
         let mut eof = Vec::new();
         for (i, is_ready) in ready.iter().enumerate() {
-            if *is_ready && self.pipes[i].pump(&mut self.echo) {
+            if *is_ready && self.pipes[i].pump(&mut self.echo, logs::PUMP_BUDGET) {
                 eof.push(i);
             }
         }
@@ -543,7 +547,7 @@ impl Supervisor<'_> {
             // Every line written before the exit is logged before it.
             let mut eof = Vec::new();
             for (i, pipe) in self.pipes.iter_mut().enumerate() {
-                if pipe.container == name && pipe.pump(&mut self.echo) {
+                if pipe.container == name && pipe.pump(&mut self.echo, logs::DRAIN_BUDGET) {
                     eof.push(i);
                 }
             }
@@ -575,16 +579,6 @@ impl Supervisor<'_> {
     }
 }
 
-/// Whether the process `pid` is a podrun supervisor (for `down` from disk).
-pub fn is_supervisor(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return false;
-    }
-    let exe = fs::read_link(format!("/proc/{pid}/exe"));
-    let own = fs::read_link("/proc/self/exe");
-    matches!((exe, own), (Ok(a), Ok(b)) if a == b)
-}
-
 /// Tears a pod down from its state alone: asks a live supervisor to stop
 /// (with `grace`), waits for it, then removes whatever is left.
 pub fn down(
@@ -594,20 +588,20 @@ pub fn down(
 ) -> Result<State, SupervisorError> {
     let mut state = State::load(name)?;
     let pid = state.supervisor_pid;
-    let alive = !state.finished && is_supervisor(pid);
-    if alive {
+    let running = |s: &State| s.supervisor_alive();
+    if !state.finished && running(&state) {
         if let Some(g) = grace {
             let _ = fs::write(state.dirs.run.join(STOP_GRACE_FILE), g.to_string());
         }
         let target = Pid::from_raw(pid as i32);
         let _ = kill(target, NixSignal::SIGTERM);
         let deadline = std::time::Instant::now() + wait;
-        while is_supervisor(pid) && std::time::Instant::now() < deadline {
+        while running(&state) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        if is_supervisor(pid) {
+        if running(&state) {
             let _ = kill(target, NixSignal::SIGKILL);
-            while is_supervisor(pid) {
+            while running(&state) {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }

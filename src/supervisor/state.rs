@@ -52,6 +52,10 @@ pub struct State {
     pub namespace: String,
     pub uid: String,
     pub supervisor_pid: u32,
+    /// When the supervisor started (`/proc/<pid>/stat` starttime, in clock
+    /// ticks since boot): with the pid, it names that process and no
+    /// other that reuses the pid later.
+    pub supervisor_start: u64,
     pub dirs: PodDirs,
     /// The pod's cgroup directory.
     pub cgroup: PathBuf,
@@ -65,6 +69,12 @@ pub struct State {
 }
 
 impl State {
+    /// Whether this pod's supervisor is still running.
+    pub fn supervisor_alive(&self) -> bool {
+        self.supervisor_pid != std::process::id()
+            && start_time(self.supervisor_pid) == Some(self.supervisor_start)
+    }
+
     /// Replaces the state file: a reader sees the old or the new file,
     /// never a partial one.
     pub fn save(&self) -> Result<(), StateError> {
@@ -116,4 +126,30 @@ pub fn names() -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// A process's start time (field 22 of `/proc/<pid>/stat`); `None` once it
+/// is gone (or a zombie).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from
+    // the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    // starttime is field 22; the state just read was field 3.
+    fields.nth(18)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_start_time_and_a_dead_pid_none() {
+        assert!(start_time(std::process::id()).is_some());
+        assert_eq!(start_time(u32::MAX), None);
+    }
 }

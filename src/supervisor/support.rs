@@ -38,6 +38,14 @@ pub fn unsupported(pod: &Pod) -> Vec<String> {
                 ));
             }
         }
+        for m in c.volume_mounts.iter().flatten() {
+            if m.mount_propagation.as_deref() == Some("Bidirectional") {
+                out.push(format!(
+                    "container {name:?}: volumeMounts {:?}: podrun does not do Bidirectional mount propagation yet",
+                    m.mount_path
+                ));
+            }
+        }
         if let Err(e) = Root::from_image(c.image.as_deref().unwrap_or_default()) {
             out.push(format!("container {name:?}: {e}"));
         }
