@@ -336,3 +336,49 @@ def test_host_namespaces_when_asked(tmp_path, name):
     assert hostname == subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
     assert int(processes) > 5
     assert int(queues) >= 1
+
+
+def test_privileged_gets_what_podrun_holds_and_masks_stay_for_others(tmp_path, name):
+    held = int(
+        next(
+            line.split()[1]
+            for line in Path("/proc/self/status").read_text().splitlines()
+            if line.startswith("CapPrm:")
+        ),
+        16,
+    )
+    # A masked file this kernel has (masks cover /dev/null: empty).
+    masked = next(f for f in ("/proc/timer_list", "/proc/keys", "/proc/kcore") if Path(f).exists())
+    script = f"grep '^CapEff' /proc/self/status; wc -c < {masked}"
+    privileged = container("privileged", script, securityContext={"privileged": True})
+    plain = container("plain", script)
+    result = up(tmp_path, manifest(name, [privileged, plain]))
+    assert result.returncode == 0, result.stderr
+    p = output_of(result.stdout, "privileged")
+    assert int(p[0].split()[1], 16) == held
+    assert output_of(result.stdout, "plain")[1] == "0"
+    assert int(p[1]) > 0
+
+
+def test_read_only_volumes_keep_their_mount_flags_and_dev_mounts_work(tmp_path, name):
+    device_like = tmp_path / "device"
+    device_like.write_text("from-host\n")
+    c = container("c", "grep ' /mnt ' /proc/mounts; cat /dev/podrun/thing")
+    c["volumeMounts"] = [
+        {"name": "m", "mountPath": "/mnt", "readOnly": True},
+        {"name": "d", "mountPath": "/dev/podrun/thing"},
+    ]
+    pod = manifest(
+        name,
+        [c],
+        volumes=[
+            {"name": "m", "emptyDir": {"medium": "Memory"}},
+            {"name": "d", "hostPath": {"path": str(device_like), "type": "File"}},
+        ],
+    )
+    result = up(tmp_path, pod)
+    assert result.returncode == 0, result.stderr
+    mount_line, content = output_of(result.stdout, "c")
+    options = mount_line.split()[3].split(",")
+    assert "ro" in options and "nosuid" in options and "nodev" in options, mount_line
+    assert content == "from-host"

@@ -40,7 +40,10 @@ pub enum ConfigError {
 pub struct PodFacts<'a> {
     pub pod: &'a Pod,
     pub uid: &'a str,
+    /// The pod's hostname (its UTS namespace's).
     pub hostname: &'a str,
+    /// This machine's hostname: the node's name.
+    pub node_name: &'a str,
     /// Volume name → where its data is on the host.
     pub volumes: &'a BTreeMap<String, PathBuf>,
     /// Every capability the kernel has.
@@ -83,7 +86,7 @@ fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
             "metadata.name" => Some(f.pod.name.clone()),
             "metadata.namespace" => Some(f.pod.namespace.clone()),
             "metadata.uid" => Some(f.uid.to_owned()),
-            "spec.nodeName" => Some(f.hostname.to_owned()),
+            "spec.nodeName" => Some(f.node_name.to_owned()),
             "spec.serviceAccountName" => Some(
                 f.pod
                     .spec
@@ -139,7 +142,16 @@ fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
 fn environment(f: &PodFacts, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
     let base = vec![
         ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
-        ("HOSTNAME".to_owned(), f.hostname.to_owned()),
+        // A hostNetwork pod has the node's hostname.
+        (
+            "HOSTNAME".to_owned(),
+            if f.pod.spec.host_network == Some(true) {
+                f.node_name
+            } else {
+                f.hostname
+            }
+            .to_owned(),
+        ),
     ];
     for from in c.env_from.iter().flatten() {
         if let Some(r) = &from.config_map_ref {
@@ -173,8 +185,41 @@ fn missing_source(
     }
 }
 
-/// The container's identity: its own securityContext over the pod's.
+/// A user's name and primary group in the root's `/etc/passwd`.
+fn passwd_entry(root: &Path, uid: i64) -> Option<(String, i64)> {
+    let path = super::rootfs::secure_join(root, "/etc/passwd").ok()?;
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 4 || f[2].parse() != Ok(uid) {
+            return None;
+        }
+        Some((f[0].to_owned(), f[3].parse().ok()?))
+    })
+}
+
+/// The groups that list `user` as a member in the root's `/etc/group`.
+fn member_groups(root: &Path, user: &str) -> Vec<i64> {
+    let Ok(path) = super::rootfs::secure_join(root, "/etc/group") else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            (f.len() >= 4 && f[3].split(',').any(|m| m == user))
+                .then(|| f[2].parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// The container's identity: its own securityContext over the pod's. As
+/// containerd does, without `runAsGroup` the primary group is the user's
+/// in the root's `/etc/passwd`, and the groups listing the user in its
+/// `/etc/group` are added.
 fn creds(
+    root: &Path,
     pod: Option<&PodSecurityContext>,
     own: Option<&SecurityContext>,
 ) -> Result<Creds, ConfigError> {
@@ -182,10 +227,15 @@ fn creds(
         .and_then(|s| s.run_as_user)
         .or(pod.and_then(|p| p.run_as_user))
         .unwrap_or(0);
+    let entry = passwd_entry(root, uid);
     let gid = own
         .and_then(|s| s.run_as_group)
         .or(pod.and_then(|p| p.run_as_group))
+        .or(entry.as_ref().map(|(_, gid)| *gid))
         .unwrap_or(0);
+    let from_group_file = entry
+        .map(|(name, _)| member_groups(root, &name))
+        .unwrap_or_default();
     let non_root = own
         .and_then(|s| s.run_as_non_root)
         .or(pod.and_then(|p| p.run_as_non_root))
@@ -198,6 +248,7 @@ fn creds(
         .unwrap_or_default()
         .into_iter()
         .chain(pod.and_then(|p| p.fs_group))
+        .chain(from_group_file)
         .map(|g| g as u32)
         .collect();
     groups.sort_unstable();
@@ -280,7 +331,7 @@ pub fn config(f: &PodFacts, c: &Container) -> Result<Config, ConfigError> {
             .clone()
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "/".to_owned()),
-        creds: creds(f.pod.spec.security_context.as_ref(), sc)?,
+        creds: creds(root.path(), f.pod.spec.security_context.as_ref(), sc)?,
         caps: caps::effective(sc, f.all_caps)?,
         // Kubernetes allows escalation unless told not to.
         no_new_privs: !privileged && sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
@@ -324,6 +375,7 @@ mod tests {
             pod,
             uid: "1234",
             hostname: "web",
+            node_name: "node-1",
             volumes,
             all_caps: (1 << 41) - 1,
         }
@@ -331,7 +383,20 @@ mod tests {
 
     #[test]
     fn command_args_and_env_expand_as_kubernetes_does() {
-        let p = pod(r#"
+        // A root of its own, so the user lookup does not read the host's.
+        let root = std::env::temp_dir().join(format!("podrun-config-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\napp:x:1000:1500::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("etc/group"),
+            "root:x:0:\nextra:x:77:other,app\nnone:x:78:other\n",
+        )
+        .unwrap();
+        let yaml = r#"
 apiVersion: v1
 kind: Pod
 metadata: {name: web, labels: {app: shop}}
@@ -339,7 +404,7 @@ spec:
   securityContext: {runAsUser: 1000, supplementalGroups: [5, 4], fsGroup: 4}
   containers:
   - name: c
-    image: rootfs:/
+    image: ROOT
     command: ["sh", "-c"]
     args: ["echo $(GREETING) $(MISSING) $$(GREETING)"]
     workingDir: /tmp
@@ -351,7 +416,8 @@ spec:
     securityContext:
       allowPrivilegeEscalation: false
       capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
-"#);
+"#;
+        let p = pod(&yaml.replace("ROOT", &format!("rootfs:{}", root.display())));
         let volumes = BTreeMap::new();
         let c = config(&facts(&p, &volumes), &p.spec.containers[0]).unwrap();
         assert_eq!(
@@ -366,13 +432,14 @@ spec:
             c.creds,
             Creds {
                 uid: 1000,
-                gid: 0,
-                groups: vec![4, 5]
+                gid: 1500,
+                groups: vec![4, 5, 77]
             }
         );
         assert_eq!(c.caps, 1 << 10);
         assert!(c.no_new_privs);
-        assert_eq!(c.root, Root::Host);
+        assert_eq!(c.root, Root::Dir(root.clone()));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -190,13 +190,20 @@ fn ensure_mount_point(root: &Root, target: &Path, source_is_dir: bool) -> Result
 
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 const PROC_READ_ONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
-const PROC_MASKED: [&str; 6] = [
-    "kcore",
-    "keys",
-    "latency_stats",
-    "timer_list",
-    "timer_stats",
-    "sched_debug",
+/// containerd's masked paths: files are covered by /dev/null, directories
+/// by an empty read-only tmpfs.
+const MASKED: [&str; 11] = [
+    "proc/acpi",
+    "proc/asound",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
 ];
 
 fn propagation_flags(p: Propagation) -> c_ulong {
@@ -341,15 +348,6 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
             let path = at("proc").join(name);
             s.bind(&path, &path, true)?;
         }
-        for name in PROC_MASKED {
-            s.mount(
-                Some(Path::new("/dev/null")),
-                &at("proc").join(name),
-                None,
-                libc::MS_BIND,
-                None,
-            )?;
-        }
         let optional: Vec<Step> = s.steps.drain(from..).collect();
         s.steps.extend(
             optional
@@ -371,6 +369,37 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | ro,
         None,
     )?;
+    if !view.privileged {
+        // The kernel's files: the host's /proc and /sys say which are
+        // directories (the container runs on the same kernel).
+        let from = s.steps.len();
+        for name in MASKED {
+            let target = stage.join(name);
+            if Path::new("/").join(name).is_dir() {
+                s.mount(
+                    Some(Path::new("tmpfs")),
+                    &target,
+                    Some("tmpfs"),
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    None,
+                )?;
+            } else {
+                s.mount(
+                    Some(Path::new("/dev/null")),
+                    &target,
+                    None,
+                    libc::MS_BIND,
+                    None,
+                )?;
+            }
+        }
+        let optional: Vec<Step> = s.steps.drain(from..).collect();
+        s.steps.extend(
+            optional
+                .into_iter()
+                .map(|step| Step::IfExists(Box::new(step))),
+        );
+    }
     // /dev: the host's for a privileged container, else a small tmpfs with
     // the usual devices, its own ptys and the pod's /dev/shm.
     s.push(|| {

@@ -84,7 +84,11 @@ pub fn resolve(name: &str, env: &[(String, String)], root: &Path) -> Result<Stri
         .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
-        let on_host = root.join(candidate.trim_start_matches('/'));
+        // Symlinks in the root resolve inside it, as they will for the
+        // container after pivot_root.
+        let Ok(on_host) = super::rootfs::secure_join(root, &candidate) else {
+            continue;
+        };
         let executable = std::fs::metadata(&on_host)
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
         if executable {
@@ -265,13 +269,28 @@ pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
         Some(target) => Some(enter_pid_namespace(target)?),
         None => None,
     };
+    // Signals wait until the child has put back the default handlers: the
+    // supervisor's must never run in it.
+    let blocked = SigmaskGuard::block_all();
     let cloned = clone3(iso.clone_flags, cgroup);
     if let Ok(Cloned::Child) = cloned {
         child_after_clone(cmd, iso, &write_end)
     }
+    drop(blocked);
     if let Some(own) = back {
         // SAFETY: setns(2) back into the namespace this process came from.
-        unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+        if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+            // Every later child would land in the pod's namespace.
+            let errno = Errno::last();
+            if let Ok(Cloned::Parent { pid, .. }) = &cloned {
+                let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(*pid, None);
+            }
+            return Err(SpawnError::Setup {
+                what: "return to podrun's own PID namespace".to_owned(),
+                errno,
+            });
+        }
     }
     match cloned? {
         Cloned::Child => unreachable!("the child has exec'd or exited"),
@@ -279,6 +298,30 @@ pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
             drop(write_end);
             parent_wait_for_exec(cmd, iso, pid, read_end).map(|pid| Child { pid, pidfd })
         }
+    }
+}
+
+/// Blocks every signal until dropped (then restores the mask before).
+struct SigmaskGuard(libc::sigset_t);
+
+impl SigmaskGuard {
+    fn block_all() -> SigmaskGuard {
+        // SAFETY: sigset_t is plain data; pthread_sigmask only reads and
+        // writes the two sets.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            SigmaskGuard(old)
+        }
+    }
+}
+
+impl Drop for SigmaskGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by block_all.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
     }
 }
 
@@ -364,11 +407,15 @@ fn child_after_clone(cmd: &Command, iso: &Isolation, report: &OwnedFd) -> ! {
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
         );
-        // The supervisor's mask and ignored signals are not the container's.
+        // The supervisor's handlers, ignored signals and mask are not the
+        // container's: defaults first, then unblock (signals were blocked
+        // across the clone).
+        for sig in 1..=libc::SIGRTMAX() {
+            libc::signal(sig, libc::SIG_DFL);
+        }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         if iso.new_session && libc::setsid() < 0 {
             fail(STEP_SESSION);
         }

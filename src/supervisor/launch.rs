@@ -26,6 +26,7 @@ pub struct Launcher<'a> {
     pub pod: &'a Pod,
     pub uid: &'a str,
     pub hostname: &'a str,
+    pub node_name: &'a str,
     pub dirs: &'a PodDirs,
     pub cgroup: &'a PodCgroup,
     pub plan: &'a Plan,
@@ -84,6 +85,7 @@ impl Launcher<'_> {
             pod: self.pod,
             uid: self.uid,
             hostname: self.hostname,
+            node_name: self.node_name,
             volumes: self.volumes,
             all_caps: self.all_caps,
         };

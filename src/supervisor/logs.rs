@@ -36,6 +36,9 @@ pub struct Echo {
     enabled: bool,
     queue: std::collections::VecDeque<u8>,
     dropped: usize,
+    /// stdout opened again without blocking, when it is a pipe or a
+    /// terminal (where POLLOUT does not promise room for a whole write).
+    nonblocking: Option<fs::File>,
 }
 
 /// What one wake-up of the loop reads from one pipe at most.
@@ -50,8 +53,23 @@ const ECHO_BACKLOG: usize = 4 << 20;
 
 impl Echo {
     pub fn new(enabled: bool) -> Echo {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let stream = fs::metadata("/proc/self/fd/1")
+            .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_char_device());
+        // A new open file description: O_NONBLOCK on it leaves the shared
+        // one (the user's terminal) as it was.
+        let nonblocking = stream
+            .then(|| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(nix::libc::O_NONBLOCK)
+                    .open("/proc/self/fd/1")
+                    .ok()
+            })
+            .flatten();
         Echo {
             enabled,
+            nonblocking,
             ..Echo::default()
         }
     }
@@ -114,7 +132,11 @@ impl Echo {
             }
             let (front, _) = self.queue.as_slices();
             let chunk = &front[..front.len().min(PIPE_BUF)];
-            match nix::unistd::write(&stdout, chunk) {
+            let written = match &self.nonblocking {
+                Some(out) => nix::unistd::write(out, chunk),
+                None => nix::unistd::write(&stdout, chunk),
+            };
+            match written {
                 Ok(n) => {
                     self.queue.drain(..n);
                 }

@@ -59,11 +59,18 @@ pub struct Options {
 /// supervisor before it signals it.
 pub const STOP_GRACE_FILE: &str = "stop-grace";
 
+/// The engine's clock: wall time when the supervisor started, advanced by
+/// the monotonic clock, so a step of the wall clock moves no grace period
+/// or back-off.
 fn now() -> Time {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Time(ms)
+    static START: std::sync::OnceLock<(i64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall, at) = START.get_or_init(|| {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        (ms, std::time::Instant::now())
+    });
+    Time(wall + at.elapsed().as_millis() as i64)
 }
 
 /// A random version 4 UUID, for the pod's uid.
@@ -163,6 +170,8 @@ struct Supervisor<'a> {
     runs: BTreeMap<String, Run>,
     pipes: Vec<LogPipe>,
     echo: Echo,
+    /// The init of a shared PID namespace.
+    pid_init: Option<Pid>,
     /// Deadlines in order, and the timer each one fires.
     timers: BinaryHeap<Reverse<(Time, u64)>>,
     timer_of: BTreeMap<u64, Timer>,
@@ -204,6 +213,9 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
     };
     state.save()?;
     let hostname = crate::container::config::hostname(pod);
+    let node_name = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let sandbox =
         match sandbox_pod::create(&dirs, pod, &cgroup_root, &uid, &plan.cgroup.pod, &hostname) {
             Ok(sandbox) => sandbox,
@@ -214,7 +226,14 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
                 return Err(e.into());
             }
         };
-    let signals = signal_pipes()?;
+    let signals = match signal_pipes() {
+        Ok(signals) => signals,
+        Err(e) => {
+            let _ = sandbox_pod::teardown(&dirs, &sandbox.cgroup);
+            let _ = sandbox_pod::forget(&dirs);
+            return Err(e);
+        }
+    };
     // SAFETY: prctl with integer arguments. Orphans of the pod's processes
     // are reaped here rather than by init.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -229,6 +248,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             pod,
             uid: &uid,
             hostname: &hostname,
+            node_name: &node_name,
             dirs: &dirs,
             cgroup: &sandbox.cgroup,
             plan,
@@ -244,6 +264,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         runs: BTreeMap::new(),
         pipes: Vec::new(),
         echo: Echo::new(options.echo),
+        pid_init: sandbox.shared_pid.as_ref().map(|p| p.init),
         timers: BinaryHeap::new(),
         timer_of: BTreeMap::new(),
         next_timer: 0,
@@ -539,6 +560,16 @@ impl Supervisor<'_> {
                 .find(|(_, r)| r.pid == pid)
                 .map(|(n, _)| n.clone())
             else {
+                if Some(pid) == self.pid_init && self.finished.is_none() {
+                    // The shared PID namespace is gone, and no container can
+                    // start in it again: the sandbox is lost, as when the
+                    // kubelet's pause container dies.
+                    eprintln!("podrun: the pod's PID namespace ended; stopping the pod");
+                    self.pid_init = None;
+                    self.pending.push_back(Event::StopRequested {
+                        grace_seconds: None,
+                    });
+                }
                 continue;
             };
             let Some(run) = self.runs.remove(&name) else {
