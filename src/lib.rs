@@ -9,5 +9,6 @@ pub mod container;
 pub mod lifecycle;
 pub mod manifest;
 pub mod plan;
+pub mod probe;
 pub mod sandbox;
 pub mod supervisor;

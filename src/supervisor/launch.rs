@@ -15,8 +15,11 @@ use super::logs::{self, LogPipe};
 use crate::container::config::{self, PodFacts};
 use crate::container::rootfs::{self, View};
 use crate::container::spawn::{self, Child, Command, Isolation, SpawnError};
+use crate::lifecycle::{Hook, ProbeKind};
 use crate::manifest::Pod;
 use crate::plan::Plan;
+use crate::probe::check::{self, ExecAs, Running};
+use crate::probe::{Handler, Timing};
 use crate::sandbox::cgroup::PodCgroup;
 use crate::sandbox::namespaces::{self, Kind};
 use crate::sandbox::pod::PodDirs;
@@ -61,6 +64,81 @@ fn open_fd(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
 }
 
 impl Launcher<'_> {
+    fn manifest_container(
+        &self,
+        name: &str,
+    ) -> Result<&k8s_openapi::api::core::v1::Container, String> {
+        self.pod
+            .containers
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|info| self.pod.container(info))
+            .ok_or_else(|| format!("no container {name:?}"))
+    }
+
+    fn facts(&self) -> PodFacts<'_> {
+        PodFacts {
+            pod: self.pod,
+            uid: self.uid,
+            hostname: self.hostname,
+            node_name: self.node_name,
+            volumes: self.volumes,
+            all_caps: self.all_caps,
+        }
+    }
+
+    /// A container's probe of `kind`: what it runs and when.
+    pub fn probe(&self, name: &str, kind: ProbeKind) -> Result<(Handler, Timing), String> {
+        let c = self.manifest_container(name)?;
+        let probe = match kind {
+            ProbeKind::Startup => c.startup_probe.as_ref(),
+            ProbeKind::Readiness => c.readiness_probe.as_ref(),
+            ProbeKind::Liveness => c.liveness_probe.as_ref(),
+        }
+        .ok_or_else(|| format!("container {name:?} has no such probe"))?;
+        let handler = Handler::of_probe(probe, c).map_err(|e| e.to_string())?;
+        Ok((handler, Timing::of(probe)))
+    }
+
+    /// A container's lifecycle hook.
+    pub fn hook(&self, name: &str, hook: Hook) -> Result<Handler, String> {
+        let c = self.manifest_container(name)?;
+        let lifecycle = c.lifecycle.as_ref();
+        let handler = match hook {
+            Hook::PostStart => lifecycle.and_then(|l| l.post_start.as_ref()),
+            Hook::PreStop => lifecycle.and_then(|l| l.pre_stop.as_ref()),
+        }
+        .ok_or_else(|| format!("container {name:?} has no such hook"))?;
+        Handler::of_hook(handler, c).map_err(|e| e.to_string())
+    }
+
+    /// Runs `argv` in the running container `name` (main process `pid`),
+    /// as that container runs.
+    pub fn exec_check(&self, name: &str, pid: u32, argv: &[String]) -> Result<Running, String> {
+        let c = self.manifest_container(name)?;
+        let cfg = config::config(&self.facts(), c).map_err(|e| e.to_string())?;
+        let cgroup = self.cgroup.container(name).map_err(|e| e.to_string())?;
+        check::exec_in(
+            pid,
+            cgroup.dir(),
+            argv,
+            &ExecAs {
+                env: &cfg.env,
+                cwd: &cfg.cwd,
+                creds: &cfg.creds,
+                caps: (cfg.caps, self.last_cap),
+                no_new_privs: cfg.no_new_privs,
+            },
+        )
+    }
+
+    /// The pod's pinned network namespace (none with hostNetwork).
+    pub fn net_ns(&self) -> Option<PathBuf> {
+        self.namespaces
+            .contains(&Kind::Net)
+            .then(|| namespaces::pin_path(&self.dirs.ns(), Kind::Net))
+    }
+
     pub fn start(&self, name: &str, image: &str, restart_count: u32) -> Outcome {
         match self.try_start(name, image, restart_count) {
             Ok(outcome) => outcome,
@@ -81,15 +159,7 @@ impl Launcher<'_> {
             .cloned()
             .ok_or_else(|| format!("no container {name:?}"))?;
         container.image = Some(image.to_owned());
-        let facts = PodFacts {
-            pod: self.pod,
-            uid: self.uid,
-            hostname: self.hostname,
-            node_name: self.node_name,
-            volumes: self.volumes,
-            all_caps: self.all_caps,
-        };
-        let cfg = config::config(&facts, &container).map_err(|e| e.to_string())?;
+        let cfg = config::config(&self.facts(), &container).map_err(|e| e.to_string())?;
 
         let cgroup = self.cgroup.container(name).map_err(|e| e.to_string())?;
         let files = self

@@ -6,6 +6,7 @@
 
 pub mod launch;
 pub mod logs;
+mod probes;
 pub mod state;
 pub mod support;
 
@@ -24,7 +25,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2, read};
 
 use crate::lifecycle::{
-    Action, Engine, Event, ExitStatus, Hook, LifecycleError, Phase, PodModel, Signal, Time, Timer,
+    Action, Engine, Event, ExitStatus, Hook, LifecycleError, Phase, PodModel, ProbeKind, Signal,
+    Time, Timer,
 };
 use crate::manifest::Pod;
 use crate::plan::Plan;
@@ -163,6 +165,18 @@ fn drain(fd: &OwnedFd) -> usize {
     total
 }
 
+/// What a deadline is for.
+enum Due {
+    /// One of the engine's timers.
+    Engine(Timer),
+    /// A probe's next period.
+    Probe(String, ProbeKind),
+    /// A check's timeout.
+    CheckDeadline(Pid),
+    /// A sleep hook's end.
+    HookSleep(String, u64, Hook),
+}
+
 struct Supervisor<'a> {
     launcher: Launcher<'a>,
     engine: Engine,
@@ -172,9 +186,10 @@ struct Supervisor<'a> {
     echo: Echo,
     /// The init of a shared PID namespace.
     pid_init: Option<Pid>,
-    /// Deadlines in order, and the timer each one fires.
+    /// Deadlines in order, and what each one is for.
     timers: BinaryHeap<Reverse<(Time, u64)>>,
-    timer_of: BTreeMap<u64, Timer>,
+    timer_of: BTreeMap<u64, Due>,
+    probes: probes::Probes,
     next_timer: u64,
     pending: VecDeque<Event>,
     finished: Option<Phase>,
@@ -267,6 +282,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         pid_init: sandbox.shared_pid.as_ref().map(|p| p.init),
         timers: BinaryHeap::new(),
         timer_of: BTreeMap::new(),
+        probes: probes::Probes::default(),
         next_timer: 0,
         pending: VecDeque::new(),
         finished: None,
@@ -369,31 +385,19 @@ impl Supervisor<'_> {
                     tracing::warn!("{e}");
                 }
             }
-            Action::ArmTimer { at, timer } => {
-                self.next_timer += 1;
-                self.timers.push(Reverse((at, self.next_timer)));
-                self.timer_of.insert(self.next_timer, timer);
-            }
+            Action::ArmTimer { at, timer } => self.arm(at, Due::Engine(timer)),
             Action::Finished { phase } => self.finished = Some(phase),
             Action::RunHook {
                 container,
                 run,
                 hook,
-            } => {
-                // `up` refuses pods with hooks until the hook runner lands;
-                // should one get here it fails rather than hangs.
-                let which = match hook {
-                    Hook::PostStart => "postStart",
-                    Hook::PreStop => "preStop",
-                };
-                self.pending.push_back(Event::HookFinished {
-                    container,
-                    run,
-                    hook,
-                    result: Err(format!("podrun does not run {which} hooks yet")),
-                });
-            }
-            Action::StartProbe { .. } | Action::StopProbe { .. } => {}
+            } => self.run_hook(container, run, hook),
+            Action::StartProbe {
+                container,
+                run,
+                probe,
+            } => self.start_probe(container, run, probe),
+            Action::StopProbe { container, probe } => self.stop_probe(container, probe),
         }
     }
 
@@ -524,8 +528,12 @@ impl Supervisor<'_> {
                 break;
             }
             self.timers.pop();
-            if let Some(timer) = self.timer_of.remove(&seq) {
-                self.pending.push_back(Event::TimerFired(timer));
+            match self.timer_of.remove(&seq) {
+                Some(Due::Engine(timer)) => self.pending.push_back(Event::TimerFired(timer)),
+                Some(Due::Probe(container, kind)) => self.probe_due(container, kind),
+                Some(Due::CheckDeadline(pid)) => self.check_deadline(pid),
+                Some(Due::HookSleep(container, run, hook)) => self.hook_slept(container, run, hook),
+                None => {}
             }
         }
         Ok(())
@@ -554,6 +562,9 @@ impl Supervisor<'_> {
                 WaitStatus::Signaled(pid, sig, _) => (pid, ExitStatus::Signal(sig as i32)),
                 _ => continue,
             };
+            if self.check_exited(pid, exit == ExitStatus::Code(0)) {
+                continue;
+            }
             let Some(name) = self
                 .runs
                 .iter()

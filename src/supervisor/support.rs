@@ -2,6 +2,7 @@
 
 use crate::container::rootfs::Root;
 use crate::manifest::Pod;
+use crate::probe::Handler;
 
 /// One line per thing this pod asks for that podrun does not do yet.
 pub fn unsupported(pod: &Pod) -> Vec<String> {
@@ -12,30 +13,23 @@ pub fn unsupported(pod: &Pod) -> Vec<String> {
         };
         let name = &info.name;
         let probes = [
-            ("startupProbe", c.startup_probe.is_some()),
-            ("readinessProbe", c.readiness_probe.is_some()),
-            ("livenessProbe", c.liveness_probe.is_some()),
+            ("startupProbe", c.startup_probe.as_ref()),
+            ("readinessProbe", c.readiness_probe.as_ref()),
+            ("livenessProbe", c.liveness_probe.as_ref()),
         ];
-        for (field, set) in probes {
-            if set {
-                out.push(format!(
-                    "container {name:?}: {field}: podrun does not run probes yet"
-                ));
+        for (field, probe) in probes {
+            if let Some(Err(e)) = probe.map(|p| Handler::of_probe(p, c)) {
+                out.push(format!("container {name:?}: {field}: {e}"));
             }
         }
         let lifecycle = c.lifecycle.as_ref();
         let hooks = [
-            (
-                "postStart",
-                lifecycle.is_some_and(|l| l.post_start.is_some()),
-            ),
-            ("preStop", lifecycle.is_some_and(|l| l.pre_stop.is_some())),
+            ("postStart", lifecycle.and_then(|l| l.post_start.as_ref())),
+            ("preStop", lifecycle.and_then(|l| l.pre_stop.as_ref())),
         ];
-        for (field, set) in hooks {
-            if set {
-                out.push(format!(
-                    "container {name:?}: lifecycle.{field}: podrun does not run lifecycle hooks yet"
-                ));
+        for (field, hook) in hooks {
+            if let Some(Err(e)) = hook.map(|h| Handler::of_hook(h, c)) {
+                out.push(format!("container {name:?}: lifecycle.{field}: {e}"));
             }
         }
         for m in c.volume_mounts.iter().flatten() {
@@ -68,8 +62,8 @@ spec:
   containers:
   - name: a
     image: nginx
-    readinessProbe: {exec: {command: ["true"]}}
-    lifecycle: {preStop: {sleep: {seconds: 1}}}
+    readinessProbe: {grpc: {port: 9000}}
+    lifecycle: {preStop: {sleep: {seconds: 1}}, postStart: {httpGet: {port: 443, scheme: HTTPS}}}
   - {name: b, image: "rootfs:/", command: ["true"]}
 "#,
         )
@@ -78,8 +72,8 @@ spec:
         assert_eq!(
             unsupported(&pod),
             [
-                "container \"a\": readinessProbe: podrun does not run probes yet",
-                "container \"a\": lifecycle.preStop: podrun does not run lifecycle hooks yet",
+                "container \"a\": readinessProbe: grpc handlers are not supported by podrun yet",
+                "container \"a\": lifecycle.postStart: HTTPS httpGet handlers are not supported by podrun yet",
                 "container \"a\": image \"nginx\": podrun runs rootfs:DIR and rootfs:/ until its image store lands",
             ]
         );

@@ -1,0 +1,253 @@
+//! Probes and lifecycle hooks: what to run (`Handler`, from the manifest)
+//! and when (`Timing`), and the checks themselves (`check`): an exec inside
+//! the container, or an HTTP GET or TCP connect from the pod's network
+//! namespace, each in a process of its own so that nothing slow holds the
+//! supervisor's loop.
+
+pub mod check;
+
+use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("no port named {0:?} in the container's ports")]
+    NoSuchPort(String),
+    #[error("port {0} is out of range")]
+    BadPort(i32),
+    #[error("{0} handlers are not supported by podrun yet")]
+    Unsupported(&'static str),
+    #[error("the handler has no action")]
+    Empty,
+}
+
+/// What a probe or hook does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handler {
+    /// A command run inside the container.
+    Exec(Vec<String>),
+    /// An HTTP GET; success is a status in 200..=399.
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A TCP connection that opens.
+    Tcp { host: String, port: u16 },
+    /// A hook that only waits.
+    Sleep { seconds: i64 },
+}
+
+/// When a probe runs, in milliseconds (the kubelet's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub initial_delay_ms: i64,
+    pub period_ms: i64,
+    pub timeout_ms: i64,
+}
+
+impl Timing {
+    pub fn of(p: &Probe) -> Timing {
+        let secs = |v: Option<i32>, default: i32| i64::from(v.unwrap_or(default).max(0)) * 1000;
+        Timing {
+            initial_delay_ms: secs(p.initial_delay_seconds, 0),
+            period_ms: secs(p.period_seconds, 10).max(1000),
+            timeout_ms: secs(p.timeout_seconds, 1).max(1000),
+        }
+    }
+}
+
+fn port(p: &IntOrString, c: &Container) -> Result<u16, ProbeError> {
+    let number = match p {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|cp| cp.name.as_deref() == Some(name.as_str()))
+            .map(|cp| cp.container_port)
+            .ok_or_else(|| ProbeError::NoSuchPort(name.clone()))?,
+    };
+    u16::try_from(number)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(ProbeError::BadPort(number))
+}
+
+/// The pod's own address, from inside its network namespace.
+const POD_HOST: &str = "127.0.0.1";
+
+fn http(
+    get: &k8s_openapi::api::core::v1::HTTPGetAction,
+    c: &Container,
+) -> Result<Handler, ProbeError> {
+    if get
+        .scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
+        return Err(ProbeError::Unsupported("HTTPS httpGet"));
+    }
+    let path = get
+        .path
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_default();
+    Ok(Handler::Http {
+        host: get
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| POD_HOST.to_owned()),
+        port: port(&get.port, c)?,
+        path: if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        },
+        headers: get
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+    })
+}
+
+fn tcp(
+    t: &k8s_openapi::api::core::v1::TCPSocketAction,
+    c: &Container,
+) -> Result<Handler, ProbeError> {
+    Ok(Handler::Tcp {
+        host: t
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| POD_HOST.to_owned()),
+        port: port(&t.port, c)?,
+    })
+}
+
+impl Handler {
+    pub fn of_probe(p: &Probe, c: &Container) -> Result<Handler, ProbeError> {
+        if let Some(e) = &p.exec {
+            return Ok(Handler::Exec(e.command.clone().unwrap_or_default()));
+        }
+        if let Some(get) = &p.http_get {
+            return http(get, c);
+        }
+        if let Some(t) = &p.tcp_socket {
+            return tcp(t, c);
+        }
+        if p.grpc.is_some() {
+            return Err(ProbeError::Unsupported("grpc"));
+        }
+        Err(ProbeError::Empty)
+    }
+
+    pub fn of_hook(h: &LifecycleHandler, c: &Container) -> Result<Handler, ProbeError> {
+        if let Some(e) = &h.exec {
+            return Ok(Handler::Exec(e.command.clone().unwrap_or_default()));
+        }
+        if let Some(get) = &h.http_get {
+            return http(get, c);
+        }
+        if let Some(t) = &h.tcp_socket {
+            return tcp(t, c);
+        }
+        if let Some(s) = &h.sleep {
+            return Ok(Handler::Sleep { seconds: s.seconds });
+        }
+        Err(ProbeError::Empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(yaml: &str) -> Container {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn handlers_from_the_manifest() {
+        let c = container(
+            r#"
+name: web
+ports: [{name: http, containerPort: 8080}]
+readinessProbe: {httpGet: {path: healthz, port: http, httpHeaders: [{name: X-A, value: b}]}, periodSeconds: 2}
+livenessProbe: {tcpSocket: {port: 9000}, initialDelaySeconds: 5, timeoutSeconds: 3}
+startupProbe: {exec: {command: [cat, /ready]}}
+lifecycle: {preStop: {sleep: {seconds: 4}}}
+"#,
+        );
+        let ready = c.readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            Handler::of_probe(ready, &c).unwrap(),
+            Handler::Http {
+                host: "127.0.0.1".to_owned(),
+                port: 8080,
+                path: "/healthz".to_owned(),
+                headers: vec![("X-A".to_owned(), "b".to_owned())],
+            }
+        );
+        assert_eq!(
+            Timing::of(ready),
+            Timing {
+                initial_delay_ms: 0,
+                period_ms: 2000,
+                timeout_ms: 1000
+            }
+        );
+        let live = c.liveness_probe.as_ref().unwrap();
+        assert_eq!(
+            Handler::of_probe(live, &c).unwrap(),
+            Handler::Tcp {
+                host: "127.0.0.1".to_owned(),
+                port: 9000
+            }
+        );
+        assert_eq!(Timing::of(live).initial_delay_ms, 5000);
+        assert_eq!(Timing::of(live).timeout_ms, 3000);
+        assert_eq!(
+            Handler::of_probe(c.startup_probe.as_ref().unwrap(), &c).unwrap(),
+            Handler::Exec(vec!["cat".to_owned(), "/ready".to_owned()])
+        );
+        let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+        assert_eq!(
+            Handler::of_hook(pre_stop, &c).unwrap(),
+            Handler::Sleep { seconds: 4 }
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_run_is_an_error() {
+        let c = container(
+            r#"
+name: web
+readinessProbe: {httpGet: {port: metrics}}
+livenessProbe: {grpc: {port: 9000}}
+startupProbe: {httpGet: {port: 443, scheme: HTTPS}}
+"#,
+        );
+        let err = |p: &Option<Probe>| {
+            Handler::of_probe(p.as_ref().unwrap(), &c)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&c.readiness_probe),
+            "no port named \"metrics\" in the container's ports"
+        );
+        assert_eq!(
+            err(&c.liveness_probe),
+            "grpc handlers are not supported by podrun yet"
+        );
+        assert_eq!(
+            err(&c.startup_probe),
+            "HTTPS httpGet handlers are not supported by podrun yet"
+        );
+    }
+}
