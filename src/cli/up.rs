@@ -3,9 +3,15 @@
 //! events on stderr. Ctrl-C or SIGTERM stops it in order; a second one
 //! kills at once.
 
+use std::io::BufRead;
+use std::os::fd::AsRawFd;
+
 use anyhow::{Context, anyhow};
+use nix::fcntl::OFlag;
+use nix::unistd::{ForkResult, fork, pipe2, setsid};
 use podrun::lifecycle::Phase;
-use podrun::plan::{self, Settings};
+use podrun::manifest::Pod;
+use podrun::plan::{self, Plan, Settings};
 use podrun::sandbox::host;
 use podrun::supervisor::{self, Options, state::State, support};
 
@@ -18,6 +24,10 @@ pub struct Args {
     /// pids.max of the pod cgroup (the kubelet's --pod-max-pids); unlimited if unset
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pod_max_pids: Option<u64>,
+    /// Return once the pod is initialized and its apps have started (or
+    /// failed), leaving its supervisor in the background
+    #[arg(short, long)]
+    detach: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -49,7 +59,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
         )
         .into());
     }
-    let phase = supervisor::run(&pod, &plan, Options { echo: true })
+    if args.detach {
+        return detach(&pod, &plan);
+    }
+    let options = Options {
+        echo: true,
+        ready: None,
+    };
+    let phase = supervisor::run(&pod, &plan, options)
         .with_context(|| format!("running pod {:?}", pod.name))?;
     match phase {
         Phase::Succeeded => {
@@ -61,6 +78,78 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .map(|s| failures(&s))
                 .unwrap_or_default();
             Err(anyhow!("pod/{} {}{why}", pod.name, phase.as_str()).into())
+        }
+    }
+}
+
+/// `up -d`: the supervisor runs in a child of its own session; this
+/// process waits for its word that the pod is up (or why it is not).
+fn detach(pod: &Pod, plan: &Plan) -> Result<(), Failure> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("making a pipe")?;
+    // SAFETY: the CLI is single-threaded here; the child runs the
+    // supervisor, which is what this process would otherwise do.
+    match unsafe { fork() }.context("starting the supervisor")? {
+        ForkResult::Child => {
+            drop(read_end);
+            let _ = setsid();
+            quiet_stdio();
+            let report = write_end.try_clone().ok();
+            let options = Options {
+                echo: false,
+                ready: Some(write_end),
+            };
+            let code = match supervisor::run(pod, plan, options) {
+                Ok(Phase::Succeeded) => 0,
+                Ok(_) => 1,
+                Err(e) => {
+                    if let Some(fd) = report {
+                        let _ = nix::unistd::write(&fd, format!("error: {e}\n").as_bytes());
+                    }
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+        ForkResult::Parent { .. } => {
+            drop(write_end);
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(std::fs::File::from(read_end)).read_line(&mut line);
+            let line = line.trim_end();
+            match line {
+                "Running" | "Succeeded" => {
+                    println!("pod/{} {line}", pod.name);
+                    Ok(())
+                }
+                "Failed" => {
+                    let why = State::load(&pod.name)
+                        .map(|s| failures(&s))
+                        .unwrap_or_default();
+                    Err(anyhow!("pod/{} Failed{why}", pod.name).into())
+                }
+                "" => {
+                    Err(anyhow!("the supervisor of pod {:?} ended without a word", pod.name).into())
+                }
+                other => Err(anyhow!(
+                    "running pod {:?}: {}",
+                    pod.name,
+                    other.strip_prefix("error: ").unwrap_or(other)
+                )
+                .into()),
+            }
+        }
+    }
+}
+
+/// A detached supervisor keeps nothing of the terminal.
+fn quiet_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors.
+            unsafe { nix::libc::dup2(null.as_raw_fd(), fd) };
         }
     }
 }

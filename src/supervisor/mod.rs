@@ -51,10 +51,14 @@ pub enum SupervisorError {
 }
 
 /// How the supervisor talks to the person who started it.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Default)]
 pub struct Options {
     /// Echo container output as `name | line` on stdout.
     pub echo: bool,
+    /// Written to (a line: `running` or the final phase) and closed once
+    /// the pod is Initialized and its apps have started or failed, or it
+    /// has finished: what `up -d` waits for.
+    pub ready: Option<OwnedFd>,
 }
 
 /// A file in the run directory `podrun down --grace N` leaves for the
@@ -165,6 +169,28 @@ fn drain(fd: &OwnedFd) -> usize {
     total
 }
 
+/// The pod is Initialized and each app has started, ended or failed to
+/// start (what `up -d` waits for).
+fn apps_settled(status: &k8s_openapi::api::core::v1::PodStatus) -> bool {
+    let initialized = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Initialized" && c.status == "True");
+    let settled = |c: &k8s_openapi::api::core::v1::ContainerStatus| {
+        let state = c.state.as_ref();
+        let waiting = state
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref());
+        state.is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+            || c.last_state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some())
+            || waiting.is_some_and(|r| r != "ContainerCreating" && r != "PodInitializing")
+    };
+    initialized && status.container_statuses.iter().flatten().all(settled)
+}
+
 /// What a deadline is for.
 enum Due {
     /// One of the engine's timers.
@@ -195,6 +221,7 @@ struct Supervisor<'a> {
     finished: Option<Phase>,
     stops: usize,
     saved: String,
+    ready: Option<OwnedFd>,
 }
 
 /// Runs the pod to a terminal phase and tears it down; returns the phase.
@@ -288,6 +315,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         finished: None,
         stops: 0,
         saved: String::new(),
+        ready: options.ready,
     };
     let result = sup.run_loop(&signals);
     // Whatever happened, nothing of the pod is left running or mounted.
@@ -336,6 +364,17 @@ impl Supervisor<'_> {
                 tracing::warn!("{e}");
             }
             self.saved = json;
+        }
+        if self.ready.is_some() {
+            let said = match self.finished {
+                Some(phase) => Some(phase.as_str()),
+                None => apps_settled(&self.state.status).then_some("Running"),
+            };
+            if let Some(said) = said
+                && let Some(fd) = self.ready.take()
+            {
+                let _ = nix::unistd::write(&fd, format!("{said}\n").as_bytes());
+            }
         }
     }
 
