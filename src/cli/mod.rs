@@ -3,7 +3,9 @@
 mod down;
 mod info;
 mod input;
+mod logs;
 mod plan;
+mod ps;
 mod rm;
 mod status;
 mod up;
@@ -39,6 +41,10 @@ enum Command {
     Down(down::Args),
     /// Show a pod's Kubernetes PodStatus
     Status(status::Args),
+    /// List the pods on this machine, as kubectl get pods does
+    Ps(ps::Args),
+    /// Print a container's output, as kubectl logs does
+    Logs(logs::Args),
     /// Forget a finished pod: its state and logs
     Rm(rm::Args),
 }
@@ -71,6 +77,8 @@ pub fn run() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Down(args) => down::run(args),
         Command::Status(args) => status::run(args),
+        Command::Ps(args) => ps::run(args),
+        Command::Logs(args) => logs::run(args),
         Command::Rm(args) => rm::run(args),
     };
     match result {

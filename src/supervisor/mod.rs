@@ -249,6 +249,18 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             reason,
         },
         containers: BTreeMap::new(),
+        sidecars: pod
+            .containers
+            .iter()
+            .filter(|c| c.kind == crate::manifest::ContainerKind::Sidecar)
+            .map(|c| c.name.clone())
+            .collect(),
+        apps: pod
+            .containers
+            .iter()
+            .filter(|c| c.kind == crate::manifest::ContainerKind::App)
+            .map(|c| c.name.clone())
+            .collect(),
         status: Default::default(),
         finished: false,
         torn_down: false,

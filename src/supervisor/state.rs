@@ -55,12 +55,19 @@ pub struct State {
     /// When the supervisor started (`/proc/<pid>/stat` starttime, in clock
     /// ticks since boot): with the pid, it names that process and no
     /// other that reuses the pid later.
+    #[serde(default)]
     pub supervisor_start: u64,
     pub dirs: PodDirs,
     /// The pod's cgroup directory.
     pub cgroup: PathBuf,
     pub limits: Limits,
     pub containers: BTreeMap<String, ContainerState>,
+    /// The init containers that are sidecars (`restartPolicy: Always`).
+    #[serde(default)]
+    pub sidecars: Vec<String>,
+    /// The app containers, in order.
+    #[serde(default)]
+    pub apps: Vec<String>,
     pub status: PodStatus,
     /// The pod reached a terminal phase.
     pub finished: bool,

@@ -1,0 +1,69 @@
+"""The verbs around a pod: up -d, ps, logs, status, down, rm. On the host
+and in the VM."""
+
+import json
+
+from pods import container, leftovers, manifest, state, write
+
+
+def test_up_detached_then_ps_logs_down_rm(tmp_path, name, podrun):
+    side = container(
+        "side", "echo side-up; trap 'exit 0' TERM; while true; do sleep 0.1; done", restartPolicy="Always"
+    )
+    app = container("app", "echo one; echo two; echo three >&2; trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    init = container("init", "echo init-done")
+    path = write(tmp_path, manifest(name, [app], init=[init, side], restart="Always"))
+
+    started = podrun("up", "-d", path)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == f"pod/{name} Running"
+    s = state(name)
+    assert s["containers"]["app"]["pid"] and s["containers"]["side"]["pid"]
+
+    rows = {r["name"]: r for r in json.loads(podrun("ps", "-o", "json").stdout)}
+    assert rows[name]["ready"] == "2/2"
+    assert rows[name]["status"] == "Running"
+    table = podrun("ps").stdout.splitlines()
+    assert table[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert any(line.split()[:4] == [name, "2/2", "Running", "0"] for line in table[1:])
+
+    logs = podrun("logs", name)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == ["one", "two", "three"]
+    assert podrun("logs", name, "app", "--tail", "1").stdout == "three\n"
+    assert podrun("logs", name, "init").stdout == "init-done\n"
+    stamped = podrun("logs", name, "side", "--timestamps").stdout.split(" ", 1)
+    assert stamped[0].endswith("Z") and stamped[1] == "side-up\n"
+    missing = podrun("logs", name, "nope")
+    assert missing.returncode == 2
+    assert f"container nope is not valid for pod {name}" in missing.stderr
+    previous = podrun("logs", name, "app", "--previous")
+    assert previous.returncode == 2 and "previous terminated container" in previous.stderr
+
+    refused = podrun("rm", name)
+    assert refused.returncode == 2 and "is running" in refused.stderr
+
+    again = podrun("up", "-d", path)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+    down = podrun("down", name)
+    assert down.returncode == 0, down.stderr
+    assert leftovers(s) == []
+    status = json.loads(podrun("status", name, "-o", "json").stdout)
+    assert status["phase"] in ("Succeeded", "Failed")
+    assert podrun("logs", name).stdout.splitlines() == ["one", "two", "three"]
+
+    removed = podrun("rm", name)
+    assert removed.returncode == 0, removed.stderr
+    gone = podrun("status", name)
+    assert gone.returncode == 2 and f'no pod named "{name}"' in gone.stderr
+
+
+def test_logs_needs_a_container_when_the_pod_has_several(tmp_path, name, podrun):
+    pod = manifest(name, [container("a", "echo a"), container("b", "echo b")])
+    result = podrun("up", write(tmp_path, pod))
+    assert result.returncode == 0, result.stderr
+    logs = podrun("logs", name)
+    assert logs.returncode == 2
+    assert f"a container name must be specified for pod {name}, choose one of: [a b]" in logs.stderr
+    assert podrun("logs", name, "b").stdout == "b\n"
