@@ -49,6 +49,22 @@ def test_up_detached_then_ps_logs_down_rm(tmp_path, name, podrun):
     down = podrun("down", name)
     assert down.returncode == 0, down.stderr
     assert leftovers(s) == []
+    events = [json.loads(line) for line in podrun("events", name, "-o", "json").stdout.splitlines()]
+    reasons = [(e["reason"], e["object"]) for e in events]
+    assert reasons[0] == ("Scheduled", f"pod/{name}")
+    for c in ("init", "side", "app"):
+        assert ("Started", f"spec.containers{{{c}}}") in reasons
+    assert ("Killing", "spec.containers{app}") in reasons
+    # The app is stopped before its sidecar.
+    killing = [o for r, o in reasons if r == "Killing"]
+    assert killing.index("spec.containers{app}") < killing.index("spec.containers{side}")
+    assert podrun("events", name).stdout.splitlines()[0].split() == [
+        "TIME",
+        "TYPE",
+        "REASON",
+        "OBJECT",
+        "MESSAGE",
+    ]
     status = json.loads(podrun("status", name, "-o", "json").stdout)
     assert status["phase"] in ("Succeeded", "Failed")
     assert podrun("logs", name).stdout.splitlines() == ["one", "two", "three"]

@@ -47,7 +47,8 @@ impl Reader {
             let record: Vec<u8> = self.pending.drain(..=nl).collect();
             let record = &record[..record.len() - 1];
             let mut parts = record.splitn(4, |b| *b == b' ');
-            let (Some(stamp), Some(_stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
+            let (Some(stamp), Some(_stream), Some(tag)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 continue;
             };

@@ -1,6 +1,7 @@
 //! The command line: one file per verb; errors become exit codes here.
 
 mod down;
+mod events;
 mod info;
 mod input;
 mod logs;
@@ -45,11 +46,13 @@ enum Command {
     Ps(ps::Args),
     /// Print a container's output, as kubectl logs does
     Logs(logs::Args),
+    /// Show a pod's events (Scheduled, Started, Killing, Unhealthy, ...)
+    Events(events::Args),
     /// Forget a finished pod: its state and logs
     Rm(rm::Args),
 }
 
-#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     #[default]
     Text,
@@ -70,6 +73,13 @@ pub enum Failure {
 pub fn run() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Up(_)) {
+        // A reader that goes away (`podrun ps | head`) ends the command
+        // quietly, as for any Unix tool. Not for `up`: its supervisor must
+        // outlive whoever reads its output.
+        // SAFETY: signal(2) with the default disposition.
+        unsafe { nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(args),
@@ -79,6 +89,7 @@ pub fn run() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Ps(args) => ps::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Events(args) => events::run(args),
         Command::Rm(args) => rm::run(args),
     };
     match result {

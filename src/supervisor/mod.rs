@@ -4,6 +4,7 @@
 //! lifecycle engine and carries out the actions it returns. It is the
 //! child subreaper, and writes the pod's state on every change.
 
+pub mod events;
 pub mod launch;
 pub mod logs;
 mod probes;
@@ -222,6 +223,7 @@ struct Supervisor<'a> {
     stops: usize,
     saved: String,
     ready: Option<OwnedFd>,
+    events: events::Recorder,
 }
 
 /// Runs the pod to a terminal phase and tears it down; returns the phase.
@@ -328,6 +330,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         stops: 0,
         saved: String::new(),
         ready: options.ready,
+        events: events::Recorder::open(&dirs.run),
     };
     let result = sup.run_loop(&signals);
     // Whatever happened, nothing of the pod is left running or mounted.
@@ -349,6 +352,15 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
 
 impl Supervisor<'_> {
     fn run_loop(&mut self, signals: &SignalPipes) -> Result<Phase, SupervisorError> {
+        self.events.record(
+            false,
+            "Scheduled",
+            format!("pod/{}", self.state.name),
+            format!(
+                "Successfully assigned {}/{} to {}",
+                self.state.namespace, self.state.name, self.launcher.node_name
+            ),
+        );
         let actions = self.engine.start(now());
         self.act_all(actions);
         loop {
@@ -428,6 +440,12 @@ impl Supervisor<'_> {
                         Signal::Kill => NixSignal::SIGKILL,
                     };
                     eprintln!("{container}: Killing ({sig})");
+                    self.events.record(
+                        false,
+                        "Killing",
+                        format!("spec.containers{{{container}}}"),
+                        format!("Stopping container {container} ({sig})"),
+                    );
                     let _ = kill(r.pid, sig);
                 }
             }
@@ -462,6 +480,25 @@ impl Supervisor<'_> {
             } => {
                 let pid = child.pid.as_raw() as u32;
                 eprintln!("{container}: Started (pid {pid})");
+                let object = format!("spec.containers{{{container}}}");
+                self.events.record(
+                    false,
+                    "Pulled",
+                    object.clone(),
+                    format!("Container image {image:?} already present on machine"),
+                );
+                self.events.record(
+                    false,
+                    "Created",
+                    object.clone(),
+                    format!("Created container: {container}"),
+                );
+                self.events.record(
+                    false,
+                    "Started",
+                    object,
+                    format!("Started container {container}"),
+                );
                 self.pipes.extend(pipes);
                 self.state.containers.insert(
                     container.clone(),
@@ -488,6 +525,12 @@ impl Supervisor<'_> {
             }
             Outcome::CreateFailed(message) => {
                 eprintln!("{container}: Failed: {message}");
+                self.events.record(
+                    true,
+                    "Failed",
+                    format!("spec.containers{{{container}}}"),
+                    format!("Error: {message}"),
+                );
                 self.pending.push_back(Event::CreateFailed {
                     container,
                     run,
@@ -496,6 +539,12 @@ impl Supervisor<'_> {
             }
             Outcome::StartFailed(message) => {
                 eprintln!("{container}: Failed: {message}");
+                self.events.record(
+                    true,
+                    "Failed",
+                    format!("spec.containers{{{container}}}"),
+                    format!("Error: {message}"),
+                );
                 self.pending.push_back(Event::StartFailed {
                     container,
                     run,
@@ -659,6 +708,14 @@ impl Supervisor<'_> {
             };
             let oom = if oom_killed { ", OOMKilled" } else { "" };
             eprintln!("{name}: Exited ({shown}{oom})");
+            if oom_killed {
+                self.events.record(
+                    true,
+                    "OOMKilled",
+                    format!("spec.containers{{{name}}}"),
+                    format!("Container {name} was killed by the OOM killer"),
+                );
+            }
             if let Some(c) = self.state.containers.get_mut(&name) {
                 c.pid = None;
             }

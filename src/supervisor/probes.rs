@@ -266,6 +266,12 @@ impl Supervisor<'_> {
                     w.busy = false;
                 }
                 if !success {
+                    self.events.record(
+                        true,
+                        "Unhealthy",
+                        format!("spec.containers{{{container}}}"),
+                        format!("{} probe failed: {output}", kind_name(kind)),
+                    );
                     eprintln!(
                         "{container}: Unhealthy: {} probe failed: {output}",
                         kind_name(kind)
@@ -286,6 +292,12 @@ impl Supervisor<'_> {
             } => {
                 if !success {
                     eprintln!("{container}: Failed{}Hook: {output}", hook_name(hook));
+                    self.events.record(
+                        true,
+                        &format!("Failed{}Hook", hook_name(hook)),
+                        format!("spec.containers{{{container}}}"),
+                        output.clone(),
+                    );
                 }
                 self.pending.push_back(Event::HookFinished {
                     container,
