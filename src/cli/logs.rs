@@ -99,7 +99,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             )));
         }
     };
-    let known = state.apps.iter().any(|a| *a == name)
+    let known = state.apps.contains(&name)
         || state
             .status
             .init_container_statuses
