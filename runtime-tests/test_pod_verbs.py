@@ -40,6 +40,17 @@ def test_up_detached_then_ps_logs_down_rm(tmp_path, name, podrun):
     previous = podrun("logs", name, "app", "--previous")
     assert previous.returncode == 2 and "previous terminated container" in previous.stderr
 
+    # exec: in the app's namespaces (its hostname, its PID namespace),
+    # with its exit code.
+    inside = podrun("exec", name, "--", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; exit 3")
+    assert inside.returncode == 3, inside.stderr
+    hostname, pid1 = inside.stdout.splitlines()
+    assert hostname == name and pid1.startswith("sh -c echo one")
+    sidecar = podrun("exec", name, "-c", "side", "--", "cat", "/proc/1/cmdline")
+    assert sidecar.returncode == 0 and "side-up" in sidecar.stdout
+    done = podrun("exec", name, "-c", "init", "--", "true")
+    assert done.returncode == 2 and "is not running" in done.stderr
+
     refused = podrun("rm", name)
     assert refused.returncode == 2 and "is running" in refused.stderr
 

@@ -2,6 +2,7 @@
 
 mod down;
 mod events;
+mod exec;
 mod info;
 mod input;
 mod logs;
@@ -48,6 +49,8 @@ enum Command {
     Logs(logs::Args),
     /// Show a pod's events (Scheduled, Started, Killing, Unhealthy, ...)
     Events(events::Args),
+    /// Run a command in a running container
+    Exec(exec::Args),
     /// Forget a finished pod: its state and logs
     Rm(rm::Args),
 }
@@ -68,6 +71,10 @@ pub enum Failure {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+    /// Exit with this code and say nothing (a command run by `exec` failed
+    /// and said why itself).
+    #[error("exit code {0}")]
+    Code(u8),
 }
 
 pub fn run() -> ExitCode {
@@ -90,6 +97,7 @@ pub fn run() -> ExitCode {
         Command::Ps(args) => ps::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),
+        Command::Exec(args) => exec::run(args),
         Command::Rm(args) => rm::run(args),
     };
     match result {
@@ -105,6 +113,7 @@ pub fn run() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+        Err(Failure::Code(code)) => ExitCode::from(code),
         Err(Failure::Other(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -66,11 +66,28 @@ pub struct ExecAs<'a> {
 /// Runs `argv` inside the running container whose main process is `pid`
 /// (its mount, PID, network, IPC and UTS namespaces) and in its cgroup.
 pub fn exec_in(pid: u32, cgroup: &Path, argv: &[String], how: &ExecAs) -> Result<Running, String> {
+    let (r, w) = nonblocking_pipe()?;
+    let err = w.try_clone().map_err(|e| format!("pipe: {e}"))?;
+    let child = exec_with(pid, cgroup, argv, how, [open("/dev/null")?, w, err], true)?;
+    Ok(Running {
+        pid: child.pid,
+        output: r,
+    })
+}
+
+/// Runs `argv` in the running container whose main process is `pid`, with
+/// the given stdin, stdout and stderr (what `podrun exec` does).
+pub fn exec_with(
+    pid: u32,
+    cgroup: &Path,
+    argv: &[String],
+    how: &ExecAs,
+    stdio: [OwnedFd; 3],
+    new_session: bool,
+) -> Result<crate::container::spawn::Child, String> {
     let root = format!("/proc/{pid}/root");
     let cmd =
         Command::new(argv, how.env, Some(how.cwd), Path::new(&root)).map_err(|e| e.to_string())?;
-    let (r, w) = nonblocking_pipe()?;
-    let err = w.try_clone().map_err(|e| format!("pipe: {e}"))?;
     // The mount namespace last: after it, paths are the container's.
     let join = [
         ("ipc", libc::CLONE_NEWIPC),
@@ -84,19 +101,15 @@ pub fn exec_in(pid: u32, cgroup: &Path, argv: &[String], how: &ExecAs) -> Result
     let iso = Isolation {
         cgroup: Some(open(&cgroup.to_string_lossy())?),
         join,
-        stdio: Some([open("/dev/null")?, w, err]),
+        stdio: Some(stdio),
         creds: Some(how.creds.clone()),
         caps: Some(how.caps),
         no_new_privs: how.no_new_privs,
-        new_session: true,
+        new_session,
         pid_namespace: Some(open(&format!("/proc/{pid}/ns/pid"))?),
         ..Isolation::default()
     };
-    let child = spawn(&cmd, &iso).map_err(|e| e.to_string())?;
-    Ok(Running {
-        pid: child.pid,
-        output: r,
-    })
+    spawn(&cmd, &iso).map_err(|e| e.to_string())
 }
 
 /// A network check from inside the network namespace at `net_ns` (the

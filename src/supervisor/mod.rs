@@ -263,6 +263,19 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             .filter(|c| c.kind == crate::manifest::ContainerKind::App)
             .map(|c| c.name.clone())
             .collect(),
+        volumes: BTreeMap::new(),
+        pod: serde_json::to_value(k8s_openapi::api::core::v1::Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(pod.name.clone()),
+                namespace: Some(pod.namespace.clone()),
+                labels: Some(pod.labels.clone()),
+                annotations: Some(pod.annotations.clone()),
+                ..Default::default()
+            },
+            spec: Some(pod.spec.clone()),
+            status: None,
+        })
+        .ok(),
         status: Default::default(),
         finished: false,
         torn_down: false,
@@ -282,6 +295,8 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
                 return Err(e.into());
             }
         };
+    let mut state = state;
+    state.volumes = sandbox.volumes.clone();
     let signals = match signal_pipes() {
         Ok(signals) => signals,
         Err(e) => {

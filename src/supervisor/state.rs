@@ -68,6 +68,13 @@ pub struct State {
     /// The app containers, in order.
     #[serde(default)]
     pub apps: Vec<String>,
+    /// Volume name → where its data is on the host.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, PathBuf>,
+    /// The pod as a v1 Pod (its metadata and spec), for what needs the
+    /// manifest later (`podrun exec`).
+    #[serde(default)]
+    pub pod: Option<serde_json::Value>,
     pub status: PodStatus,
     /// The pod reached a terminal phase.
     pub finished: bool,
