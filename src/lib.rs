@@ -5,6 +5,7 @@
 //! objects) and [`container`] (processes) ⇄ [`supervisor`] ⇄ [`lifecycle`]
 //! (the kubelet's decisions). `manifest`, `plan` and `lifecycle` are pure.
 
+pub mod api;
 pub mod container;
 pub mod lifecycle;
 pub mod manifest;

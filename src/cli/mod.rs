@@ -1,5 +1,6 @@
 //! The command line: one file per verb; errors become exit codes here.
 
+mod apply;
 mod down;
 mod events;
 mod exec;
@@ -51,6 +52,8 @@ enum Command {
     Events(events::Args),
     /// Run a command in a running container
     Exec(exec::Args),
+    /// Update a running pod: a changed container image restarts that container
+    Apply(apply::Args),
     /// Forget a finished pod: its state and logs
     Rm(rm::Args),
 }
@@ -98,6 +101,7 @@ pub fn run() -> ExitCode {
         Command::Logs(args) => logs::run(args),
         Command::Events(args) => events::run(args),
         Command::Exec(args) => exec::run(args),
+        Command::Apply(args) => apply::run(args),
         Command::Rm(args) => rm::run(args),
     };
     match result {

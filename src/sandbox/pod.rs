@@ -268,6 +268,10 @@ pub fn teardown(dirs: &PodDirs, cgroup: &PodCgroup) -> Result<(), PodError> {
         }
     }
     namespaces::remove(&dirs.ns())?;
+    match fs::remove_file(dirs.run.join("api.sock")) {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(io(&dirs.run)(e)),
+        _ => {}
+    }
     remove_dir_all(&dirs.run.join("containers"))?;
     remove_dir_all(&dirs.shm())?;
     remove_dir_all(&dirs.data)?;

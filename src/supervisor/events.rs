@@ -29,6 +29,8 @@ pub struct Record {
 /// fatal.
 pub struct Recorder {
     file: Option<fs::File>,
+    /// Every event so far, for the API's watchers.
+    recorded: Vec<Record>,
 }
 
 impl Recorder {
@@ -39,7 +41,14 @@ impl Recorder {
             .open(run_dir.join(EVENTS_FILE))
             .map_err(|e| tracing::warn!("events: {e}"))
             .ok();
-        Recorder { file }
+        Recorder {
+            file,
+            recorded: Vec::new(),
+        }
+    }
+
+    pub fn recorded(&self) -> &[Record] {
+        &self.recorded
     }
 
     pub fn record(&mut self, warning: bool, reason: &str, object: String, message: String) {
@@ -63,6 +72,7 @@ impl Recorder {
                 tracing::warn!("events: {e}");
             }
         }
+        self.recorded.push(record);
     }
 }
 

@@ -4,6 +4,7 @@
 //! lifecycle engine and carries out the actions it returns. It is the
 //! child subreaper, and writes the pod's state on every change.
 
+mod api;
 pub mod events;
 pub mod launch;
 pub mod logs;
@@ -224,6 +225,7 @@ struct Supervisor<'a> {
     saved: String,
     ready: Option<OwnedFd>,
     events: events::Recorder,
+    api: Option<api::Server>,
 }
 
 /// Runs the pod to a terminal phase and tears it down; returns the phase.
@@ -346,6 +348,9 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         saved: String::new(),
         ready: options.ready,
         events: events::Recorder::open(&dirs.run),
+        api: api::Server::bind(&dirs.run)
+            .map_err(|e| eprintln!("warning: no API socket for this pod: {e}"))
+            .ok(),
     };
     let result = sup.run_loop(&signals);
     // Whatever happened, nothing of the pod is left running or mounted.
@@ -404,6 +409,7 @@ impl Supervisor<'_> {
             }
             self.saved = json;
         }
+        self.feed_watchers();
         if self.ready.is_some() {
             let said = match self.finished {
                 Some(phase) => Some(phase.as_str()),
@@ -597,6 +603,14 @@ impl Supervisor<'_> {
             if self.echo.pending() {
                 fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLOUT));
             }
+            if let Some(server) = &self.api {
+                fds.extend(
+                    server
+                        .fds()
+                        .into_iter()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                );
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(SupervisorError::Poll(e)),
@@ -618,6 +632,7 @@ impl Supervisor<'_> {
             self.pipes.remove(i);
         }
         self.echo.flush();
+        self.serve();
         drain(&signals.child);
         self.reap();
         let stops = drain(&signals.stop);

@@ -1,0 +1,93 @@
+//! `podrun apply FILE`: an update of a running pod. As the API server
+//! allows, only container images may change; each changed container is
+//! restarted with its new image (the seed's promise for sidecars), through
+//! the pod's socket API.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+
+use anyhow::{Context, anyhow};
+use k8s_openapi::api::core::v1::PodSpec;
+use podrun::api::{self, Reply};
+use podrun::supervisor::state::State;
+
+use super::{Failure, input};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Manifest file (JSON or YAML); `-` reads standard input
+    file: String,
+}
+
+/// The kubelet-side rule of ValidatePodUpdate, for what podrun runs.
+const FORBIDDEN: &str = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// Container name → image, for init and app containers.
+fn images(spec: &PodSpec) -> BTreeMap<String, String> {
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+        .collect()
+}
+
+fn without_images(spec: &PodSpec) -> serde_json::Value {
+    let mut spec = spec.clone();
+    for c in spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(&mut spec.containers)
+    {
+        c.image = None;
+    }
+    serde_json::to_value(spec).unwrap_or_default()
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let new = input::load(&args.file)?.pod;
+    let state = State::load(&new.name).map_err(|e| Failure::Input(e.to_string()))?;
+    if !state.supervisor_alive() {
+        return Err(Failure::Input(format!("pod {:?} is not running", new.name)));
+    }
+    let old_text = state
+        .pod
+        .as_ref()
+        .map(|v| v.to_string())
+        .ok_or_else(|| anyhow!("the state of pod {:?} has no manifest", new.name))?;
+    let old = podrun::manifest::parse(&old_text)?.pod;
+    if without_images(&old.spec) != without_images(&new.spec) {
+        return Err(Failure::Input(format!(
+            "The Pod {:?} is invalid: {FORBIDDEN}",
+            new.name
+        )));
+    }
+    let (before, after) = (images(&old.spec), images(&new.spec));
+    let changed: BTreeMap<String, String> = after
+        .into_iter()
+        .filter(|(name, image)| before.get(name) != Some(image))
+        .collect();
+    if changed.is_empty() {
+        println!("pod/{} unchanged", new.name);
+        return Ok(());
+    }
+    let socket = state.dirs.run.join(api::SOCKET);
+    let mut stream = UnixStream::connect(&socket)
+        .with_context(|| format!("connecting to {}", socket.display()))?;
+    let request = serde_json::json!({"version": api::VERSION, "op": "apply", "images": changed});
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .context("sending the update")?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .context("reading the reply")?;
+    let reply: Reply = serde_json::from_str(&line).context("decoding the reply")?;
+    if !reply.ok {
+        return Err(anyhow!("pod {:?}: {}", new.name, reply.error.unwrap_or_default()).into());
+    }
+    println!("pod/{} configured", new.name);
+    Ok(())
+}
