@@ -76,6 +76,8 @@ def test_up_detached_then_ps_logs_down_rm(tmp_path, name, podrun):
         "OBJECT",
         "MESSAGE",
     ]
+    yaml = podrun("status", name, "-o", "yaml").stdout
+    assert "\nphase: " in yaml and "initContainerStatuses:" in yaml
     status = json.loads(podrun("status", name, "-o", "json").stdout)
     assert status["phase"] in ("Succeeded", "Failed")
     assert podrun("logs", name).stdout.splitlines() == ["one", "two", "three"]

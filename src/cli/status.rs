@@ -4,7 +4,15 @@
 use anyhow::Context;
 use podrun::supervisor::state::State;
 
-use super::{Failure, Output};
+use super::Failure;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+    Yaml,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,6 +29,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Output::Json => {
             let json = serde_json::to_string_pretty(&state.status).context("encoding")?;
             println!("{json}");
+        }
+        Output::Yaml => {
+            let yaml = serde_saphyr::to_string(&state.status).context("encoding")?;
+            print!("{yaml}");
         }
         Output::Text => {
             let s = &state.status;
