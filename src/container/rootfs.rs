@@ -300,6 +300,17 @@ impl Steps {
         Ok(())
     }
 
+    /// Makes the steps added since `from` ones that a missing path skips
+    /// (not every kernel has every file of /proc and /sys).
+    fn optional_since(&mut self, from: usize) {
+        let optional: Vec<Step> = self.steps.drain(from..).collect();
+        self.steps.extend(
+            optional
+                .into_iter()
+                .map(|step| Step::IfExists(Box::new(step))),
+        );
+    }
+
     fn push(
         &mut self,
         step: impl FnOnce() -> Result<Step, RootfsError>,
@@ -348,12 +359,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
             let path = at("proc").join(name);
             s.bind(&path, &path, true)?;
         }
-        let optional: Vec<Step> = s.steps.drain(from..).collect();
-        s.steps.extend(
-            optional
-                .into_iter()
-                .map(|step| Step::IfExists(Box::new(step))),
-        );
+        s.optional_since(from);
     }
     // A fresh /sys, read-only unless privileged.
     s.push(|| {
@@ -393,12 +399,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
                 )?;
             }
         }
-        let optional: Vec<Step> = s.steps.drain(from..).collect();
-        s.steps.extend(
-            optional
-                .into_iter()
-                .map(|step| Step::IfExists(Box::new(step))),
-        );
+        s.optional_since(from);
     }
     // /dev: the host's for a privileged container, else a small tmpfs with
     // the usual devices, its own ptys and the pod's /dev/shm.

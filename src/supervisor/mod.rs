@@ -545,13 +545,7 @@ impl Supervisor<'_> {
                 });
             }
             Outcome::CreateFailed(message) => {
-                eprintln!("{container}: Failed: {message}");
-                self.events.record(
-                    true,
-                    "Failed",
-                    format!("spec.containers{{{container}}}"),
-                    format!("Error: {message}"),
-                );
+                self.failed(&container, &message);
                 self.pending.push_back(Event::CreateFailed {
                     container,
                     run,
@@ -559,13 +553,7 @@ impl Supervisor<'_> {
                 });
             }
             Outcome::StartFailed(message) => {
-                eprintln!("{container}: Failed: {message}");
-                self.events.record(
-                    true,
-                    "Failed",
-                    format!("spec.containers{{{container}}}"),
-                    format!("Error: {message}"),
-                );
+                self.failed(&container, &message);
                 self.pending.push_back(Event::StartFailed {
                     container,
                     run,
@@ -573,6 +561,17 @@ impl Supervisor<'_> {
                 });
             }
         }
+    }
+
+    /// A container that could not be created or started: said and recorded.
+    fn failed(&mut self, container: &str, message: &str) {
+        eprintln!("{container}: Failed: {message}");
+        self.events.record(
+            true,
+            "Failed",
+            format!("spec.containers{{{container}}}"),
+            format!("Error: {message}"),
+        );
     }
 
     /// Blocks until something happens, then turns it into events.
