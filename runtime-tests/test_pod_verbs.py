@@ -2,6 +2,7 @@
 and in the VM."""
 
 import json
+from pathlib import Path
 
 from pods import container, leftovers, manifest, state, write
 
@@ -96,3 +97,28 @@ def test_logs_needs_a_container_when_the_pod_has_several(tmp_path, name, podrun)
     assert logs.returncode == 2
     assert f"a container name must be specified for pod {name}, choose one of: [a b]" in logs.stderr
     assert podrun("logs", name, "b").stdout == "b\n"
+
+
+INVALID = {
+    "unknown field": 'spec: {containers: [{name: c, image: "rootfs:/", command: [x], colour: red}]}',
+    "no containers": "spec: {containers: []}",
+    "bad restartPolicy": 'spec: {restartPolicy: Sometimes, containers: [{name: c, image: "rootfs:/", command: [x]}]}',
+    "duplicate names": 'spec: {containers: [{name: c, image: "rootfs:/"}, {name: c, image: "rootfs:/"}]}',
+    "bad quantity": 'spec: {containers: [{name: c, image: "rootfs:/", resources: {limits: {memory: lots}}}]}',
+    "probe on a regular init": 'spec: {initContainers: [{name: i, image: "rootfs:/", readinessProbe: {exec: {command: [x]}}}], containers: [{name: c, image: "rootfs:/"}]}',
+    "yaml syntax": "spec: {containers: [",
+    "not runnable yet": "spec: {containers: [{name: c, image: nginx}]}",
+}
+
+
+def test_up_refuses_invalid_manifests_and_creates_nothing(tmp_path, name, podrun):
+    cgroups_before = sorted(p.name for p in Path("/sys/fs/cgroup").rglob("podrun/*") if p.is_dir())
+    for what, spec in INVALID.items():
+        path = tmp_path / "pod.yaml"
+        path.write_text(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\n{spec}\n")
+        result = podrun("up", path)
+        assert result.returncode == 2, (what, result.stderr)
+        assert result.stderr.startswith(("The Pod", "error:")), (what, result.stderr)
+        assert not (Path("/run/podrun") / name).exists(), what
+    cgroups_after = sorted(p.name for p in Path("/sys/fs/cgroup").rglob("podrun/*") if p.is_dir())
+    assert cgroups_after == cgroups_before
