@@ -9,6 +9,7 @@ import json
 import signal
 import time
 
+from conftest import EXAMPLES
 from pods import container, container_status, manifest, running, start, state, status, stop, up, wait_for
 
 IDLE = "while true; do sleep 0.1; done"
@@ -166,3 +167,35 @@ def test_a_sidecars_readiness_gates_the_pods(tmp_path, name):
         wait_for(lambda: ready() == "True", "the pod to be Ready once its sidecar is", timeout=30)
     finally:
         stop(proc)
+
+
+def test_the_seeds_job_with_a_sidecar_completes_and_its_sidecar_is_stopped(tmp_path, name, podrun):
+    # The Job of the "Sidecar Containers" page, with its images on the
+    # host's root until podrun has an image store. Its sidecar's shell, PID 1
+    # without a SIGTERM handler, is killed at the end of the default 30 s.
+    text = (EXAMPLES / "job-sidecar.yaml").read_text()
+    text = text.replace("alpine:latest", "rootfs:/").replace(
+        "metadata:\n  name: myjob", f"metadata:\n  name: {name}"
+    )
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    result = podrun("up", path, timeout=180)
+    assert result.returncode == 0, result.stderr
+    s = status(name)
+    assert s["phase"] == "Succeeded"
+    assert container_status(s, "myjob")["state"]["terminated"]["reason"] == "Completed"
+    assert "terminated" in container_status(s, "logshipper")["state"]
+    # tail also says the file was missing, then appeared.
+    assert "logging" in podrun("logs", name, "logshipper").stdout.splitlines()
+
+
+def test_the_readme_example_runs(tmp_path, name, podrun):
+    text = (EXAMPLES / "shared-sandbox.yaml").read_text().replace("name: shared-sandbox", f"name: {name}")
+    path = tmp_path / "example.yaml"
+    path.write_text(text)
+    result = podrun("up", path)
+    assert result.returncode == 0, result.stderr
+    app = [line for line in result.stdout.splitlines() if line.startswith("app | ")]
+    assert app[:2] == [f"app | hello from {name}", f"app | hostname: {name}"]
+    assert "web: Killing (SIGTERM)" in result.stderr
+    assert result.stderr.rstrip().endswith(f"pod/{name} Succeeded")
