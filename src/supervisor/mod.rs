@@ -278,6 +278,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             status: None,
         })
         .ok(),
+        plan: serde_json::to_value(plan).ok(),
         status: Default::default(),
         finished: false,
         torn_down: false,

@@ -75,6 +75,9 @@ pub struct State {
     /// manifest later (`podrun exec`).
     #[serde(default)]
     pub pod: Option<serde_json::Value>,
+    /// The plan the pod runs with (`podrun plan -o json`'s shape).
+    #[serde(default)]
+    pub plan: Option<serde_json::Value>,
     pub status: PodStatus,
     /// The pod reached a terminal phase.
     pub finished: bool,
