@@ -105,7 +105,12 @@ def test_a_failed_init_container_under_on_failure_is_retried_then_apps_run(tmp_p
 
 def test_termination_is_apps_first_then_sidecars_in_reverse(tmp_path, name):
     def stopping(who, delay):
-        return f"trap 'echo \"{who} term $(date +%s.%N)\" >> /mnt/order; sleep {delay}; exit 0' TERM; {IDLE}"
+        # The handler first, then a "ready" line: SIGTERM before the handler
+        # would be ignored by the shell (its container's PID 1).
+        return (
+            f"trap 'echo \"{who} term $(date +%s.%N)\" >> /mnt/order; sleep {delay}; exit 0' TERM; "
+            f'echo "{who} ready $(date +%s.%N)" >> /mnt/order; {IDLE}'
+        )
 
     pod = pod_with_log(
         tmp_path,
@@ -118,7 +123,7 @@ def test_termination_is_apps_first_then_sidecars_in_reverse(tmp_path, name):
         restart="Always",
     )
     proc = start(tmp_path, pod)
-    wait_for(lambda: running(name, ["side-1", "side-2", "app-1", "app-2"]), "the pod to run")
+    wait_for(lambda: len(names(tmp_path, "ready")) == 4, "every container to be ready for SIGTERM")
     rc, out, err = stop(proc)
     terms = {w: t for w, what, t in order(tmp_path) if what == "term"}
     assert set(terms) == {"app-1", "app-2", "side-1", "side-2"}, err
