@@ -78,10 +78,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 args.name
             ))
         })?;
-    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40u8);
+    let holding = caps::this_process();
     let hostname = config::hostname(&pod);
     let node_name = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
@@ -93,8 +90,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         hostname: &hostname,
         node_name: &node_name,
         volumes: &volumes,
-        all_caps: caps::kernel_all(last_cap)
-            & caps::held(&std::fs::read_to_string("/proc/self/status").unwrap_or_default()),
+        all_caps: holding.all,
     };
     let cfg = config::config(&facts, container).context("the container's configuration")?;
     let cgroup = PodCgroup::at(&state.cgroup)
@@ -111,7 +107,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         env: &cfg.env,
         cwd: &cfg.cwd,
         creds: &cfg.creds,
-        caps: (cfg.caps, last_cap),
+        caps: (cfg.caps, holding.last_cap),
         no_new_privs: cfg.no_new_privs,
     };
     // Same session: a Ctrl-C at the terminal reaches the command too.

@@ -84,14 +84,40 @@ pub fn effective(sc: Option<&SecurityContext>, all: u64) -> Result<u64, CapsErro
 /// The capabilities this process can give its children: its permitted
 /// set within its bounding set (from `/proc/self/status`).
 pub fn held(status: &str) -> u64 {
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    field("CapPrm:") & field("CapBnd:")
+    status_field(status, "CapPrm:") & status_field(status, "CapBnd:")
+}
+
+fn status_field(status: &str, name: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// What this process can do with capabilities, read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    /// The kernel's last capability (`cap_last_cap`).
+    pub last_cap: u8,
+    /// What it can give containers (see [`held`]), within the kernel's.
+    pub all: u64,
+    /// Its effective set.
+    pub effective: u64,
+}
+
+/// Reads `/proc/sys/kernel/cap_last_cap` and `/proc/self/status`.
+pub fn this_process() -> Holding {
+    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    Holding {
+        last_cap,
+        all: kernel_all(last_cap) & held(&status),
+        effective: status_field(&status, "CapEff:"),
+    }
 }
 
 /// Every capability this kernel supports, from `cap_last_cap`.

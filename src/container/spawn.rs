@@ -302,10 +302,10 @@ pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
 }
 
 /// Blocks every signal until dropped (then restores the mask before).
-struct SigmaskGuard(libc::sigset_t);
+pub struct SigmaskGuard(libc::sigset_t);
 
 impl SigmaskGuard {
-    fn block_all() -> SigmaskGuard {
+    pub fn block_all() -> SigmaskGuard {
         // SAFETY: sigset_t is plain data; pthread_sigmask only reads and
         // writes the two sets.
         unsafe {

@@ -15,7 +15,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
 
-use crate::container::spawn::{Command, Creds, Isolation, spawn};
+use crate::container::spawn::{Command, Creds, Isolation, SigmaskGuard, spawn};
 
 /// A check in progress.
 #[derive(Debug)]
@@ -120,21 +120,15 @@ pub fn network(
 ) -> Result<Running, String> {
     let (r, w) = nonblocking_pipe()?;
     let ns = net_ns.map(|p| open(&p.to_string_lossy())).transpose()?;
-    // SAFETY: sigset_t is plain data; the mask is restored below in the
-    // parent and kept in the child, which only runs the check and exits.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-    }
+    // Blocked across the fork; the child keeps them blocked.
+    let blocked = SigmaskGuard::block_all();
     // SAFETY: the supervisor is single-threaded, so the child may allocate;
     // it blocks every signal (the supervisor's handlers must not run in
     // it), does the check and _exits.
     let forked = unsafe { fork() };
     match forked {
         Ok(ForkResult::Child) => {
+            std::mem::forget(blocked);
             drop(r);
             let joined = ns.is_none_or(|fd| {
                 // SAFETY: setns(2) on a namespace descriptor.
@@ -156,18 +150,13 @@ pub fn network(
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
-            // SAFETY: restores the mask saved above.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            drop(blocked);
             Ok(Running {
                 pid: child,
                 output: r,
             })
         }
-        Err(e) => {
-            // SAFETY: restores the mask saved above.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-            Err(format!("cannot fork a check: {e}"))
-        }
+        Err(e) => Err(format!("cannot fork a check: {e}")),
     }
 }
 

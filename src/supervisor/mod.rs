@@ -100,27 +100,16 @@ pub fn new_uid() -> String {
     )
 }
 
-/// The kernel's last capability and whether this process may lower an
-/// oom_score_adj below its own (CAP_SYS_RESOURCE).
-fn process_facts() -> (u8, i64) {
-    let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+/// The lowest oom_score_adj this process may give a child: without
+/// CAP_SYS_RESOURCE it cannot go below its own.
+fn oom_floor(holding: &crate::container::caps::Holding) -> i64 {
+    if holding.effective & caps::Capability::CAP_SYS_RESOURCE.bitmask() != 0 {
+        return -1000;
+    }
+    fs::read_to_string("/proc/self/oom_score_adj")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
-    let own: i64 = fs::read_to_string("/proc/self/oom_score_adj")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    let cap_eff = fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0);
-    let sys_resource = cap_eff & caps::Capability::CAP_SYS_RESOURCE.bitmask() != 0;
-    (last_cap, if sys_resource { -1000 } else { own })
+        .unwrap_or(0)
 }
 
 /// A running container run.
@@ -222,7 +211,6 @@ struct Supervisor<'a> {
     pending: VecDeque<Event>,
     finished: Option<Phase>,
     stops: usize,
-    saved: String,
     ready: Option<OwnedFd>,
     events: events::Recorder,
     api: Option<api::Server>,
@@ -311,11 +299,8 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
     // SAFETY: prctl with integer arguments. Orphans of the pod's processes
     // are reaped here rather than by init.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let (last_cap, oom_floor) = process_facts();
-    let all_caps = crate::container::caps::kernel_all(last_cap)
-        & crate::container::caps::held(
-            &fs::read_to_string("/proc/self/status").unwrap_or_default(),
-        );
+    let holding = crate::container::caps::this_process();
+    let oom_floor = oom_floor(&holding);
     let model = PodModel::from_pod(pod, plan.qos_class.as_str());
     let mut sup = Supervisor {
         launcher: Launcher {
@@ -329,8 +314,8 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             volumes: &sandbox.volumes,
             namespaces: &sandbox.namespaces,
             pid_namespace: sandbox.shared_pid.as_ref().map(|p| &p.ns),
-            all_caps,
-            last_cap,
+            all_caps: holding.all,
+            last_cap: holding.last_cap,
             oom_floor,
         },
         engine: Engine::new(model),
@@ -346,7 +331,6 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         pending: VecDeque::new(),
         finished: None,
         stops: 0,
-        saved: String::new(),
         ready: options.ready,
         events: events::Recorder::open(&dirs.run),
         api: api::Server::bind(&dirs.run)
@@ -394,7 +378,12 @@ impl Supervisor<'_> {
     }
 
     /// Feeds pending events until none is left, then saves the state.
+    /// Only an event changes the pod: a wake-up for output alone (the hot
+    /// path of a chatty container) computes and writes nothing.
     fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
         while let Some(event) = self.pending.pop_front() {
             match self.engine.handle(now(), event) {
                 Ok(actions) => self.act_all(actions),
@@ -403,12 +392,8 @@ impl Supervisor<'_> {
             }
         }
         self.state.status = self.status();
-        let json = serde_json::to_string(&self.state).unwrap_or_default();
-        if json != self.saved {
-            if let Err(e) = self.state.save() {
-                tracing::warn!("{e}");
-            }
-            self.saved = json;
+        if let Err(e) = self.state.save() {
+            tracing::warn!("{e}");
         }
         self.feed_watchers();
         if self.ready.is_some() {
