@@ -1,13 +1,16 @@
 """The pod's socket API (docs/api.md), through examples/api_client.py and
-raw requests: status, events (with a watch), stop, apply, malformed
+raw requests: status, events (with a watch), stop, apply, exec and logs
+with passed descriptors, `podrun exec -it` in a terminal, malformed
 requests, a non-root client refused. On the host and in the VM."""
 
 import json
+import os
+import pty
 import socket
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, podrun_bin
 from pods import container, leftovers, manifest, running, start, state, stop, wait_for, write
 
 CLIENT = REPO / "examples" / "api_client.py"
@@ -110,3 +113,150 @@ def test_apply_restarts_the_changed_container_and_watch_sees_it(tmp_path, name, 
         if proc.poll() is None:
             stop(proc)
     assert leftovers(state(name)) == []
+
+
+def request(sock, req, fds=()):
+    """Sends one request with descriptors; returns (reply, descriptors)."""
+    socket.send_fds(sock, [json.dumps(req).encode() + b"\n"], list(fds))
+    data, got, _, _ = socket.recv_fds(sock, 65536, 4)
+    return json.loads(data.split(b"\n", 1)[0]), got
+
+
+def next_reply(sock):
+    return json.loads(sock.makefile("rb").readline())
+
+
+def test_exec_over_the_socket_with_passed_descriptors(tmp_path, name):
+    proc, _ = running_pod(tmp_path, name)
+    try:
+        out_r, out_w = os.pipe()
+        with socket.socket(socket.AF_UNIX) as s, open(os.devnull) as null:
+            s.connect(f"/run/podrun/{name}/api.sock")
+            command = ["sh", "-c", "hostname; echo oops >&2; exit 5"]
+            reply, _ = request(
+                s, {"version": 1, "op": "exec", "container": "side", "command": command}, [null.fileno(), out_w, out_w]
+            )
+            os.close(out_w)
+            assert reply["ok"] and reply["pid"] > 0, reply
+            assert next_reply(s) == {"ok": True, "exitCode": 5}
+        with os.fdopen(out_r) as out:
+            assert out.read().splitlines() == [name, "oops"]
+        # Wrong requests: no descriptors, a missing command, a stopped
+        # container name, a command that is not there (with a shell's code).
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(f"/run/podrun/{name}/api.sock")
+            bare, _ = request(s, {"version": 1, "op": "exec", "command": ["true"]})
+            assert not bare["ok"] and "three descriptors" in bare["error"]
+            ghost, _ = request(s, {"version": 1, "op": "exec", "container": "ghost", "command": ["true"]})
+            assert ghost["error"] == f"container ghost is not valid for pod {name}"
+            null = os.open(os.devnull, os.O_RDWR)
+            missing, _ = request(s, {"version": 1, "op": "exec", "command": ["/no/such"]}, [null] * 3)
+            os.close(null)
+            assert not missing["ok"] and missing["exitCode"] == 127, missing
+            status, _ = request(s, {"version": 1, "op": "status"})
+            assert status["ok"]
+        assert running(name, ["side", "app"])
+    finally:
+        stop(proc)
+
+
+def test_an_exec_whose_client_goes_away_is_killed(tmp_path, name):
+    proc, _ = running_pod(tmp_path, name)
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(f"/run/podrun/{name}/api.sock")
+        null = os.open(os.devnull, os.O_RDWR)
+        reply, _ = request(s, {"version": 1, "op": "exec", "command": ["sleep", "1000"]}, [null] * 3)
+        os.close(null)
+        pid = reply["pid"]
+        assert os.path.exists(f"/proc/{pid}")
+        s.close()
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "the orphaned exec to be killed")
+        assert running(name, ["side", "app"])
+    finally:
+        stop(proc)
+
+
+def test_exec_with_a_tty_gets_a_terminal_of_the_containers_own(tmp_path, name):
+    proc, _ = running_pod(tmp_path, name)
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(f"/run/podrun/{name}/api.sock")
+            reply, fds = request(
+                s, {"version": 1, "op": "exec", "command": ["sh", "-c", "tty; exit 2"], "tty": True}
+            )
+            assert reply["ok"] and len(fds) == 1, reply
+            assert next_reply(s) == {"ok": True, "exitCode": 2}
+            output = b""
+            while True:
+                try:
+                    chunk = os.read(fds[0], 4096)
+                except (BlockingIOError, OSError):
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            os.close(fds[0])
+            assert output.decode().strip() == "/dev/pts/0", output
+    finally:
+        stop(proc)
+
+
+def test_podrun_exec_it_in_a_terminal(tmp_path, name):
+    """`podrun exec -it` from a terminal: keys in, the shell's output out,
+    and its exit code."""
+    proc, _ = running_pod(tmp_path, name)
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:
+            binary = str(podrun_bin())
+            os.execv(binary, [binary, "exec", "-it", name, "--", "sh"])
+        os.write(fd, b"echo answer=$((6*7)); tty; exit 3\n")
+        output = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+        text = output.decode(errors="replace")
+        assert "answer=42" in text and "/dev/pts/0" in text, text
+        assert os.waitstatus_to_exitcode(status) == 3, text
+    finally:
+        stop(proc)
+
+
+def test_logs_over_the_socket_pass_the_file_and_say_when_a_run_ends(tmp_path, name):
+    pod = manifest(
+        name,
+        [container("app", "echo first; sleep 2; echo second")],
+        init=[container("side", IDLE, restartPolicy="Always")],
+    )
+    proc = start(tmp_path, pod)
+    try:
+        wait_for(lambda: running(name, ["side", "app"]), "the pod to run")
+        # The CLI follows through the socket too, and stops with the run.
+        follower = subprocess.Popen(
+            [str(podrun_bin()), "logs", "-f", name, "app"], stdout=subprocess.PIPE, text=True
+        )
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(f"/run/podrun/{name}/api.sock")
+            reply, fds = request(s, {"version": 1, "op": "logs", "container": "app", "follow": True})
+            assert reply == {"ok": True, "log": {"container": "app", "restartCount": 0}}, reply
+            assert len(fds) == 1
+            assert next_reply(s) == {"ok": True, "ended": True}
+            with os.fdopen(fds[0]) as log:
+                lines = [line.split(" ", 3) for line in log.read().splitlines()]
+            assert [(stream, tag, text) for _, stream, tag, text in lines] == [
+                ("stdout", "F", "first"),
+                ("stdout", "F", "second"),
+            ]
+            again, _ = request(s, {"version": 1, "op": "logs", "container": "app", "previous": True})
+            assert not again["ok"] and "previous terminated container" in again["error"]
+        out, _ = follower.communicate(timeout=30)
+        assert follower.returncode == 0 and out.splitlines() == ["first", "second"], out
+    finally:
+        stop(proc)

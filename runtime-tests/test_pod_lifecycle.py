@@ -73,7 +73,7 @@ def test_a_sidecars_startup_probe_gates_the_next_init_container(tmp_path, name):
     assert next_start > ready
 
 
-def test_sidecar_restarts_leave_apps_alone_and_do_not_fail_the_pod(tmp_path, name):
+def test_sidecar_restarts_leave_apps_alone_and_do_not_fail_the_pod(tmp_path, name, podrun):
     side = logged("side", "sleep 0.2; exit 1", restartPolicy="Always")
     app = logged("app", "sleep 3")
     result = up(tmp_path, pod_with_log(tmp_path, name, [app], init=[side]), timeout=120)
@@ -83,6 +83,12 @@ def test_sidecar_restarts_leave_apps_alone_and_do_not_fail_the_pod(tmp_path, nam
     assert container_status(s, "side")["restartCount"] >= 1
     assert container_status(s, "app")["restartCount"] == 0
     assert names(tmp_path).count("app") == 1
+    # The crash loop is told as the kubelet tells it.
+    events = [json.loads(line) for line in podrun("events", name, "-o", "json").stdout.splitlines()]
+    backoff = [e for e in events if e["reason"] == "BackOff"]
+    assert backoff and backoff[0]["type"] == "Warning", events
+    assert backoff[0]["object"] == "spec.containers{side}"
+    assert backoff[0]["message"].startswith(f"Back-off restarting failed container side in pod {name}_default(")
 
 
 def test_a_failed_init_container_under_never_fails_the_pod_before_any_app(tmp_path, name):

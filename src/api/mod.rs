@@ -4,6 +4,8 @@
 //! unknown operation, field or version is an error reply, never a crash.
 //! `docs/api.md` is its reference.
 
+pub mod client;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodStatus;
@@ -53,7 +55,34 @@ pub enum Request {
         version: u32,
         images: BTreeMap<String, String>,
     },
+    /// A container's log file, passed as a descriptor; with `follow`, a
+    /// later `ended` reply says that run is over.
+    Logs {
+        version: u32,
+        /// May be left out when the pod has one app container.
+        container: Option<String>,
+        #[serde(default)]
+        previous: bool,
+        #[serde(default)]
+        follow: bool,
+    },
+    /// A command in a running container. Without `tty` the request carries
+    /// three descriptors (stdin, stdout, stderr) for it; with `tty` it gets
+    /// a terminal whose other end is passed back. A `pid` reply says it
+    /// started, an `exitCode` reply that it ended; closing the connection
+    /// before then kills it.
+    Exec {
+        version: u32,
+        /// The pod's first app container when left out.
+        container: Option<String>,
+        command: Vec<String>,
+        #[serde(default)]
+        tty: bool,
+    },
 }
+
+/// How many descriptors a request may carry (an exec's three).
+pub const MAX_FDS: usize = 3;
 
 impl Request {
     fn version(&self) -> u32 {
@@ -61,7 +90,9 @@ impl Request {
             Request::Status { version }
             | Request::Stop { version, .. }
             | Request::Events { version, .. }
-            | Request::Apply { version, .. } => *version,
+            | Request::Apply { version, .. }
+            | Request::Logs { version, .. }
+            | Request::Exec { version, .. } => *version,
         }
     }
 }
@@ -92,6 +123,28 @@ pub struct Reply {
     /// A watched event, sent after the reply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<Record>,
+    /// The log whose file descriptor comes with this reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogInfo>,
+    /// A followed log's run has ended: nothing more will be written to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<bool>,
+    /// An exec's process started (with the terminal's descriptor, if any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// An exec's process ended: its exit code, or 128 + the signal that
+    /// killed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+/// Which log a `logs` reply passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogInfo {
+    pub container: String,
+    /// The run's restart count: the file is `<restartCount>.log`.
+    pub restart_count: u32,
 }
 
 impl Reply {
@@ -143,6 +196,25 @@ mod tests {
             }
         );
         assert_eq!(
+            decode(br#"{"version":1,"op":"logs","follow":true}"#).unwrap(),
+            Request::Logs {
+                version: 1,
+                container: None,
+                previous: false,
+                follow: true
+            }
+        );
+        assert_eq!(
+            decode(br#"{"version":1,"op":"exec","container":"app","command":["sh"],"tty":true}"#)
+                .unwrap(),
+            Request::Exec {
+                version: 1,
+                container: Some("app".to_owned()),
+                command: vec!["sh".to_owned()],
+                tty: true
+            }
+        );
+        assert_eq!(
             decode(br#"{"version":2,"op":"status"}"#).unwrap_err(),
             ApiError::Version(2)
         );
@@ -152,6 +224,9 @@ mod tests {
             br#"{"version":1,"op":"status","extra":1}"#,
             br#"{"op":"status"}"#,
             br#"[]"#,
+            br#"{"version":1,"op":"exec"}"#,
+            br#"{"version":1,"op":"exec","command":"ls"}"#,
+            br#"{"version":1,"op":"logs","tail":3}"#,
         ] {
             assert!(
                 matches!(decode(bad), Err(ApiError::Malformed(_))),

@@ -1,17 +1,22 @@
-//! `podrun exec NAME [-c CONTAINER] [-i] -- CMD...`: runs a command in a
-//! running container's namespaces, cgroup and root, as the container runs
-//! (its user, capabilities, environment and working directory), and exits
-//! with the command's code.
+//! `podrun exec NAME [-c CONTAINER] [-i] [-t] -- CMD...`: runs a command in
+//! a running container's namespaces, cgroup and root, as the container runs
+//! (its user, capabilities, environment and working directory), through the
+//! pod's socket API, and exits with the command's code. Without a tty the
+//! command gets this process's own stdin (with `-i`), stdout and stderr;
+//! with one, it gets a terminal of the supervisor's whose other end comes
+//! back here and is relayed to this one.
 
-use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{Context, anyhow};
-use nix::sys::wait::{WaitStatus, waitpid};
-use podrun::container::caps;
-use podrun::container::config::{self, PodFacts};
-use podrun::probe::check::{ExecAs, exec_with};
-use podrun::sandbox::cgroup::PodCgroup;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::termios::{self, SetArg, Termios};
+use nix::unistd::{isatty, pipe2, read, write};
+use podrun::api::client::{CallError, Client};
+use podrun::api::{self, Reply};
 use podrun::supervisor::state::State;
 
 use super::Failure;
@@ -24,114 +29,231 @@ pub struct Args {
     #[arg(short, long)]
     container: Option<String>,
     /// Pass this command's standard input to the process
-    #[arg(short, long)]
+    #[arg(short = 'i', long)]
     stdin: bool,
+    /// Give the process a terminal (when standard input is one)
+    #[arg(short, long)]
+    tty: bool,
     /// The command and its arguments
     #[arg(last = true, required = true)]
     command: Vec<String>,
 }
 
-fn dup(fd: i32) -> Result<OwnedFd, Failure> {
-    // SAFETY: borrows one of this process's standard descriptors to dup it.
-    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    Ok(borrowed
-        .try_clone_to_owned()
-        .context("duplicating a standard descriptor")?)
+/// One of this process's standard descriptors.
+fn standard(fd: i32) -> BorrowedFd<'static> {
+    // SAFETY: 0, 1 and 2 stay open for the whole life of the process.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn stdin() -> BorrowedFd<'static> {
+    standard(0)
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
     super::check_name(&args.name)?;
     let state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
-    let name = match &args.container {
-        Some(c) => c.clone(),
-        None => state
-            .apps
-            .first()
-            .cloned()
-            .ok_or_else(|| Failure::Input(format!("pod {:?} has no containers", args.name)))?,
-    };
-    let pid = state
-        .containers
-        .get(&name)
-        .and_then(|c| c.pid)
-        .filter(|_| state.supervisor_alive())
-        .ok_or_else(|| {
-            Failure::Input(format!(
-                "container {name:?} in pod {:?} is not running",
-                args.name
-            ))
-        })?;
-    let text = state
-        .pod
-        .as_ref()
-        .map(|v| v.to_string())
-        .ok_or_else(|| anyhow!("the state of pod {:?} has no manifest", args.name))?;
-    let pod = podrun::manifest::parse(&text)?.pod;
-    let container = pod
-        .containers
-        .iter()
-        .find(|c| c.name == name)
-        .and_then(|info| pod.container(info))
-        .ok_or_else(|| {
-            Failure::Input(format!(
-                "container {name} is not valid for pod {}",
-                args.name
-            ))
-        })?;
-    let holding = caps::this_process();
-    let hostname = config::hostname(&pod);
-    let node_name = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let volumes: BTreeMap<_, _> = state.volumes.clone();
-    let facts = PodFacts {
-        pod: &pod,
-        uid: &state.uid,
-        hostname: &hostname,
-        node_name: &node_name,
-        volumes: &volumes,
-        all_caps: holding.all,
-    };
-    let cfg = config::config(&facts, container).context("the container's configuration")?;
-    let cgroup = PodCgroup::at(&state.cgroup)
-        .container(&name)
-        .context("the container's cgroup")?;
-    let stdin = if args.stdin {
-        dup(0)?
+    if !state.supervisor_alive() {
+        return Err(Failure::Input(format!(
+            "pod {:?} is not running",
+            args.name
+        )));
+    }
+    let tty = args.tty && isatty(stdin()).unwrap_or(false);
+    if args.tty && !tty {
+        eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
+    }
+    let mut client = Client::connect(&state.dirs.run).map_err(anyhow::Error::from)?;
+    let request = serde_json::json!({
+        "version": api::VERSION,
+        "op": "exec",
+        "container": args.container,
+        "command": args.command,
+        "tty": tty,
+    });
+    let code = if tty {
+        let (_, mut fds) = client.call(&request, &[]).map_err(not_started)?;
+        let master = fds
+            .pop()
+            .ok_or_else(|| anyhow!("the supervisor sent no terminal"))?;
+        relay(&mut client, master, args.stdin)?
     } else {
-        std::fs::File::open("/dev/null")
-            .map(OwnedFd::from)
-            .context("/dev/null")?
-    };
-    let how = ExecAs {
-        env: &cfg.env,
-        cwd: &cfg.cwd,
-        creds: &cfg.creds,
-        caps: (cfg.caps, holding.last_cap),
-        no_new_privs: cfg.no_new_privs,
-    };
-    // Same session: a Ctrl-C at the terminal reaches the command too.
-    let child = exec_with(
-        pid,
-        cgroup.dir(),
-        &args.command,
-        &how,
-        [stdin, dup(1)?, dup(2)?],
-        false,
-    )
-    .map_err(|e| anyhow!("exec in {name}: {e}"))?;
-    let code = loop {
-        match waitpid(child.pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => break code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(anyhow!("waiting for the command: {e}").into()),
-        }
+        let null;
+        let input = if args.stdin {
+            stdin()
+        } else {
+            null = std::fs::File::open("/dev/null").context("/dev/null")?;
+            null.as_fd()
+        };
+        let fds = [input, standard(1), standard(2)];
+        client.call(&request, &fds).map_err(not_started)?;
+        exit_code(&mut client)?
     };
     if code == 0 {
         Ok(())
     } else {
         Err(Failure::Code(code.clamp(1, 255) as u8))
     }
+}
+
+/// A command that could not start exits as a shell's would (126 or 127).
+fn not_started(e: CallError) -> Failure {
+    match e {
+        CallError::Refused {
+            message,
+            exit_code: Some(code),
+        } => {
+            eprintln!("error: {message}");
+            Failure::Code(code.clamp(1, 255) as u8)
+        }
+        other => other.into(),
+    }
+}
+
+/// Reads replies until the one with the command's exit code.
+fn exit_code(client: &mut Client) -> Result<i32, Failure> {
+    loop {
+        match client.reply().map_err(anyhow::Error::from)? {
+            Some((
+                Reply {
+                    exit_code: Some(code),
+                    ..
+                },
+                _,
+            )) => return Ok(code),
+            Some(_) => continue,
+            None => return Err(anyhow::Error::from(CallError::Gone).into()),
+        }
+    }
+}
+
+/// This terminal in raw mode until dropped: keys go to the container's
+/// terminal as they are typed.
+struct Raw {
+    saved: Termios,
+}
+
+impl Raw {
+    fn enter() -> nix::Result<Raw> {
+        let saved = termios::tcgetattr(stdin())?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin(), SetArg::TCSANOW, &raw)?;
+        Ok(Raw { saved })
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Gives the container's terminal this one's size.
+fn copy_size(master: &OwnedFd) {
+    let mut size: nix::libc::winsize =
+        // SAFETY: a plain C struct of integers; all zeros is valid.
+        unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize given, TIOCSWINSZ reads it.
+    unsafe {
+        if nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut size) == 0
+            || nix::libc::ioctl(0, nix::libc::TIOCGWINSZ, &mut size) == 0
+        {
+            nix::libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(master),
+                nix::libc::TIOCSWINSZ,
+                &size,
+            );
+        }
+    }
+}
+
+/// Copies keys to the container's terminal and its output here until the
+/// command has exited; returns its exit code.
+fn relay(client: &mut Client, master: OwnedFd, input: bool) -> Result<i32, Failure> {
+    let (winch_r, winch_w) = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("pipe")?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGWINCH, winch_w)
+        .context("SIGWINCH")?;
+    copy_size(&master);
+    let _raw = Raw::enter().context("the terminal's raw mode")?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 8192];
+    let mut input = input;
+    let mut code = None;
+    let mut output_open = true;
+    while output_open {
+        // Once the command has exited, what its terminal still holds is
+        // read without waiting (a background process may keep it open).
+        let timeout = if code.is_some() {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::NONE
+        };
+        let mut fds = vec![
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+            PollFd::new(client.fd(), PollFlags::POLLIN),
+            PollFd::new(winch_r.as_fd(), PollFlags::POLLIN),
+        ];
+        if input {
+            fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(0) => break,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(anyhow!("poll: {e}").into()),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            match read(&master, &mut buf) {
+                Ok(0) | Err(Errno::EIO) => output_open = false,
+                Ok(n) => {
+                    out.write_all(&buf[..n]).context("writing")?;
+                    out.flush().context("writing")?;
+                }
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(e) => return Err(anyhow!("reading the terminal: {e}").into()),
+            }
+        }
+        if ready[1] && code.is_none() {
+            code = Some(exit_code(client)?);
+        }
+        if ready[2] {
+            while read(&winch_r, &mut buf).is_ok_and(|n| n > 0) {}
+            copy_size(&master);
+        }
+        if input && ready[3] {
+            match read(stdin(), &mut buf) {
+                Ok(0) => input = false,
+                Ok(n) => {
+                    write_all(&master, &buf[..n])?;
+                }
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(_) => input = false,
+            }
+        }
+    }
+    match code {
+        Some(code) => Ok(code),
+        None => exit_code(client),
+    }
+}
+
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Failure> {
+    while !bytes.is_empty() {
+        match write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => {
+                // The terminal is full (its descriptor is non-blocking).
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::NONE);
+            }
+            // The command is gone: its input does not matter any more.
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }

@@ -1,11 +1,14 @@
 //! `podrun logs NAME [CONTAINER]`: a container's output from its CRI log
-//! files, as `kubectl logs` shows it.
+//! files, as `kubectl logs` shows it. While the pod runs, the file comes
+//! from its supervisor over the socket API, which also says when a
+//! followed run is over; after, it is read from disk.
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::io::{Read, Write};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use podrun::api::{self, client::Client};
 use podrun::supervisor::state::State;
 
 use super::Failure;
@@ -80,88 +83,65 @@ fn print(lines: &[(String, Vec<u8>)], timestamps: bool) -> std::io::Result<()> {
 pub fn run(args: Args) -> Result<(), Failure> {
     super::check_name(&args.name)?;
     let state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
-    let name = match args.container {
-        Some(c) => c,
-        None if state.apps.len() == 1 => state.apps[0].clone(),
-        None => {
-            let inits: Vec<String> = state
-                .status
-                .init_container_statuses
-                .iter()
-                .flatten()
-                .map(|s| s.name.clone())
-                .collect();
-            return Err(Failure::Input(format!(
-                "a container name must be specified for pod {}, choose one of: [{}] or one of the init containers: [{}]",
-                state.name,
-                state.apps.join(" "),
-                inits.join(" ")
-            )));
-        }
-    };
-    let known = state.apps.contains(&name)
-        || state
-            .status
-            .init_container_statuses
-            .iter()
-            .flatten()
-            .any(|s| s.name == name);
-    if !known {
-        return Err(Failure::Input(format!(
-            "container {name} is not valid for pod {}",
-            state.name
-        )));
+    if !state.supervisor_alive() {
+        // The pod is over: its files are all there is, and final.
+        let target = state
+            .log_target(args.container.as_deref(), args.previous)
+            .map_err(|e| Failure::Input(e.to_string()))?;
+        let file = std::fs::File::open(&target.path)
+            .with_context(|| format!("{}", target.path.display()))?;
+        return show(file, &args, None);
     }
-    let Some(run) = state.containers.get(&name) else {
-        return Err(Failure::Input(format!(
-            "container {name:?} in pod {:?} is waiting to start",
-            state.name
-        )));
-    };
-    let count = if args.previous {
-        run.restart_count.checked_sub(1).ok_or_else(|| {
-            Failure::Input(format!(
-                "previous terminated container {name:?} in pod {:?} not found",
-                state.name
-            ))
-        })?
-    } else {
-        run.restart_count
-    };
-    let path: PathBuf = state.dirs.logs.join(&name).join(format!("{count}.log"));
-    let mut file = std::fs::File::open(&path).with_context(|| format!("{}", path.display()))?;
+    let mut client = Client::connect(&state.dirs.run).map_err(anyhow::Error::from)?;
+    let request = serde_json::json!({
+        "version": api::VERSION,
+        "op": "logs",
+        "container": args.container,
+        "previous": args.previous,
+        "follow": args.follow,
+    });
+    let (reply, mut fds) = client.call(&request, &[])?;
+    let file = fds
+        .pop()
+        .map(std::fs::File::from)
+        .ok_or_else(|| anyhow!("the supervisor sent no log file"))?;
+    let follow = (args.follow && reply.ended != Some(true)).then_some(&mut client);
+    show(file, &args, follow)
+}
+
+/// Prints the log (its last `--tail` lines); with a client, keeps printing
+/// what is added until the supervisor says the run has ended (or is gone).
+fn show(mut file: std::fs::File, args: &Args, follow: Option<&mut Client>) -> Result<(), Failure> {
     let mut reader = Reader::default();
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .with_context(|| format!("{}", path.display()))?;
+    file.read_to_end(&mut bytes).context("reading the log")?;
     let mut lines = reader.feed(&bytes);
     if let Some(n) = args.tail {
         let skip = lines.len().saturating_sub(n);
         lines.drain(..skip);
     }
     print(&lines, args.timestamps).context("writing")?;
-    if !args.follow || args.previous {
+    let Some(client) = follow else {
         return Ok(());
-    }
-    // Follow until this run has ended and its file is read to the end.
+    };
     loop {
-        let ended = State::load(&args.name)
-            .map(|s| {
-                s.finished
-                    || s.containers
-                        .get(&name)
-                        .is_none_or(|c| c.pid.is_none() || c.restart_count != count)
-            })
-            .unwrap_or(true);
-        let pos = file.stream_position().unwrap_or(0);
+        // The file grows as the container writes; the socket says when the
+        // run is over (every line written is in the file by then).
+        let mut fds = [PollFd::new(client.fd(), PollFlags::POLLIN)];
+        let ended = match poll(&mut fds, PollTimeout::from(100u8)) {
+            Ok(0) | Err(Errno::EINTR) => false,
+            Ok(_) => match client.reply().map_err(anyhow::Error::from)? {
+                Some((reply, _)) => reply.ended == Some(true),
+                None => true,
+            },
+            Err(e) => return Err(anyhow!("poll: {e}").into()),
+        };
         let mut more = Vec::new();
-        let _ = file.seek(SeekFrom::Start(pos));
-        let _ = file.read_to_end(&mut more);
+        file.read_to_end(&mut more).context("reading the log")?;
         print(&reader.feed(&more), args.timestamps).context("writing")?;
-        if ended && more.is_empty() {
+        if ended {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -80,6 +80,16 @@ pub enum Failure {
     Code(u8),
 }
 
+/// A refusal by the pod's supervisor is about the request (exit 2).
+impl From<podrun::api::client::CallError> for Failure {
+    fn from(e: podrun::api::client::CallError) -> Failure {
+        match e {
+            podrun::api::client::CallError::Refused { message, .. } => Failure::Input(message),
+            other => Failure::Other(other.into()),
+        }
+    }
+}
+
 pub fn run() -> ExitCode {
     init_logging();
     let cli = Cli::parse();

@@ -6,5 +6,6 @@ pub mod caps;
 pub mod config;
 pub mod expand;
 pub mod log;
+pub mod pty;
 pub mod rootfs;
 pub mod spawn;

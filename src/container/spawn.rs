@@ -43,6 +43,21 @@ pub enum SpawnError {
     Setup { what: String, errno: Errno },
 }
 
+impl SpawnError {
+    /// The exit code a shell gives a command that could not run: 127 when
+    /// it is not there, 126 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound(_)
+            | SpawnError::Exec {
+                errno: Errno::ENOENT,
+                ..
+            } => 127,
+            _ => 126,
+        }
+    }
+}
+
 /// A process ready to start: every byte the child needs, prepared.
 #[derive(Debug)]
 pub struct Command {
@@ -214,6 +229,9 @@ pub struct Isolation {
     /// Starts a new session, so a terminal's signals reach the supervisor
     /// and not the container directly.
     pub new_session: bool,
+    /// stdin is a terminal that becomes the new session's controlling
+    /// terminal (an exec with a tty).
+    pub controlling_tty: bool,
     /// The pod's shared PID namespace (shareProcessNamespace), entered
     /// instead of a new one.
     pub pid_namespace: Option<OwnedFd>,
@@ -236,6 +254,7 @@ const STEP_CAPS: u32 = 6;
 const STEP_CREDS: u32 = 7;
 const STEP_NO_NEW_PRIVS: u32 = 8;
 const STEP_SESSION: u32 = 9;
+const STEP_TTY: u32 = 10;
 const STEP_MOUNT: u32 = 1000;
 
 /// clone3's flag (libc's constant is an `int` that cannot hold it).
@@ -455,6 +474,10 @@ fn child_after_clone(cmd: &Command, iso: &Isolation, report: &OwnedFd) -> ! {
             }
         }
     }
+    // SAFETY: an ioctl on the standard input just set up.
+    if iso.controlling_tty && unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+        fail(STEP_TTY);
+    }
     if let Some((set, last_cap)) = iso.caps {
         // The bounding set is cut while CAP_SETPCAP is still held.
         for cap in 0..=last_cap {
@@ -635,6 +658,7 @@ fn parent_wait_for_exec(
         STEP_CREDS => setup("set user and groups".to_owned()),
         STEP_NO_NEW_PRIVS => setup("set no_new_privs".to_owned()),
         STEP_SESSION => setup("start a session".to_owned()),
+        STEP_TTY => setup("take the terminal".to_owned()),
         n => setup(
             n.checked_sub(STEP_MOUNT)
                 .and_then(|i| iso.steps.get(i as usize))

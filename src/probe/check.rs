@@ -15,7 +15,33 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
 
-use crate::container::spawn::{Command, Creds, Isolation, SigmaskGuard, spawn};
+use crate::container::spawn::{Command, Creds, Isolation, SigmaskGuard, SpawnError, spawn};
+
+/// An exec that did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Its descriptors or configuration could not be had.
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+impl ExecError {
+    /// The exit code a shell would give it (126 or 127).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::Setup(_) => 126,
+            ExecError::Spawn(e) => e.exit_code(),
+        }
+    }
+}
+
+impl From<String> for ExecError {
+    fn from(message: String) -> ExecError {
+        ExecError::Setup(message)
+    }
+}
 
 /// A check in progress.
 #[derive(Debug)]
@@ -54,6 +80,15 @@ fn open(path: &str) -> Result<OwnedFd, String> {
         .map_err(|e| format!("{path}: {e}"))
 }
 
+/// The session an exec'd process runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// A session of its own, so no terminal's signals reach it.
+    New,
+    /// A session of its own whose controlling terminal is its stdin.
+    Terminal,
+}
+
 /// How an exec check runs: as the container's main process does.
 pub struct ExecAs<'a> {
     pub env: &'a [(String, String)],
@@ -68,7 +103,15 @@ pub struct ExecAs<'a> {
 pub fn exec_in(pid: u32, cgroup: &Path, argv: &[String], how: &ExecAs) -> Result<Running, String> {
     let (r, w) = nonblocking_pipe()?;
     let err = w.try_clone().map_err(|e| format!("pipe: {e}"))?;
-    let child = exec_with(pid, cgroup, argv, how, [open("/dev/null")?, w, err], true)?;
+    let child = exec_with(
+        pid,
+        cgroup,
+        argv,
+        how,
+        [open("/dev/null")?, w, err],
+        Session::New,
+    )
+    .map_err(|e| e.to_string())?;
     Ok(Running {
         pid: child.pid,
         output: r,
@@ -83,11 +126,10 @@ pub fn exec_with(
     argv: &[String],
     how: &ExecAs,
     stdio: [OwnedFd; 3],
-    new_session: bool,
-) -> Result<crate::container::spawn::Child, String> {
+    session: Session,
+) -> Result<crate::container::spawn::Child, ExecError> {
     let root = format!("/proc/{pid}/root");
-    let cmd =
-        Command::new(argv, how.env, Some(how.cwd), Path::new(&root)).map_err(|e| e.to_string())?;
+    let cmd = Command::new(argv, how.env, Some(how.cwd), Path::new(&root))?;
     // The mount namespace last: after it, paths are the container's.
     let join = [
         ("ipc", libc::CLONE_NEWIPC),
@@ -105,11 +147,12 @@ pub fn exec_with(
         creds: Some(how.creds.clone()),
         caps: Some(how.caps),
         no_new_privs: how.no_new_privs,
-        new_session,
+        new_session: true,
+        controlling_tty: session == Session::Terminal,
         pid_namespace: Some(open(&format!("/proc/{pid}/ns/pid"))?),
         ..Isolation::default()
     };
-    spawn(&cmd, &iso).map_err(|e| e.to_string())
+    Ok(spawn(&cmd, &iso)?)
 }
 
 /// A network check from inside the network namespace at `net_ns` (the

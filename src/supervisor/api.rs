@@ -2,31 +2,53 @@
 //! unix socket in the pod's run directory, served from the same loop, never
 //! blocking it: connections are non-blocking, a request that is malformed,
 //! too long or from a non-root peer gets an error reply and changes nothing.
+//! Descriptors travel with requests and replies (`SCM_RIGHTS`): an exec's
+//! standard streams in, a log file or an exec's terminal out, so the
+//! supervisor never copies a byte of them.
 
-use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
-use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::signal::{Signal as NixSignal, kill};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, getsockopt, recvmsg, sendmsg,
+    sockopt::PeerCredentials,
+};
+use nix::unistd::Pid;
 
-use crate::api::{self, ApiError, Reply, Request};
+use crate::api::{self, ApiError, LogInfo, Reply, Request};
 use crate::lifecycle::Event;
+use crate::probe::check::Session;
 
 use super::Supervisor;
 
 struct Conn {
+    id: u64,
     stream: UnixStream,
     buf: Vec<u8>,
+    /// Descriptors received and not yet taken by a request.
+    fds: Vec<OwnedFd>,
     /// Events already sent to a watching connection, or None.
     watching: Option<usize>,
+    /// The container run whose log this connection follows.
+    following: Option<(String, u32)>,
+    /// The exec this connection started and waits for.
+    exec: Option<Pid>,
     closed: bool,
 }
 
 pub struct Server {
     listener: UnixListener,
     conns: Vec<Conn>,
+    next_id: u64,
+    /// Running execs, by pid, with the connection waiting for each.
+    execs: HashMap<Pid, u64>,
 }
 
 impl Server {
@@ -39,6 +61,8 @@ impl Server {
         Ok(Server {
             listener,
             conns: Vec::new(),
+            next_id: 0,
+            execs: HashMap::new(),
         })
     }
 
@@ -48,13 +72,97 @@ impl Server {
             .chain(self.conns.iter().map(|c| c.stream.as_fd()))
             .collect()
     }
+
+    fn conn(&mut self, id: u64) -> Option<&mut Conn> {
+        self.conns.iter_mut().find(|c| c.id == id)
+    }
+
+    /// The connection waiting for the exec `pid`, if that was one.
+    pub fn exec_ended(&mut self, pid: Pid) -> Option<u64> {
+        self.execs.remove(&pid)
+    }
 }
 
-fn send(conn: &mut Conn, reply: &Reply) {
-    if conn.stream.write_all(&reply.line()).is_err() {
-        // A client that does not read its replies is dropped.
-        conn.closed = true;
+/// Sends a reply line with `fd` attached, if any.
+fn send(conn: &mut Conn, reply: &Reply, fd: Option<BorrowedFd>) {
+    let line = reply.line();
+    let raw = fd.map(|f| [f.as_raw_fd()]);
+    let cmsgs: Vec<ControlMessage> = raw.iter().map(|r| ControlMessage::ScmRights(r)).collect();
+    let mut sent = 0;
+    while sent < line.len() {
+        let iov = [IoSlice::new(&line[sent..])];
+        let cmsgs = if sent == 0 { &cmsgs[..] } else { &[] };
+        match sendmsg::<()>(
+            conn.stream.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => sent += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => {
+                // A client that does not read its replies is dropped.
+                conn.closed = true;
+                return;
+            }
+        }
     }
+}
+
+/// Reads what a connection has, keeping the descriptors that came with it;
+/// the connection is marked closed at its end.
+fn receive(conn: &mut Conn) {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut space = nix::cmsg_space!([libc::c_int; api::MAX_FDS]);
+        let mut iov = [IoSliceMut::new(&mut chunk)];
+        let got = recvmsg::<()>(
+            conn.stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+        );
+        let n = match got {
+            Ok(msg) => {
+                for cmsg in msg.cmsgs().into_iter().flatten() {
+                    if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                        for fd in fds {
+                            // SAFETY: the kernel just gave this process the
+                            // descriptor; nothing else owns it.
+                            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                            // More than a request may use are closed.
+                            if conn.fds.len() < api::MAX_FDS {
+                                conn.fds.push(fd);
+                            }
+                        }
+                    }
+                }
+                msg.bytes
+            }
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => break,
+            Err(_) => {
+                conn.closed = true;
+                break;
+            }
+        };
+        if n == 0 {
+            conn.closed = true;
+            break;
+        }
+        conn.buf.extend_from_slice(&chunk[..n]);
+        if conn.buf.len() > api::MAX_REQUEST {
+            break;
+        }
+    }
+}
+
+/// A reply and the descriptor that goes with it.
+type Answer = (Reply, Option<OwnedFd>);
+
+fn refuse(message: impl Into<String>) -> Answer {
+    (Reply::error(message), None)
 }
 
 impl Supervisor<'_> {
@@ -65,16 +173,22 @@ impl Supervisor<'_> {
         };
         while let Ok((stream, _)) = server.listener.accept() {
             let root = getsockopt(&stream, PeerCredentials).is_ok_and(|c| c.uid() == 0);
+            server.next_id += 1;
             let mut conn = Conn {
+                id: server.next_id,
                 stream,
                 buf: Vec::new(),
+                fds: Vec::new(),
                 watching: None,
+                following: None,
+                exec: None,
                 closed: false,
             };
             if !root {
                 send(
                     &mut conn,
                     &Reply::error("permission denied: the API is root's"),
+                    None,
                 );
                 continue;
             }
@@ -82,65 +196,54 @@ impl Supervisor<'_> {
             server.conns.push(conn);
         }
         let mut requests = Vec::new();
-        for (i, conn) in server.conns.iter_mut().enumerate() {
-            let mut chunk = [0u8; 4096];
-            loop {
-                match conn.stream.read(&mut chunk) {
-                    Ok(0) => {
-                        conn.closed = true;
-                        break;
-                    }
-                    Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        conn.closed = true;
-                        break;
-                    }
-                }
-                if conn.buf.len() > api::MAX_REQUEST {
-                    break;
-                }
-            }
+        for conn in server.conns.iter_mut() {
+            receive(conn);
             while let Some(nl) = conn.buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = conn.buf.drain(..=nl).collect();
-                requests.push((i, api::decode(&line[..line.len() - 1])));
+                // The descriptors sent with a request are its own.
+                let fds = std::mem::take(&mut conn.fds);
+                requests.push((conn.id, api::decode(&line[..line.len() - 1]), fds));
             }
             if conn.buf.len() > api::MAX_REQUEST {
                 conn.buf.clear();
-                requests.push((i, Err(ApiError::TooLong)));
+                conn.fds.clear();
+                requests.push((conn.id, Err(ApiError::TooLong), Vec::new()));
             }
         }
-        for (i, request) in requests {
-            let reply = match request {
-                Ok(request) => self.answer(i, request),
-                Err(e) => Reply::error(e.to_string()),
+        for (id, request, fds) in requests {
+            let (reply, fd) = match request {
+                Ok(request) => self.answer(id, request, fds),
+                Err(e) => refuse(e.to_string()),
             };
-            if let Some(conn) = self.api.as_mut().and_then(|s| s.conns.get_mut(i)) {
-                send(conn, &reply);
+            if let Some(conn) = self.api.as_mut().and_then(|s| s.conn(id)) {
+                send(conn, &reply, fd.as_ref().map(|f| f.as_fd()));
             }
         }
         self.feed_watchers();
     }
 
-    fn answer(&mut self, conn: usize, request: Request) -> Reply {
-        match request {
+    fn answer(&mut self, conn: u64, request: Request, fds: Vec<OwnedFd>) -> Answer {
+        if !fds.is_empty() && !matches!(request, Request::Exec { tty: false, .. }) {
+            return refuse("only an exec without a tty takes descriptors");
+        }
+        let reply = match request {
             Request::Status { .. } => Reply {
                 status: Some(self.status()),
                 ..Reply::ok()
             },
             Request::Stop { grace_seconds, .. } => {
                 if grace_seconds.is_some_and(|g| g < 0) {
-                    return Reply::error("graceSeconds must not be negative");
+                    return refuse("graceSeconds must not be negative");
                 }
                 self.pending
                     .push_back(Event::StopRequested { grace_seconds });
                 Reply::ok()
             }
             Request::Events { watch, .. } => {
-                let events = self.events.recorded().to_vec();
-                if watch && let Some(c) = self.api.as_mut().and_then(|s| s.conns.get_mut(conn)) {
-                    c.watching = Some(events.len());
+                let events: Vec<_> = self.events.since(0).cloned().collect();
+                let total = self.events.total();
+                if watch && let Some(c) = self.api.as_mut().and_then(|s| s.conn(conn)) {
+                    c.watching = Some(total);
                 }
                 Reply {
                     events: Some(events),
@@ -153,7 +256,7 @@ impl Supervisor<'_> {
                     .filter(|n| !self.launcher.pod.containers.iter().any(|c| c.name == **n))
                     .collect();
                 if !unknown.is_empty() {
-                    return Reply::error(format!("no container named {unknown:?} in this pod"));
+                    return refuse(format!("no container named {unknown:?} in this pod"));
                 }
                 for (container, image) in images {
                     self.pending
@@ -161,26 +264,167 @@ impl Supervisor<'_> {
                 }
                 Reply::ok()
             }
+            Request::Logs {
+                container,
+                previous,
+                follow,
+                ..
+            } => return self.logs(conn, container.as_deref(), previous, follow),
+            Request::Exec {
+                container,
+                command,
+                tty,
+                ..
+            } => return self.exec(conn, container.as_deref(), &command, tty, fds),
+        };
+        (reply, None)
+    }
+
+    fn logs(&mut self, conn: u64, container: Option<&str>, previous: bool, follow: bool) -> Answer {
+        let target = match self.state.log_target(container, previous) {
+            Ok(t) => t,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(&target.path);
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => return refuse(format!("{}: {e}", target.path.display())),
+        };
+        let following = follow && target.running;
+        if following && let Some(c) = self.api.as_mut().and_then(|s| s.conn(conn)) {
+            c.following = Some((target.container.clone(), target.restart_count));
+        }
+        let reply = Reply {
+            log: Some(LogInfo {
+                container: target.container,
+                restart_count: target.restart_count,
+            }),
+            // Nothing more will come: the client reads to the end and stops.
+            ended: (follow && !following).then_some(true),
+            ..Reply::ok()
+        };
+        (reply, Some(file.into()))
+    }
+
+    fn exec(
+        &mut self,
+        conn: u64,
+        container: Option<&str>,
+        command: &[String],
+        tty: bool,
+        fds: Vec<OwnedFd>,
+    ) -> Answer {
+        if command.is_empty() {
+            return refuse("exec needs a command");
+        }
+        let (name, pid) = match self.state.exec_target(container) {
+            Ok(target) => target,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let (stdio, session, terminal) = if tty {
+            let pty = match crate::container::pty::open_in(pid) {
+                Ok(pty) => pty,
+                Err(e) => return refuse(e.to_string()),
+            };
+            let dup = |fd: &OwnedFd| fd.try_clone();
+            match (dup(&pty.slave), dup(&pty.slave)) {
+                (Ok(out), Ok(err)) => ([pty.slave, out, err], Session::Terminal, Some(pty.master)),
+                (Err(e), _) | (_, Err(e)) => return refuse(format!("terminal: {e}")),
+            }
+        } else {
+            match <[OwnedFd; 3]>::try_from(fds) {
+                Ok(stdio) => (stdio, Session::New, None),
+                Err(fds) => {
+                    return refuse(format!(
+                        "an exec without a tty takes three descriptors (stdin, stdout, stderr), not {}",
+                        fds.len()
+                    ));
+                }
+            }
+        };
+        match self.launcher.exec(&name, pid, command, stdio, session) {
+            Ok(child) => {
+                if let Some(server) = self.api.as_mut() {
+                    server.execs.insert(child.pid, conn);
+                    if let Some(c) = server.conn(conn) {
+                        c.exec = Some(child.pid);
+                    }
+                }
+                let reply = Reply {
+                    pid: Some(child.pid.as_raw() as u32),
+                    ..Reply::ok()
+                };
+                (reply, terminal)
+            }
+            Err(e) => {
+                let reply = Reply {
+                    exit_code: Some(e.exit_code()),
+                    ..Reply::error(format!("exec in {name}: {e}"))
+                };
+                (reply, None)
+            }
+        }
+    }
+
+    /// An exec ended: its connection hears how.
+    pub(super) fn exec_exited(&mut self, conn: u64, exit_code: i32) {
+        if let Some(c) = self.api.as_mut().and_then(|s| s.conn(conn)) {
+            c.exec = None;
+            let reply = Reply {
+                exit_code: Some(exit_code),
+                ..Reply::ok()
+            };
+            send(c, &reply, None);
+        }
+    }
+
+    /// A container run ended (its output drained): whoever follows its
+    /// log hears so.
+    pub(super) fn log_ended(&mut self, container: &str) {
+        let Some(server) = self.api.as_mut() else {
+            return;
+        };
+        for c in server.conns.iter_mut() {
+            if c.following
+                .as_ref()
+                .is_some_and(|(name, _)| name == container)
+            {
+                c.following = None;
+                let reply = Reply {
+                    ended: Some(true),
+                    ..Reply::ok()
+                };
+                send(c, &reply, None);
+            }
         }
     }
 
     /// Sends watching connections the events recorded since, and drops
-    /// closed connections.
+    /// closed connections; an exec whose client went away is killed.
     pub(super) fn feed_watchers(&mut self) {
-        let recorded = self.events.recorded();
         let Some(server) = self.api.as_mut() else {
             return;
         };
+        let total = self.events.total();
         for conn in server.conns.iter_mut() {
             if let Some(sent) = conn.watching {
-                for record in &recorded[sent.min(recorded.len())..] {
+                for record in self.events.since(sent) {
                     let reply = Reply {
                         event: Some(record.clone()),
                         ..Reply::ok()
                     };
-                    send(conn, &reply);
+                    send(conn, &reply, None);
                 }
-                conn.watching = Some(recorded.len());
+                conn.watching = Some(total);
+            }
+        }
+        for conn in server.conns.iter().filter(|c| c.closed) {
+            if let Some(pid) = conn.exec {
+                // Reaped as usual; nobody is told.
+                let _ = kill(pid, NixSignal::SIGKILL);
             }
         }
         server.conns.retain(|c| !c.closed);

@@ -2,6 +2,7 @@
 //! Killing, Unhealthy, Failed, ...), kept as JSON lines in the pod's run
 //! directory for `podrun events`, beside the lines `up` prints.
 
+use std::collections::VecDeque;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -11,6 +12,10 @@ use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub const EVENTS_FILE: &str = "events.jsonl";
+
+/// The most recent events kept in memory for the API (a crash-looping pod
+/// records events for as long as it runs; the file keeps them all).
+const KEPT: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,8 +34,10 @@ pub struct Record {
 /// fatal.
 pub struct Recorder {
     file: Option<fs::File>,
-    /// Every event so far, for the API's watchers.
-    recorded: Vec<Record>,
+    /// The latest events, for the API's watchers.
+    kept: VecDeque<Record>,
+    /// How many events were recorded in all.
+    total: usize,
 }
 
 impl Recorder {
@@ -43,12 +50,21 @@ impl Recorder {
             .ok();
         Recorder {
             file,
-            recorded: Vec::new(),
+            kept: VecDeque::new(),
+            total: 0,
         }
     }
 
-    pub fn recorded(&self) -> &[Record] {
-        &self.recorded
+    /// How many events were recorded in all (a watcher's position).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The kept events from position `from` on (the oldest kept when
+    /// `from` is older).
+    pub fn since(&self, from: usize) -> impl Iterator<Item = &Record> {
+        let first = self.total - self.kept.len();
+        self.kept.iter().skip(from.saturating_sub(first))
     }
 
     pub fn record(&mut self, warning: bool, reason: &str, object: String, message: String) {
@@ -72,7 +88,11 @@ impl Recorder {
                 tracing::warn!("events: {e}");
             }
         }
-        self.recorded.push(record);
+        if self.kept.len() == KEPT {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(record);
+        self.total += 1;
     }
 }
 
@@ -83,4 +103,28 @@ pub fn read(run_dir: &Path) -> Vec<Record> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_latest_and_counts_all() {
+        let dir = std::env::temp_dir().join(format!("podrun-events-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut r = Recorder::open(&dir);
+        for i in 0..KEPT + 5 {
+            r.record(false, "Started", "pod/p".to_owned(), i.to_string());
+        }
+        assert_eq!(r.total(), KEPT + 5);
+        let first: Vec<_> = r.since(0).map(|e| e.message.clone()).collect();
+        assert_eq!(first.len(), KEPT);
+        assert_eq!(first[0], "5");
+        let last: Vec<_> = r.since(KEPT + 3).map(|e| e.message.clone()).collect();
+        assert_eq!(last, [(KEPT + 3).to_string(), (KEPT + 4).to_string()]);
+        assert_eq!(r.since(KEPT + 5).count(), 0);
+        assert_eq!(read(&dir).len(), KEPT + 5);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

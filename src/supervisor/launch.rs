@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::libc;
 
@@ -18,7 +18,7 @@ use crate::container::spawn::{self, Child, Command, Isolation, SpawnError};
 use crate::lifecycle::{Hook, ProbeKind};
 use crate::manifest::Pod;
 use crate::plan::Plan;
-use crate::probe::check::{self, ExecAs, Running};
+use crate::probe::check::{self, ExecAs, ExecError, Running, Session};
 use crate::probe::{Handler, Timing};
 use crate::sandbox::cgroup::PodCgroup;
 use crate::sandbox::namespaces::{self, Kind};
@@ -113,15 +113,38 @@ impl Launcher<'_> {
     }
 
     /// Runs `argv` in the running container `name` (main process `pid`),
-    /// as that container runs.
+    /// as that container runs, with its output to a pipe (a check).
     pub fn exec_check(&self, name: &str, pid: u32, argv: &[String]) -> Result<Running, String> {
+        self.as_container(name, |cgroup, how| check::exec_in(pid, cgroup, argv, how))
+    }
+
+    /// Runs `argv` in the running container `name` (main process `pid`),
+    /// as that container runs, with the given standard streams (an exec
+    /// over the API).
+    pub fn exec(
+        &self,
+        name: &str,
+        pid: u32,
+        argv: &[String],
+        stdio: [OwnedFd; 3],
+        session: Session,
+    ) -> Result<Child, ExecError> {
+        self.as_container(name, |cgroup, how| {
+            check::exec_with(pid, cgroup, argv, how, stdio, session)
+        })
+    }
+
+    /// Calls `f` with the container's cgroup and how its processes run.
+    fn as_container<T, E: From<String>>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Path, &ExecAs) -> Result<T, E>,
+    ) -> Result<T, E> {
         let c = self.manifest_container(name)?;
         let cfg = config::config(&self.facts(), c).map_err(|e| e.to_string())?;
         let cgroup = self.cgroup.container(name).map_err(|e| e.to_string())?;
-        check::exec_in(
-            pid,
+        f(
             cgroup.dir(),
-            argv,
             &ExecAs {
                 env: &cfg.env,
                 cwd: &cfg.cwd,
@@ -234,6 +257,7 @@ impl Launcher<'_> {
             caps: Some((cfg.caps, self.last_cap)),
             no_new_privs: cfg.no_new_privs,
             new_session: true,
+            controlling_tty: false,
             pid_namespace,
         };
         Ok(match spawn::spawn(&cmd, &iso) {

@@ -28,7 +28,7 @@ use nix::unistd::{Pid, pipe2, read};
 
 use crate::lifecycle::{
     Action, Engine, Event, ExitStatus, Hook, LifecycleError, Phase, PodModel, ProbeKind, Signal,
-    Time, Timer,
+    Time, Timer, TimerKind,
 };
 use crate::manifest::Pod;
 use crate::plan::Plan;
@@ -461,7 +461,12 @@ impl Supervisor<'_> {
                     tracing::warn!("{e}");
                 }
             }
-            Action::ArmTimer { at, timer } => self.arm(at, Due::Engine(timer)),
+            Action::ArmTimer { at, timer } => {
+                if let TimerKind::Backoff(container) = &timer.kind {
+                    self.backing_off(container);
+                }
+                self.arm(at, Due::Engine(timer));
+            }
             Action::Finished { phase } => self.finished = Some(phase),
             Action::RunHook {
                 container,
@@ -546,6 +551,32 @@ impl Supervisor<'_> {
                     message,
                 });
             }
+        }
+    }
+
+    /// A container waits to restart: in CrashLoopBackOff, the kubelet's
+    /// BackOff warning (a retried CreateContainerError is not a back-off).
+    fn backing_off(&mut self, container: &str) {
+        let status = self.engine.status();
+        let crash_looping = status
+            .init_container_statuses
+            .iter()
+            .chain(status.container_statuses.iter())
+            .flatten()
+            .filter(|c| c.name == container)
+            .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+            .any(|r| r == "CrashLoopBackOff");
+        if crash_looping {
+            eprintln!("{container}: BackOff");
+            self.events.record(
+                true,
+                "BackOff",
+                format!("spec.containers{{{container}}}"),
+                format!(
+                    "Back-off restarting failed container {container} in pod {}_{}({})",
+                    self.state.name, self.state.namespace, self.state.uid
+                ),
+            );
         }
     }
 
@@ -677,6 +708,14 @@ impl Supervisor<'_> {
                 WaitStatus::Signaled(pid, sig, _) => (pid, ExitStatus::Signal(sig as i32)),
                 _ => continue,
             };
+            if let Some(conn) = self.api.as_mut().and_then(|s| s.exec_ended(pid)) {
+                let code = match exit {
+                    ExitStatus::Code(code) => code,
+                    ExitStatus::Signal(sig) => 128 + sig,
+                };
+                self.exec_exited(conn, code);
+                continue;
+            }
             if self.check_exited(pid, exit == ExitStatus::Code(0)) {
                 continue;
             }
@@ -711,6 +750,7 @@ impl Supervisor<'_> {
             for i in eof.into_iter().rev() {
                 self.pipes.remove(i);
             }
+            self.log_ended(&name);
             let oom_killed = self
                 .launcher
                 .cgroup

@@ -28,6 +28,40 @@ pub enum StateError {
     },
 }
 
+/// A `logs` or `exec` that names no container of the pod, or one in no
+/// state for it (as kubectl words it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "a container name must be specified for pod {pod}, choose one of: [{apps}] or one of the init containers: [{inits}]"
+    )]
+    Ambiguous {
+        pod: String,
+        apps: String,
+        inits: String,
+    },
+    #[error("container {container} is not valid for pod {pod}")]
+    Unknown { pod: String, container: String },
+    #[error("container {container:?} in pod {pod:?} is waiting to start")]
+    Waiting { pod: String, container: String },
+    #[error("previous terminated container {container:?} in pod {pod:?} not found")]
+    NoPrevious { pod: String, container: String },
+    #[error("container {container:?} in pod {pod:?} is not running")]
+    NotRunning { pod: String, container: String },
+    #[error("pod {0:?} has no containers")]
+    Empty(String),
+}
+
+/// A container run's log file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub container: String,
+    pub restart_count: u32,
+    pub path: PathBuf,
+    /// That run is the current one and still running.
+    pub running: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerState {
@@ -107,6 +141,89 @@ impl State {
         fs::rename(&tmp, &path).map_err(|source| StateError::Io { path, source })
     }
 
+    fn init_names(&self) -> impl Iterator<Item = &str> {
+        self.status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .map(|s| s.name.as_str())
+    }
+
+    /// The container a `logs` means: the one named, or the only app.
+    fn named(&self, container: Option<&str>) -> Result<String, TargetError> {
+        let name = match container {
+            Some(c) => c.to_owned(),
+            None if self.apps.len() == 1 => self.apps[0].clone(),
+            None => {
+                return Err(TargetError::Ambiguous {
+                    pod: self.name.clone(),
+                    apps: self.apps.join(" "),
+                    inits: self.init_names().collect::<Vec<_>>().join(" "),
+                });
+            }
+        };
+        if self.apps.contains(&name) || self.init_names().any(|n| n == name) {
+            Ok(name)
+        } else {
+            Err(TargetError::Unknown {
+                pod: self.name.clone(),
+                container: name,
+            })
+        }
+    }
+
+    /// The log `podrun logs` reads: the container's current run, or the
+    /// one before it.
+    pub fn log_target(
+        &self,
+        container: Option<&str>,
+        previous: bool,
+    ) -> Result<LogTarget, TargetError> {
+        let name = self.named(container)?;
+        let Some(run) = self.containers.get(&name) else {
+            return Err(TargetError::Waiting {
+                pod: self.name.clone(),
+                container: name,
+            });
+        };
+        let restart_count = if previous {
+            run.restart_count
+                .checked_sub(1)
+                .ok_or_else(|| TargetError::NoPrevious {
+                    pod: self.name.clone(),
+                    container: name.clone(),
+                })?
+        } else {
+            run.restart_count
+        };
+        Ok(LogTarget {
+            path: self.dirs.log_file(&name, restart_count),
+            running: !previous && run.pid.is_some() && !self.finished,
+            container: name,
+            restart_count,
+        })
+    }
+
+    /// The container `podrun exec` runs in (the first app when none is
+    /// named) and its main process.
+    pub fn exec_target(&self, container: Option<&str>) -> Result<(String, u32), TargetError> {
+        let name = match container {
+            Some(c) => self.named(Some(c))?,
+            None => self
+                .apps
+                .first()
+                .cloned()
+                .ok_or_else(|| TargetError::Empty(self.name.clone()))?,
+        };
+        match self.containers.get(&name).and_then(|c| c.pid) {
+            Some(pid) if !self.finished => Ok((name, pid)),
+            _ => Err(TargetError::NotRunning {
+                pod: self.name.clone(),
+                container: name,
+            }),
+        }
+    }
+
     pub fn load(name: &str) -> Result<State, StateError> {
         let path = PodDirs::state_file(name);
         load_from(name, &path)
@@ -163,6 +280,103 @@ pub fn start_time(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod(apps: &[&str], inits: &[&str], runs: &[(&str, Option<u32>, u32)]) -> State {
+        let statuses = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| k8s_openapi::api::core::v1::ContainerStatus {
+                    name: (*n).to_owned(),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        State {
+            name: "p".to_owned(),
+            namespace: "default".to_owned(),
+            uid: "u".to_owned(),
+            supervisor_pid: 1,
+            supervisor_start: 0,
+            dirs: PodDirs::new("p", "u"),
+            cgroup: PathBuf::from("/sys/fs/cgroup/podrun/u"),
+            limits: Limits {
+                enforced: true,
+                reason: None,
+            },
+            containers: runs
+                .iter()
+                .map(|(n, pid, restarts)| {
+                    let state = ContainerState {
+                        pid: *pid,
+                        restart_count: *restarts,
+                        log: PathBuf::new(),
+                    };
+                    ((*n).to_owned(), state)
+                })
+                .collect(),
+            sidecars: Vec::new(),
+            apps: apps.iter().map(|a| (*a).to_owned()).collect(),
+            volumes: BTreeMap::new(),
+            pod: None,
+            plan: None,
+            status: PodStatus {
+                init_container_statuses: Some(statuses(inits)),
+                container_statuses: Some(statuses(apps)),
+                ..Default::default()
+            },
+            finished: false,
+            torn_down: false,
+        }
+    }
+
+    #[test]
+    fn logs_and_exec_find_their_container_as_kubectl_does() {
+        let one = pod(&["app"], &["init"], &[("app", Some(10), 2), ("init", None, 0)]);
+        let current = one.log_target(None, false).unwrap();
+        assert_eq!(current.container, "app");
+        assert_eq!(current.restart_count, 2);
+        assert!(current.running);
+        assert_eq!(
+            current.path,
+            Path::new("/var/log/podrun/p_u/app/2.log"),
+            "the run's own file"
+        );
+        let previous = one.log_target(Some("app"), true).unwrap();
+        assert_eq!((previous.restart_count, previous.running), (1, false));
+        assert!(!one.log_target(Some("init"), false).unwrap().running);
+        assert_eq!(
+            one.log_target(Some("init"), true).unwrap_err().to_string(),
+            "previous terminated container \"init\" in pod \"p\" not found"
+        );
+        assert_eq!(
+            one.log_target(Some("nope"), false).unwrap_err().to_string(),
+            "container nope is not valid for pod p"
+        );
+        assert_eq!(one.exec_target(None).unwrap(), ("app".to_owned(), 10));
+        assert_eq!(
+            one.exec_target(Some("init")).unwrap_err().to_string(),
+            "container \"init\" in pod \"p\" is not running"
+        );
+
+        let two = pod(&["a", "b"], &["side"], &[("a", Some(1), 0)]);
+        assert_eq!(
+            two.log_target(None, false).unwrap_err().to_string(),
+            "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [side]"
+        );
+        assert_eq!(
+            two.log_target(Some("b"), false).unwrap_err().to_string(),
+            "container \"b\" in pod \"p\" is waiting to start"
+        );
+        assert_eq!(two.exec_target(None).unwrap(), ("a".to_owned(), 1));
+        let mut over = two.clone();
+        over.finished = true;
+        assert!(over.exec_target(None).is_err());
+        assert!(!over.log_target(Some("a"), false).unwrap().running);
+        assert_eq!(
+            pod(&[], &[], &[]).exec_target(None).unwrap_err().to_string(),
+            "pod \"p\" has no containers"
+        );
+    }
 
     #[test]
     fn this_process_has_a_start_time_and_a_dead_pid_none() {

@@ -1,0 +1,167 @@
+//! The client side of the socket API, as the CLI uses it: a request out
+//! with the descriptors it carries, replies in with theirs.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+
+use super::{MAX_REQUEST, Reply, SOCKET};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connecting to {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("talking to the pod's supervisor: {0}")]
+    Io(Errno),
+    #[error("the pod's supervisor sent what is not a reply: {0}")]
+    Decode(String),
+}
+
+pub struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+impl Client {
+    /// Connects to the socket in a pod's run directory.
+    pub fn connect(run_dir: &Path) -> Result<Client, ClientError> {
+        let path = run_dir.join(SOCKET);
+        let stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+            fds: Vec::new(),
+        })
+    }
+
+    /// What to poll for replies.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// Sends a request line with `fds` attached.
+    pub fn send(
+        &mut self,
+        request: &serde_json::Value,
+        fds: &[BorrowedFd],
+    ) -> Result<(), ClientError> {
+        let mut line = request.to_string().into_bytes();
+        line.push(b'\n');
+        let raw: Vec<_> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let rights = [ControlMessage::ScmRights(&raw)];
+        let mut sent = 0;
+        while sent < line.len() {
+            let cmsgs: &[ControlMessage] = if sent == 0 && !raw.is_empty() {
+                &rights
+            } else {
+                &[]
+            };
+            let iov = [IoSlice::new(&line[sent..])];
+            match sendmsg::<()>(
+                self.stream.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(n) => sent += n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(ClientError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next reply and the descriptors that came with it; `None` when
+    /// the supervisor closed the connection (the pod has ended).
+    pub fn reply(&mut self) -> Result<Option<(Reply, Vec<OwnedFd>)>, ClientError> {
+        loop {
+            if let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                let reply = serde_json::from_slice(&line)
+                    .map_err(|e| ClientError::Decode(e.to_string()))?;
+                return Ok(Some((reply, std::mem::take(&mut self.fds))));
+            }
+            if self.buf.len() > MAX_REQUEST * 16 {
+                return Err(ClientError::Decode(
+                    "a reply line without an end".to_owned(),
+                ));
+            }
+            let mut chunk = [0u8; 4096];
+            let mut space = nix::cmsg_space!([libc::c_int; 4]);
+            let mut iov = [IoSliceMut::new(&mut chunk)];
+            let msg = match recvmsg::<()>(
+                self.stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => msg,
+                Err(Errno::EINTR) => continue,
+                // A supervisor that exits with the connection open resets it.
+                Err(Errno::ECONNRESET) => return Ok(None),
+                Err(e) => return Err(ClientError::Io(e)),
+            };
+            for cmsg in msg.cmsgs().into_iter().flatten() {
+                if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                    // SAFETY: the kernel just gave this process the
+                    // descriptors; nothing else owns them.
+                    self.fds.extend(
+                        fds.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
+                }
+            }
+            let n = msg.bytes;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends a request and reads its reply; an error reply is an error.
+    pub fn call(
+        &mut self,
+        request: &serde_json::Value,
+        fds: &[BorrowedFd],
+    ) -> Result<(Reply, Vec<OwnedFd>), CallError> {
+        self.send(request, fds)?;
+        match self.reply()? {
+            Some((reply, fds)) if reply.ok => Ok((reply, fds)),
+            Some((reply, _)) => Err(CallError::Refused {
+                message: reply.error.unwrap_or_default(),
+                exit_code: reply.exit_code,
+            }),
+            None => Err(CallError::Gone),
+        }
+    }
+}
+
+/// A request that did not get an ok reply.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The supervisor's error reply (with an exit code for an exec that
+    /// could not start).
+    #[error("{message}")]
+    Refused {
+        message: String,
+        exit_code: Option<i32>,
+    },
+    #[error("the pod's supervisor closed the connection")]
+    Gone,
+}
