@@ -1,10 +1,11 @@
 //! Probes and lifecycle hooks: what to run (`Handler`, from the manifest)
 //! and when (`Timing`), and the checks themselves (`check`): an exec inside
-//! the container, or an HTTP GET or TCP connect from the pod's network
+//! the container, or an HTTP(S) GET or TCP connect from the pod's network
 //! namespace, each in a process of its own so that nothing slow holds the
 //! supervisor's loop.
 
 pub mod check;
+mod tls;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -26,8 +27,9 @@ pub enum ProbeError {
 pub enum Handler {
     /// A command run inside the container.
     Exec(Vec<String>),
-    /// An HTTP GET; success is a status in 200..=399.
+    /// An HTTP GET (HTTPS when `tls`); success is a status in 200..=399.
     Http {
+        tls: bool,
         host: String,
         port: u16,
         path: String,
@@ -82,19 +84,16 @@ fn http(
     get: &k8s_openapi::api::core::v1::HTTPGetAction,
     c: &Container,
 ) -> Result<Handler, ProbeError> {
-    if get
-        .scheme
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-    {
-        return Err(ProbeError::Unsupported("HTTPS httpGet"));
-    }
     let path = get
         .path
         .clone()
         .filter(|p| !p.is_empty())
         .unwrap_or_default();
     Ok(Handler::Http {
+        tls: get
+            .scheme
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https")),
         host: get
             .host
             .clone()
@@ -187,6 +186,7 @@ lifecycle: {preStop: {sleep: {seconds: 4}}}
         assert_eq!(
             Handler::of_probe(ready, &c).unwrap(),
             Handler::Http {
+                tls: false,
                 host: "127.0.0.1".to_owned(),
                 port: 8080,
                 path: "/healthz".to_owned(),
@@ -223,13 +223,46 @@ lifecycle: {preStop: {sleep: {seconds: 4}}}
     }
 
     #[test]
+    fn https_handlers() {
+        let c = container(
+            r#"
+name: web
+ports: [{name: tls, containerPort: 8443}]
+startupProbe: {httpGet: {port: tls, scheme: HTTPS, host: example.test}}
+lifecycle: {postStart: {httpGet: {port: 443, path: /start, scheme: https}}}
+"#,
+        );
+        assert_eq!(
+            Handler::of_probe(c.startup_probe.as_ref().unwrap(), &c).unwrap(),
+            Handler::Http {
+                tls: true,
+                host: "example.test".to_owned(),
+                port: 8443,
+                path: "/".to_owned(),
+                headers: vec![],
+            }
+        );
+        let post_start = c.lifecycle.as_ref().unwrap().post_start.as_ref().unwrap();
+        assert_eq!(
+            Handler::of_hook(post_start, &c).unwrap(),
+            Handler::Http {
+                tls: true,
+                host: "127.0.0.1".to_owned(),
+                port: 443,
+                path: "/start".to_owned(),
+                headers: vec![],
+            }
+        );
+    }
+
+    #[test]
     fn what_cannot_be_run_is_an_error() {
         let c = container(
             r#"
 name: web
 readinessProbe: {httpGet: {port: metrics}}
 livenessProbe: {grpc: {port: 9000}}
-startupProbe: {httpGet: {port: 443, scheme: HTTPS}}
+startupProbe: {tcpSocket: {port: 0}}
 "#,
         );
         let err = |p: &Option<Probe>| {
@@ -245,9 +278,6 @@ startupProbe: {httpGet: {port: 443, scheme: HTTPS}}
             err(&c.liveness_probe),
             "grpc handlers are not supported by podrun yet"
         );
-        assert_eq!(
-            err(&c.startup_probe),
-            "HTTPS httpGet handlers are not supported by podrun yet"
-        );
+        assert_eq!(err(&c.startup_probe), "port 0 is out of range");
     }
 }

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 
 use super::{Due, Supervisor, now};
 use crate::lifecycle::{Event, Hook, ProbeKind, Time};
-use crate::probe::check::{self, Running};
+use crate::probe::check::{self, HttpGet, Running};
 use crate::probe::{Handler, Timing};
 
 /// A probe of one container run, between StartProbe and StopProbe.
@@ -181,15 +181,29 @@ impl Supervisor<'_> {
                 None => Err("the container is not running".to_owned()),
             },
             Handler::Http {
+                tls,
                 host,
                 port,
                 path,
                 headers,
             } => {
-                let (host, port, path, headers) =
-                    (host.clone(), *port, path.clone(), headers.clone());
+                let (tls, host, port, path, headers) =
+                    (*tls, host.clone(), *port, path.clone(), headers.clone());
+                let hook = matches!(purpose, Purpose::Hook { .. });
                 check::network(self.launcher.net_ns().as_deref(), move || {
-                    check::http_get(&host, port, &path, &headers, timeout)
+                    let get = HttpGet {
+                        tls,
+                        host: &host,
+                        port,
+                        path: &path,
+                        headers: &headers,
+                        purpose: if hook { "lifecycle" } else { "probe" },
+                    };
+                    if hook {
+                        check::http_hook(&get, timeout)
+                    } else {
+                        check::http_get(&get, timeout)
+                    }
                 })
             }
             Handler::Tcp { host, port } => {
