@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use super::{Due, Supervisor, now};
 use crate::lifecycle::{Event, Hook, ProbeKind, Time};
 use crate::probe::check::{self, HttpGet, Running};
-use crate::probe::{Handler, Timing};
+use crate::probe::{Handler, Timing, grpc};
 
 /// A probe of one container run, between StartProbe and StopProbe.
 pub struct Worker {
@@ -210,6 +210,16 @@ impl Supervisor<'_> {
                 let (host, port) = (host.clone(), *port);
                 check::network(self.launcher.net_ns().as_deref(), move || {
                     check::tcp_connect(&host, port, timeout)
+                })
+            }
+            Handler::Grpc {
+                host,
+                port,
+                service,
+            } => {
+                let (host, port, service) = (host.clone(), *port, service.clone());
+                check::network(self.launcher.net_ns().as_deref(), move || {
+                    grpc::health(&host, port, &service, timeout)
                 })
             }
             Handler::Sleep { .. } => Err("a sleep handler is not a check".to_owned()),
