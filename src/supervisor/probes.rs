@@ -14,6 +14,10 @@ use crate::lifecycle::{Event, Hook, ProbeKind, Time};
 use crate::probe::check::{self, HttpGet, Running};
 use crate::probe::{Handler, Timing, grpc};
 
+/// How long past its timeout a network check may take to report that it
+/// timed out before it is killed.
+const NETWORK_CHECK_GRACE_MS: i64 = 500;
+
 /// A probe of one container run, between StartProbe and StopProbe.
 pub struct Worker {
     run: u64,
@@ -224,11 +228,18 @@ impl Supervisor<'_> {
             }
             Handler::Sleep { .. } => Err("a sleep handler is not a check".to_owned()),
         };
+        // A network check keeps its own time and says it ran out of it in
+        // the kubelet's words; killing it is only the backstop, a little
+        // later, for one stuck past its own deadline.
+        let grace = match handler {
+            Handler::Exec(_) => 0,
+            _ => NETWORK_CHECK_GRACE_MS,
+        };
         match started {
             Ok(running) => {
                 let pid = running.pid;
                 if let Some(ms) = timeout_ms {
-                    self.arm(now().plus_millis(ms), Due::CheckDeadline(pid));
+                    self.arm(now().plus_millis(ms + grace), Due::CheckDeadline(pid));
                 }
                 self.probes.checks.insert(
                     pid,
