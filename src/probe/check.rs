@@ -1,8 +1,8 @@
 //! Running one probe or hook check as a process of its own: an exec joins
 //! the container's namespaces and cgroup and runs as the container does; an
-//! HTTP GET or TCP connect is made by a fork of the supervisor inside the
-//! pod's network namespace. The supervisor reaps it, reads what it wrote
-//! and kills it at its deadline.
+//! HTTP(S) GET, a TCP connect or a gRPC health call (`super::grpc`) is made
+//! by a fork of the supervisor inside the pod's network namespace. The
+//! supervisor reaps it, reads what it wrote and kills it at its deadline.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
