@@ -1,8 +1,8 @@
 //! Running one probe or hook check as a process of its own: an exec joins
 //! the container's namespaces and cgroup and runs as the container does; an
-//! HTTP GET or TCP connect is made by a fork of the supervisor inside the
-//! pod's network namespace. The supervisor reaps it, reads what it wrote
-//! and kills it at its deadline.
+//! HTTP(S) GET, a TCP connect or a gRPC health call (`super::grpc`) is made
+//! by a fork of the supervisor inside the pod's network namespace. The
+//! supervisor reaps it, reads what it wrote and kills it at its deadline.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -223,91 +223,313 @@ pub fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<String, S
     connect(host, port, timeout).map(|_| String::new())
 }
 
-/// The kubelet's HTTP check: a GET answered with a status in 200..=399.
-pub fn http_get(
-    host: &str,
-    port: u16,
-    path: &str,
-    headers: &[(String, String)],
-    timeout: Duration,
-) -> Result<String, String> {
-    let url = format!("http://{host}:{port}{path}");
+/// The kubelet's version as its probes give it in their User-Agent.
+pub const KUBE_VERSION: &str = "1.37";
+
+/// An HTTP GET as the kubelet makes it for a probe or a hook.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpGet<'a> {
+    /// HTTPS: TLS without certificate verification, as the kubelet.
+    pub tls: bool,
+    pub host: &'a str,
+    pub port: u16,
+    pub path: &'a str,
+    pub headers: &'a [(String, String)],
+    /// The default User-Agent is `kube-<purpose>/<version>`: "probe" for
+    /// probes, "lifecycle" for hooks.
+    pub purpose: &'static str,
+}
+
+impl HttpGet<'_> {
+    fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
+
+    /// The request's head: the user's headers, with the kubelet's
+    /// User-Agent and Accept unless they set their own (an empty Accept
+    /// removes it), and their Host, if any, as the only Host.
+    fn request(&self) -> String {
+        let has = |name: &str| {
+            self.headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        let host = self
+            .headers
+            .iter()
+            .find(|(n, v)| n.eq_ignore_ascii_case("host") && !v.is_empty())
+            .map_or_else(
+                || format!("{}:{}", self.host, self.port),
+                |(_, v)| v.clone(),
+            );
+        let mut request = format!("GET {} HTTP/1.1\r\nHost: {host}\r\n", self.path);
+        if !has("user-agent") {
+            request.push_str(&format!(
+                "User-Agent: kube-{}/{KUBE_VERSION}\r\n",
+                self.purpose
+            ));
+        }
+        if !has("accept") {
+            request.push_str("Accept: */*\r\n");
+        }
+        for (name, value) in self.headers {
+            let dropped = name.eq_ignore_ascii_case("host")
+                || (name.eq_ignore_ascii_case("accept") && value.is_empty());
+            if !dropped {
+                request.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        request.push_str("Connection: close\r\n\r\n");
+        request
+    }
+}
+
+/// A read or write that ran past the socket's timeout.
+pub fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Why an HTTP GET got no status, in Go's words where the kubelet's
+/// client has them.
+#[derive(Debug, thiserror::Error)]
+enum GetError {
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    Tls(#[from] super::tls::TlsError),
+    #[error("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")]
+    Timeout,
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("malformed HTTP response")]
+    Malformed,
+}
+
+impl From<std::io::Error> for GetError {
+    fn from(e: std::io::Error) -> GetError {
+        if is_timeout(&e) {
+            GetError::Timeout
+        } else {
+            GetError::Io(e)
+        }
+    }
+}
+
+/// Sends the GET and reads the status line of its answer.
+fn status(get: &HttpGet, timeout: Duration) -> Result<u16, GetError> {
     let deadline = Instant::now() + timeout;
-    let fail = |what: String| format!("Get {url:?}: {what}");
-    let mut stream = connect(host, port, timeout).map_err(fail)?;
     let left = || {
         deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     };
-    let _ = stream.set_write_timeout(Some(left()));
-    let mut request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\nAccept: */*\r\nConnection: close\r\n"
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
+    let tcp = connect(get.host, get.port, timeout).map_err(GetError::Connect)?;
+    // A second handle on the socket, to set its timeouts under TLS.
+    let socket = tcp.try_clone()?;
+    let _ = socket.set_write_timeout(Some(left()));
+    let _ = socket.set_read_timeout(Some(left()));
+    let mut stream: Box<dyn ReadWrite> = if get.tls {
+        match super::tls::connect(tcp, get.host) {
+            Ok(tls) => Box::new(tls),
+            Err(e) if e.timed_out() => return Err(GetError::Timeout),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        Box::new(tcp)
+    };
+    let _ = socket.set_write_timeout(Some(left()));
+    stream.write_all(get.request().as_bytes())?;
+    stream.flush()?;
     let mut response = Vec::new();
     let mut buf = [0u8; 1024];
     while !response.windows(2).any(|w| w == b"\r\n") && response.len() < MAX_OUTPUT {
-        let _ = stream.set_read_timeout(Some(left()));
+        let _ = socket.set_read_timeout(Some(left()));
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => response.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(fail(e.to_string())),
+            Err(e) => return Err(e.into()),
         }
     }
-    let text = String::from_utf8_lossy(&response);
-    let code: u16 = text
+    String::from_utf8_lossy(&response)
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| fail("malformed HTTP response".to_owned()))?;
-    if (200..400).contains(&code) {
-        Ok(format!("HTTP probe succeeded with statuscode: {code}"))
-    } else {
-        Err(format!("HTTP probe failed with statuscode: {code}"))
+        .ok_or(GetError::Malformed)
+}
+
+fn judge(get: &HttpGet, status: Result<u16, GetError>) -> Result<String, String> {
+    match status {
+        Ok(code) if (200..400).contains(&code) => {
+            Ok(format!("HTTP probe succeeded with statuscode: {code}"))
+        }
+        Ok(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
+        Err(e) => Err(format!("Get {:?}: {e}", get.url())),
     }
 }
+
+/// The kubelet's HTTP check: a GET answered with a status in 200..=399.
+/// Redirects are not followed: a 3xx is a success, as the kubelet's
+/// result for a redirect it does not follow.
+pub fn http_get(get: &HttpGet, timeout: Duration) -> Result<String, String> {
+    judge(get, status(get, timeout))
+}
+
+/// The kubelet's HTTP hook: an HTTPS request that a plain HTTP server
+/// answered is made again over HTTP, without its Authorization header (its
+/// fallback for hooks written when it ignored the scheme).
+pub fn http_hook(get: &HttpGet, timeout: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    match status(get, timeout) {
+        Err(GetError::Tls(super::tls::TlsError::PlainHttp)) => {
+            let headers: Vec<_> = get
+                .headers
+                .iter()
+                .filter(|(n, _)| !n.eq_ignore_ascii_case("authorization"))
+                .cloned()
+                .collect();
+            let plain = HttpGet {
+                tls: false,
+                headers: &headers,
+                ..*get
+            };
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            judge(&plain, status(&plain, left))
+        }
+        other => judge(get, other),
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::sync::mpsc;
 
-    fn serve(status: &'static str) -> u16 {
+    /// A server answering one request with `status`; it sends the
+    /// request's head on the channel.
+    fn serve(status: &'static str) -> (u16, mpsc::Receiver<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             if let Ok((mut s, _)) = listener.accept() {
+                let mut request = Vec::new();
                 let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf);
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let _ = s.write_all(
                     format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
                 );
+                let _ = tx.send(String::from_utf8_lossy(&request).into_owned());
             }
         });
-        port
+        (port, rx)
+    }
+
+    fn get<'a>(port: u16, path: &'a str, headers: &'a [(String, String)]) -> HttpGet<'a> {
+        HttpGet {
+            tls: false,
+            host: "127.0.0.1",
+            port,
+            path,
+            headers,
+            purpose: "probe",
+        }
     }
 
     #[test]
     fn http_status_decides() {
         let t = Duration::from_secs(2);
-        let ok = serve("204 No Content");
+        let (ok, _) = serve("204 No Content");
         assert_eq!(
-            http_get("127.0.0.1", ok, "/", &[], t).unwrap(),
+            http_get(&get(ok, "/", &[]), t).unwrap(),
             "HTTP probe succeeded with statuscode: 204"
         );
-        let bad = serve("503 Service Unavailable");
+        let (bad, _) = serve("503 Service Unavailable");
         assert_eq!(
-            http_get("127.0.0.1", bad, "/healthz", &[], t).unwrap_err(),
+            http_get(&get(bad, "/healthz", &[]), t).unwrap_err(),
             "HTTP probe failed with statuscode: 503"
         );
+    }
+
+    #[test]
+    fn the_request_carries_the_kubelets_headers_unless_the_user_sets_them() {
+        let t = Duration::from_secs(2);
+        let (port, rx) = serve("200 OK");
+        http_get(&get(port, "/a", &[]), t).unwrap();
+        let head = rx.recv().unwrap();
+        let lines: Vec<&str> = head.lines().collect();
+        assert_eq!(
+            lines[..5],
+            [
+                "GET /a HTTP/1.1",
+                &format!("Host: 127.0.0.1:{port}"),
+                "User-Agent: kube-probe/1.37",
+                "Accept: */*",
+                "Connection: close",
+            ]
+        );
+
+        let own = [
+            ("host".to_owned(), "example.test".to_owned()),
+            ("User-Agent".to_owned(), "mine".to_owned()),
+            ("Accept".to_owned(), String::new()),
+            ("X-A".to_owned(), "b".to_owned()),
+        ];
+        let (port, rx) = serve("200 OK");
+        http_get(&get(port, "/", &own), t).unwrap();
+        let head = rx.recv().unwrap();
+        let lines: Vec<&str> = head.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines,
+            [
+                "GET / HTTP/1.1",
+                "Host: example.test",
+                "User-Agent: mine",
+                "X-A: b",
+                "Connection: close",
+            ]
+        );
+
+        let (port, rx) = serve("200 OK");
+        let hook = HttpGet {
+            purpose: "lifecycle",
+            ..get(port, "/", &[])
+        };
+        http_hook(&hook, t).unwrap();
+        assert!(
+            rx.recv()
+                .unwrap()
+                .contains("\r\nUser-Agent: kube-lifecycle/1.37\r\n")
+        );
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_times_out_as_gos_client_says() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let err = http_get(&get(port, "/", &[]), Duration::from_millis(300)).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "Get \"http://127.0.0.1:{port}/\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            )
+        );
+        drop(listener);
     }
 
     #[test]
@@ -323,10 +545,11 @@ mod tests {
                 .starts_with("dial tcp 127.0.0.1:")
         );
         assert!(
-            http_get("127.0.0.1", port, "/", &[], t)
+            http_get(&get(port, "/", &[]), t)
                 .unwrap_err()
                 .starts_with(&format!("Get \"http://127.0.0.1:{port}/\": dial tcp"))
         );
-        assert_eq!(tcp_connect("127.0.0.1", serve("200 OK"), t).unwrap(), "");
+        let (open, _) = serve("200 OK");
+        assert_eq!(tcp_connect("127.0.0.1", open, t).unwrap(), "");
     }
 }

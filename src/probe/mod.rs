@@ -1,10 +1,12 @@
 //! Probes and lifecycle hooks: what to run (`Handler`, from the manifest)
 //! and when (`Timing`), and the checks themselves (`check`): an exec inside
-//! the container, or an HTTP GET or TCP connect from the pod's network
-//! namespace, each in a process of its own so that nothing slow holds the
-//! supervisor's loop.
+//! the container, or an HTTP(S) GET, TCP connect or gRPC health check from
+//! the pod's network namespace, each in a process of its own so that
+//! nothing slow holds the supervisor's loop.
 
 pub mod check;
+pub mod grpc;
+mod tls;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -15,8 +17,6 @@ pub enum ProbeError {
     NoSuchPort(String),
     #[error("port {0} is out of range")]
     BadPort(i32),
-    #[error("{0} handlers are not supported by podrun yet")]
-    Unsupported(&'static str),
     #[error("the handler has no action")]
     Empty,
 }
@@ -26,8 +26,9 @@ pub enum ProbeError {
 pub enum Handler {
     /// A command run inside the container.
     Exec(Vec<String>),
-    /// An HTTP GET; success is a status in 200..=399.
+    /// An HTTP GET (HTTPS when `tls`); success is a status in 200..=399.
     Http {
+        tls: bool,
         host: String,
         port: u16,
         path: String,
@@ -35,6 +36,12 @@ pub enum Handler {
     },
     /// A TCP connection that opens.
     Tcp { host: String, port: u16 },
+    /// A grpc.health.v1.Health/Check call answered SERVING.
+    Grpc {
+        host: String,
+        port: u16,
+        service: String,
+    },
     /// A hook that only waits.
     Sleep { seconds: i64 },
 }
@@ -58,6 +65,13 @@ impl Timing {
     }
 }
 
+fn port_number(number: i32) -> Result<u16, ProbeError> {
+    u16::try_from(number)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(ProbeError::BadPort(number))
+}
+
 fn port(p: &IntOrString, c: &Container) -> Result<u16, ProbeError> {
     let number = match p {
         IntOrString::Int(n) => *n,
@@ -69,10 +83,7 @@ fn port(p: &IntOrString, c: &Container) -> Result<u16, ProbeError> {
             .map(|cp| cp.container_port)
             .ok_or_else(|| ProbeError::NoSuchPort(name.clone()))?,
     };
-    u16::try_from(number)
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or(ProbeError::BadPort(number))
+    port_number(number)
 }
 
 /// The pod's own address, from inside its network namespace.
@@ -82,19 +93,16 @@ fn http(
     get: &k8s_openapi::api::core::v1::HTTPGetAction,
     c: &Container,
 ) -> Result<Handler, ProbeError> {
-    if get
-        .scheme
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-    {
-        return Err(ProbeError::Unsupported("HTTPS httpGet"));
-    }
     let path = get
         .path
         .clone()
         .filter(|p| !p.is_empty())
         .unwrap_or_default();
     Ok(Handler::Http {
+        tls: get
+            .scheme
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https")),
         host: get
             .host
             .clone()
@@ -140,8 +148,13 @@ impl Handler {
         if let Some(t) = &p.tcp_socket {
             return tcp(t, c);
         }
-        if p.grpc.is_some() {
-            return Err(ProbeError::Unsupported("grpc"));
+        if let Some(g) = &p.grpc {
+            // The kubelet calls the pod's own address; there is no host.
+            return Ok(Handler::Grpc {
+                host: POD_HOST.to_owned(),
+                port: port_number(g.port)?,
+                service: g.service.clone().unwrap_or_default(),
+            });
         }
         Err(ProbeError::Empty)
     }
@@ -187,6 +200,7 @@ lifecycle: {preStop: {sleep: {seconds: 4}}}
         assert_eq!(
             Handler::of_probe(ready, &c).unwrap(),
             Handler::Http {
+                tls: false,
                 host: "127.0.0.1".to_owned(),
                 port: 8080,
                 path: "/healthz".to_owned(),
@@ -223,13 +237,64 @@ lifecycle: {preStop: {sleep: {seconds: 4}}}
     }
 
     #[test]
+    fn https_and_grpc_handlers() {
+        let c = container(
+            r#"
+name: web
+ports: [{name: tls, containerPort: 8443}]
+readinessProbe: {grpc: {port: 9000}}
+livenessProbe: {grpc: {port: 9001, service: db}}
+startupProbe: {httpGet: {port: tls, scheme: HTTPS, host: example.test}}
+lifecycle: {postStart: {httpGet: {port: 443, path: /start, scheme: https}}}
+"#,
+        );
+        assert_eq!(
+            Handler::of_probe(c.readiness_probe.as_ref().unwrap(), &c).unwrap(),
+            Handler::Grpc {
+                host: "127.0.0.1".to_owned(),
+                port: 9000,
+                service: String::new(),
+            }
+        );
+        assert_eq!(
+            Handler::of_probe(c.liveness_probe.as_ref().unwrap(), &c).unwrap(),
+            Handler::Grpc {
+                host: "127.0.0.1".to_owned(),
+                port: 9001,
+                service: "db".to_owned(),
+            }
+        );
+        assert_eq!(
+            Handler::of_probe(c.startup_probe.as_ref().unwrap(), &c).unwrap(),
+            Handler::Http {
+                tls: true,
+                host: "example.test".to_owned(),
+                port: 8443,
+                path: "/".to_owned(),
+                headers: vec![],
+            }
+        );
+        let post_start = c.lifecycle.as_ref().unwrap().post_start.as_ref().unwrap();
+        assert_eq!(
+            Handler::of_hook(post_start, &c).unwrap(),
+            Handler::Http {
+                tls: true,
+                host: "127.0.0.1".to_owned(),
+                port: 443,
+                path: "/start".to_owned(),
+                headers: vec![],
+            }
+        );
+    }
+
+    #[test]
     fn what_cannot_be_run_is_an_error() {
         let c = container(
             r#"
 name: web
 readinessProbe: {httpGet: {port: metrics}}
-livenessProbe: {grpc: {port: 9000}}
-startupProbe: {httpGet: {port: 443, scheme: HTTPS}}
+livenessProbe: {grpc: {port: 70000}}
+startupProbe: {tcpSocket: {port: 0}}
 "#,
         );
         let err = |p: &Option<Probe>| {
@@ -241,13 +306,12 @@ startupProbe: {httpGet: {port: 443, scheme: HTTPS}}
             err(&c.readiness_probe),
             "no port named \"metrics\" in the container's ports"
         );
+        assert_eq!(err(&c.liveness_probe), "port 70000 is out of range");
+        assert_eq!(err(&c.startup_probe), "port 0 is out of range");
+        let empty: Probe = serde_saphyr::from_str("periodSeconds: 1").unwrap();
         assert_eq!(
-            err(&c.liveness_probe),
-            "grpc handlers are not supported by podrun yet"
-        );
-        assert_eq!(
-            err(&c.startup_probe),
-            "HTTPS httpGet handlers are not supported by podrun yet"
+            Handler::of_probe(&empty, &c).unwrap_err(),
+            ProbeError::Empty
         );
     }
 }

@@ -11,8 +11,12 @@ use nix::unistd::Pid;
 
 use super::{Due, Supervisor, now};
 use crate::lifecycle::{Event, Hook, ProbeKind, Time};
-use crate::probe::check::{self, Running};
-use crate::probe::{Handler, Timing};
+use crate::probe::check::{self, HttpGet, Running};
+use crate::probe::{Handler, Timing, grpc};
+
+/// How long past its timeout a network check may take to report that it
+/// timed out before it is killed.
+const NETWORK_CHECK_GRACE_MS: i64 = 500;
 
 /// A probe of one container run, between StartProbe and StopProbe.
 pub struct Worker {
@@ -181,15 +185,29 @@ impl Supervisor<'_> {
                 None => Err("the container is not running".to_owned()),
             },
             Handler::Http {
+                tls,
                 host,
                 port,
                 path,
                 headers,
             } => {
-                let (host, port, path, headers) =
-                    (host.clone(), *port, path.clone(), headers.clone());
+                let (tls, host, port, path, headers) =
+                    (*tls, host.clone(), *port, path.clone(), headers.clone());
+                let hook = matches!(purpose, Purpose::Hook { .. });
                 check::network(self.launcher.net_ns().as_deref(), move || {
-                    check::http_get(&host, port, &path, &headers, timeout)
+                    let get = HttpGet {
+                        tls,
+                        host: &host,
+                        port,
+                        path: &path,
+                        headers: &headers,
+                        purpose: if hook { "lifecycle" } else { "probe" },
+                    };
+                    if hook {
+                        check::http_hook(&get, timeout)
+                    } else {
+                        check::http_get(&get, timeout)
+                    }
                 })
             }
             Handler::Tcp { host, port } => {
@@ -198,13 +216,30 @@ impl Supervisor<'_> {
                     check::tcp_connect(&host, port, timeout)
                 })
             }
+            Handler::Grpc {
+                host,
+                port,
+                service,
+            } => {
+                let (host, port, service) = (host.clone(), *port, service.clone());
+                check::network(self.launcher.net_ns().as_deref(), move || {
+                    grpc::health(&host, port, &service, timeout)
+                })
+            }
             Handler::Sleep { .. } => Err("a sleep handler is not a check".to_owned()),
+        };
+        // A network check keeps its own time and says it ran out of it in
+        // the kubelet's words; killing it is only the backstop, a little
+        // later, for one stuck past its own deadline.
+        let grace = match handler {
+            Handler::Exec(_) => 0,
+            _ => NETWORK_CHECK_GRACE_MS,
         };
         match started {
             Ok(running) => {
                 let pid = running.pid;
                 if let Some(ms) = timeout_ms {
-                    self.arm(now().plus_millis(ms), Due::CheckDeadline(pid));
+                    self.arm(now().plus_millis(ms + grace), Due::CheckDeadline(pid));
                 }
                 self.probes.checks.insert(
                     pid,

@@ -63,17 +63,19 @@ spec:
   - name: a
     image: nginx
     readinessProbe: {grpc: {port: 9000}}
+    livenessProbe: {httpGet: {port: admin, scheme: HTTPS}}
     lifecycle: {preStop: {sleep: {seconds: 1}}, postStart: {httpGet: {port: 443, scheme: HTTPS}}}
-  - {name: b, image: "rootfs:/", command: ["true"]}
+  - {name: b, image: "rootfs:/", command: ["true"], startupProbe: {grpc: {port: 9000, service: b}}}
 "#,
         )
         .unwrap()
         .pod;
+        // gRPC probes and HTTPS checks run: only the port and the image are
+        // refused.
         assert_eq!(
             unsupported(&pod),
             [
-                "container \"a\": readinessProbe: grpc handlers are not supported by podrun yet",
-                "container \"a\": lifecycle.postStart: HTTPS httpGet handlers are not supported by podrun yet",
+                "container \"a\": livenessProbe: no port named \"admin\" in the container's ports",
                 "container \"a\": image \"nginx\": podrun runs rootfs:DIR and rootfs:/ until its image store lands",
             ]
         );
