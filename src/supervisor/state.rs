@@ -331,7 +331,11 @@ mod tests {
 
     #[test]
     fn logs_and_exec_find_their_container_as_kubectl_does() {
-        let one = pod(&["app"], &["init"], &[("app", Some(10), 2), ("init", None, 0)]);
+        let one = pod(
+            &["app"],
+            &["init"],
+            &[("app", Some(10), 2), ("init", None, 0)],
+        );
         let current = one.log_target(None, false).unwrap();
         assert_eq!(current.container, "app");
         assert_eq!(current.restart_count, 2);
@@ -373,7 +377,10 @@ mod tests {
         assert!(over.exec_target(None).is_err());
         assert!(!over.log_target(Some("a"), false).unwrap().running);
         assert_eq!(
-            pod(&[], &[], &[]).exec_target(None).unwrap_err().to_string(),
+            pod(&[], &[], &[])
+                .exec_target(None)
+                .unwrap_err()
+                .to_string(),
             "pod \"p\" has no containers"
         );
     }
