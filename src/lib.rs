@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod container;
+pub mod image;
 pub mod lifecycle;
 pub mod manifest;
 pub mod plan;
