@@ -543,8 +543,11 @@ def tree(root, include_root=True):
 
 
 def store_trees():
-    """The trees of podrun's image store and layer cache."""
-    return {"images": tree(STORE), "layers": tree(LAYERS)}
+    """The trees of podrun's image store and layer cache, and the names in
+    /var/lib/podrun (where a staging directory could be left behind)."""
+    top = STORE.parent
+    names = sorted(os.listdir(top)) if top.is_dir() else None
+    return {"images": tree(STORE), "layers": tree(LAYERS), "top": names}
 
 
 def unpacked_layer(layer: Layer) -> Path:

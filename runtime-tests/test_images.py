@@ -125,6 +125,7 @@ def assert_store_unchanged(before, what):
     for part in ("images", "layers"):
         diff = tree_diff(before[part], after[part])
         assert not diff, f"{what} changed /var/lib/podrun/{part}:\n" + "\n".join(diff)
+    assert after["top"] == before["top"], f"{what} left something in /var/lib/podrun"
 
 
 def cgroup_dirs():
@@ -481,6 +482,7 @@ def refused_before_anything_is_created(tmp_path, pod, container, podrun):
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "podrun image import" in result.stderr, result.stderr
     assert not (RUN_ROOT / pod).exists()
+    assert not list(Path("/var/log/podrun").glob(f"{pod}_*"))
     assert cgroup_dirs() == cgroups
     assert_store_unchanged(before, "the refused pod")
     assert podrun("status", pod).returncode == 2
