@@ -551,13 +551,12 @@ def store_trees():
 
 
 def unpacked_layer(layer: Layer) -> Path:
-    """podrun's unpacked copy of `layer`: `/var/lib/podrun/layers/sha256/<hex>`
-    named by the layer's diff_id or by its blob digest (the two differ for a
-    compressed layer); exactly one of them must exist."""
-    candidates = {LAYERS / "sha256" / hex_of(d) for d in (layer.diff_id, layer.digest)}
-    found = [p for p in candidates if p.is_dir()]
-    assert len(found) == 1, f"podrun's unpacked layer: want one of {sorted(map(str, candidates))}, found {found}"
-    return found[0]
+    """The tree podrun unpacked `layer` into, the overlayfs lower its
+    containers use: `/var/lib/podrun/layers/sha256/<diff_id hex>/root`
+    (beside it, podrun's own `layer.json`)."""
+    root = LAYERS / "sha256" / hex_of(layer.diff_id) / "root"
+    assert root.is_dir(), f"podrun has no unpacked layer {layer.diff_id} (blob {layer.digest}): no {root}"
+    return root
 
 
 def tree_diff(before, after, limit=20):
