@@ -9,7 +9,7 @@
   a `../` path, a blob that is not what the manifest says (digest, size),
   a truncated gzip layer; and the two-layer image with whiteouts;
 - `oci-archive:` and `docker-archive:` files made from a layout by skopeo,
-  and a layout unpacked by umoci, the reference unpacker;
+  and an image's root filesystem unpacked by umoci, the reference unpacker;
 - `tree()`: everything about a directory tree that an unpacker or a store
   could change (paths, types, modes, owners, link targets, contents, hard
   link groups, device numbers, xattrs), to compare two trees or one tree
@@ -473,11 +473,13 @@ def docker_archive(image: Image, path) -> str:
     return f"docker-archive:{path}"
 
 
-def umoci_unpack(image: Image, bundle) -> Path:
-    """The image unpacked by umoci into the runtime bundle `bundle`; its
-    root filesystem (umoci's own files sit beside it, in the bundle)."""
-    _run("umoci", "unpack", "--image", f"{image.layout}:{image.ref}", bundle)
-    return Path(bundle) / "rootfs"
+def umoci_unpack(image: Image, rootfs) -> Path:
+    """The image's root filesystem as umoci unpacks it, into `rootfs`.
+    `umoci raw unpack`: the layers through the same unpacker as `umoci
+    unpack`, without the runtime bundle's config.json and mtree manifest
+    (hashing every file for the mtree takes a minute in the VM)."""
+    _run("umoci", "raw", "unpack", "--image", f"{image.layout}:{image.ref}", rootfs)
+    return Path(rootfs)
 
 
 # --- trees ----------------------------------------------------------------------
@@ -515,7 +517,9 @@ def tree(root, include_root=True):
     root = str(root)
     if not os.path.lexists(root):
         return None
-    out, inodes = {}, {}
+    # A hard link group is read once (the test image has 268 links to one
+    # busybox: hashing each would take minutes in the VM).
+    out, inodes, contents = {}, {}, {}
 
     def describe(path, rel):
         st = os.lstat(path)
@@ -524,7 +528,10 @@ def tree(root, include_root=True):
         if stat.S_ISLNK(st.st_mode):
             what.append(os.readlink(path))
         elif stat.S_ISREG(st.st_mode):
-            what.append(_digest_file(path))
+            inode = (st.st_dev, st.st_ino)
+            if inode not in contents:
+                contents[inode] = _digest_file(path)
+            what.append(contents[inode])
             if st.st_nlink > 1:
                 what.append("linked with " + inodes.setdefault((st.st_dev, st.st_ino), rel))
         elif kind in (stat.S_IFCHR, stat.S_IFBLK):

@@ -165,7 +165,7 @@ def test_build_test_image_is_deterministic_and_read_by_skopeo_and_umoci(tmp_path
     assert config.returncode == 0, config.stderr
     assert json.loads(config.stdout) == test_image.config
 
-    rootfs = umoci_unpack(test_image, tmp_path / "bundle")
+    rootfs = umoci_unpack(test_image, tmp_path / "rootfs")
     busybox = rootfs / "bin" / "busybox"
     assert busybox.read_bytes() == Path("/bin/busybox").read_bytes()
     assert oct(busybox.stat().st_mode & 0o7777) == "0o755"
@@ -322,7 +322,7 @@ def test_the_store_is_an_oci_layout_skopeo_reads(tmp_path, busybox_image, test_i
 def test_podruns_unpacked_layer_is_the_tree_umoci_unpacks(tmp_path, busybox_image, test_image):
     (layer,) = test_image.layers
     ours = tree(unpacked_layer(layer), include_root=False)
-    theirs = tree(umoci_unpack(test_image, tmp_path / "bundle"), include_root=False)
+    theirs = tree(umoci_unpack(test_image, tmp_path / "rootfs"), include_root=False)
     diff = tree_diff(theirs, ours)
     assert not diff, "podrun's unpacked layer (right) differs from umoci's rootfs (left):\n" + "\n".join(diff)
 
@@ -363,7 +363,7 @@ def test_whiteouts_across_two_layers_give_the_expected_tree_in_a_running_contain
     lower, upper = whiteout_layers()
     image = write_layout(tmp_path / "layout", [*test_image.layers, lower, upper], ref)
     # umoci, the reference, agrees on what the layers mean.
-    rootfs = umoci_unpack(image, tmp_path / "bundle")
+    rootfs = umoci_unpack(image, tmp_path / "rootfs")
     seen = sorted(
         "/" + str(p.relative_to(rootfs))
         for top in ("data", "opq")
