@@ -1,4 +1,5 @@
-"""Shared fixtures: the podrun binary under test, run as a user runs it.
+"""Shared fixtures: the podrun binary under test, run as a user runs it;
+the test image (scripts/build-test-image), built once and imported once.
 
 PODRUN_BIN names the binary (default: <repo>/target/release/podrun).
 PODRUN_IN_VM=1 says the tests run inside scripts/vm-test's VM (full cgroup v2).
@@ -11,6 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from images import build_test_image
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -68,3 +71,26 @@ def name(request):
     subprocess.run(
         [str(podrun_bin()), "rm", "--force", pod], capture_output=True, text=True, timeout=60
     )
+
+
+@pytest.fixture(scope="session")
+def test_image(tmp_path_factory):
+    """The test image (an `images.Image`): busybox-static in an OCI layout,
+    built once by scripts/build-test-image into a temporary directory."""
+    return build_test_image(tmp_path_factory.mktemp("test-image") / "layout")
+
+
+@pytest.fixture(scope="session")
+def busybox_image(test_image, podrun):
+    """The test image imported into podrun's store, under a name of this
+    session's own (`podrun.local/podrun-test-<hex>/busybox:1.35`) so that a
+    user's `podrun.local/busybox:1.35` is never replaced or removed. At the
+    end it is removed, and `podrun image prune` drops what no image uses
+    any more (a user's images keep theirs)."""
+    ref = f"podrun.local/podrun-test-{uuid.uuid4().hex[:12]}/busybox:1.35"
+    result = podrun("image", "import", test_image.source, ref, timeout=120)
+    assert result.returncode == 0, f"podrun image import {test_image.source} {ref}: {result.stderr}"
+    assert result.stdout.split() == [ref, test_image.manifest_digest], result.stdout
+    yield ref
+    podrun("image", "rm", ref)
+    podrun("image", "prune")

@@ -1,12 +1,14 @@
 """Running pods with `podrun up` from tests, and looking at what they leave.
 
-Pods run on `rootfs:/` (the host's own root, seen through each container's
-private mount namespace), so the host's tools (busybox, util-linux, python3)
-are there without an image store.
+Most pods run on `rootfs:/` (the host's own root, seen through each
+container's private mount namespace), so the host's tools (busybox,
+util-linux, python3) are there without an image store; `image_container`
+runs on an image from podrun's store instead (test_images.py).
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -22,6 +24,51 @@ def container(name, script, **extra):
     c = {"name": name, "image": "rootfs:/", "command": ["sh", "-c", script]}
     c.update(extra)
     return c
+
+
+def image_container(name, image, script=None, pull="IfNotPresent", **extra):
+    """A container on `image` from podrun's store, running `sh -c script`
+    (the image's own command when `script` is None); `pull` is its
+    imagePullPolicy (None: not set, the Kubernetes default applies)."""
+    c = {"name": name, "image": image}
+    if pull is not None:
+        c["imagePullPolicy"] = pull
+    if script is not None:
+        c["command"] = ["sh", "-c", script]
+    c.update(extra)
+    return c
+
+
+def root_overlay(pid: int) -> dict:
+    """The overlayfs mounted as the root of process `pid`, from its
+    mountinfo: {"lowerdir": [...] (top first), "upperdir": ..., "workdir": ...}."""
+    roots = []
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        if fields[4] == "/":
+            roots.append((fields[sep + 1], fields[sep + 3]))
+    assert roots, f"process {pid} has no mount at /"
+    fstype, options = roots[-1]
+    assert fstype == "overlay", f"the root of process {pid} is {fstype}, not overlay"
+    found = {"lowerdir": []}
+    for option in re.split(r"(?<!\\),", options):
+        key, _, value = option.partition("=")
+        if key == "lowerdir":
+            found["lowerdir"] += [unescape(p) for p in re.split(r"(?<!\\):", value)]
+        elif key == "lowerdir+":
+            found["lowerdir"].append(unescape(value))
+        elif key in ("upperdir", "workdir"):
+            found[key] = unescape(value)
+    found["lowerdir"] = [os.path.normpath(p) for p in found["lowerdir"]]
+    return found
+
+
+def unescape(path: str) -> str:
+    """A path as mountinfo shows it: octal escapes (\\040 for a space) and
+    overlayfs's backslash before , and :."""
+    path = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+    return re.sub(r"\\([,:\\])", r"\1", path)
 
 
 def manifest(name, containers, init=(), restart="Never", **spec):
