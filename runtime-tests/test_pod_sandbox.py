@@ -54,6 +54,29 @@ def test_containers_share_network_ipc_and_hostname(tmp_path, name):
     assert queues[0] not in host_queues
 
 
+def test_etc_hosts_hostname_and_resolv_conf_are_the_pods(tmp_path, name):
+    show = container("show", "cat /etc/hosts; echo ---; cat /etc/hostname; echo ---; cat /etc/resolv.conf")
+    pod = manifest(
+        name,
+        [show],
+        hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db", "db.internal"]}],
+        dnsPolicy="None",
+        dnsConfig={"nameservers": ["192.0.2.53"], "searches": ["corp.example"], "options": [{"name": "ndots", "value": "2"}]},
+    )
+    result = up(tmp_path, pod)
+    assert result.returncode == 0, result.stderr
+    hosts, hostname, resolv = "\n".join(output_of(result.stdout, "show")).split("\n---\n")
+    lines = hosts.splitlines()
+    assert lines[0] == "# Kubernetes-managed hosts file."
+    assert "127.0.0.1\tlocalhost" in lines
+    assert f"127.0.0.1\t{name}" in lines
+    assert lines[-1] == "10.1.2.3\tdb\tdb.internal"
+    assert hostname == name
+    assert resolv.splitlines() == ["search corp.example", "nameserver 192.0.2.53", "options ndots:2"]
+    # The host's own files are untouched.
+    assert "db.internal" not in Path("/etc/hosts").read_text()
+
+
 def test_an_empty_dir_is_shared_and_survives_a_restart(tmp_path, name):
     writer = container("writer", "echo from-writer > /mnt/a")
     reader = container(

@@ -107,7 +107,9 @@ INVALID = {
     "bad quantity": 'spec: {containers: [{name: c, image: "rootfs:/", resources: {limits: {memory: lots}}}]}',
     "probe on a regular init": 'spec: {initContainers: [{name: i, image: "rootfs:/", readinessProbe: {exec: {command: [x]}}}], containers: [{name: c, image: "rootfs:/"}]}',
     "yaml syntax": "spec: {containers: [",
-    "not runnable yet": "spec: {containers: [{name: c, image: nginx}]}",
+    "rootfs not absolute": 'spec: {containers: [{name: c, image: "rootfs:srv", command: [x]}]}',
+    "image to pull": "spec: {containers: [{name: c, image: nginx}]}",
+    "image not in the store": "spec: {containers: [{name: c, image: 'podrun.invalid/none:1', imagePullPolicy: Never}]}",
 }
 
 

@@ -46,6 +46,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
             "podrun up must run as root (it makes cgroups, namespaces and mounts)".to_owned(),
         ));
     }
+    let images = podrun::supervisor::images::refusals(&pod);
+    if !images.is_empty() {
+        return Err(Failure::Input(format!(
+            "pod {:?} cannot start:\n* {}",
+            pod.name,
+            images.join("\n* ")
+        )));
+    }
     let node = host::node_facts().context("reading this machine's facts")?;
     let settings = Settings {
         pod_pids_limit: args.pod_max_pids,

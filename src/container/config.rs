@@ -25,14 +25,47 @@ pub enum ConfigError {
     Volume(#[from] VolumeError),
     #[error("the container has no command and a rootfs image has no entrypoint")]
     NoCommand,
+    #[error("no command specified")]
+    NoImageCommand,
     #[error("container has runAsNonRoot and image will run as root")]
     RunAsRoot,
+    #[error(
+        "container has runAsNonRoot and image has non-numeric user ({0}), cannot verify user is non-root"
+    )]
+    NonNumericUser(String),
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoSuchUser(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    NoSuchGroup(String),
+    #[error("image {0:?} is not ready for this container")]
+    ImageNotReady(String),
     #[error("{kind} {name:?} not found")]
     NotFound { kind: &'static str, name: String },
     #[error("env {name:?}: {what} is not available in podrun")]
     Unavailable { name: String, what: String },
     #[error("volume {0:?} is not mounted in the pod")]
     UnknownVolume(String),
+}
+
+/// What an image's config says about running it: defaults under the
+/// container's own fields, as Kubernetes applies them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageDefaults {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `NAME=value` entries, in order.
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    /// `user`, `uid`, `user:group` or `uid:gid`.
+    pub user: Option<String>,
+}
+
+/// A container run's root from an image: its mounted root directory and
+/// the image's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRun {
+    pub rootfs: PathBuf,
+    pub defaults: ImageDefaults,
 }
 
 /// The pod-wide facts a container's configuration uses.
@@ -48,6 +81,9 @@ pub struct PodFacts<'a> {
     pub volumes: &'a BTreeMap<String, PathBuf>,
     /// Every capability the kernel has.
     pub all_caps: u64,
+    /// Files the pod gives each container (`/etc/hosts`, `/etc/hostname`,
+    /// `/etc/resolv.conf`): source on the host, path in the container.
+    pub etc_files: &'a [(PathBuf, String)],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +175,11 @@ fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
     ))
 }
 
-fn environment(f: &PodFacts, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
+fn environment(
+    f: &PodFacts,
+    c: &Container,
+    image: Option<&ImageDefaults>,
+) -> Result<Vec<(String, String)>, ConfigError> {
     let base = vec![
         ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
         // A hostNetwork pod has the node's hostname.
@@ -167,7 +207,25 @@ fn environment(f: &PodFacts, c: &Container) -> Result<Vec<(String, String)>, Con
             env.push((e.name.clone(), value));
         }
     }
-    Ok(resolve_env(&base, &env))
+    let mut out = resolve_env(&base, &env);
+    // The image's environment goes under the container's, as the runtime
+    // sets it (it is not there for `$(VAR)` expansion, which sees only the
+    // container's own variables): it replaces the defaults (PATH) and adds
+    // what the container does not set.
+    let mut at = base.len();
+    for (name, value) in image.map(|i| i.env.as_slice()).unwrap_or_default() {
+        if env.iter().any(|(k, _)| k == name) {
+            continue;
+        }
+        match out.iter_mut().find(|(k, _)| k == name) {
+            Some(entry) => entry.1 = value.clone(),
+            None => {
+                out.insert(at, (name.clone(), value.clone()));
+                at += 1;
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn missing_source(
@@ -214,32 +272,86 @@ fn member_groups(root: &Path, user: &str) -> Vec<i64> {
         .collect()
 }
 
-/// The container's identity: its own securityContext over the pod's. As
-/// containerd does, without `runAsGroup` the primary group is the user's
-/// in the root's `/etc/passwd`, and the groups listing the user in its
-/// `/etc/group` are added.
+/// A name's id in the root's `/etc/passwd` or `/etc/group` (field 3).
+fn id_of(root: &Path, file: &str, name: &str) -> Option<i64> {
+    let path = super::rootfs::secure_join(root, file).ok()?;
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 3 && f[0] == name)
+            .then(|| f[2].parse().ok())
+            .flatten()
+    })
+}
+
+/// An image's `User` (`user`, `uid`, `user:group`, `uid:gid`): the uid
+/// and the group it names, resolved in the image's root as the runtime
+/// resolves them.
+fn image_user(root: &Path, spec: &str) -> Result<(i64, Option<i64>), ConfigError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let uid = match user.parse() {
+        Ok(uid) => uid,
+        Err(_) => id_of(root, "/etc/passwd", user)
+            .ok_or_else(|| ConfigError::NoSuchUser(user.to_owned()))?,
+    };
+    let gid = match group {
+        None => None,
+        Some(g) => Some(match g.parse() {
+            Ok(gid) => gid,
+            Err(_) => id_of(root, "/etc/group", g)
+                .ok_or_else(|| ConfigError::NoSuchGroup(g.to_owned()))?,
+        }),
+    };
+    Ok((uid, gid))
+}
+
+/// The container's identity: its own securityContext over the pod's, over
+/// the image's `User`. As containerd does, without `runAsGroup` (or a group
+/// in the image's user) the primary group is the user's in the root's
+/// `/etc/passwd`, and the groups listing the user in its `/etc/group` are
+/// added.
 fn creds(
     root: &Path,
     pod: Option<&PodSecurityContext>,
     own: Option<&SecurityContext>,
+    image_user_spec: Option<&str>,
 ) -> Result<Creds, ConfigError> {
-    let uid = own
+    let run_as_user = own
         .and_then(|s| s.run_as_user)
-        .or(pod.and_then(|p| p.run_as_user))
-        .unwrap_or(0);
+        .or(pod.and_then(|p| p.run_as_user));
+    let non_root = own
+        .and_then(|s| s.run_as_non_root)
+        .or(pod.and_then(|p| p.run_as_non_root))
+        .unwrap_or(false);
+    let image_user_spec = image_user_spec.filter(|u| !u.is_empty());
+    if non_root && run_as_user.is_none() {
+        // The kubelet's check: a name cannot be verified before the
+        // container runs.
+        if let Some(spec) = image_user_spec {
+            let user = spec.split(':').next().unwrap_or_default();
+            if user.parse::<i64>().is_err() {
+                return Err(ConfigError::NonNumericUser(user.to_owned()));
+            }
+        }
+    }
+    let (image_uid, image_gid) = match (run_as_user, image_user_spec) {
+        (None, Some(spec)) => image_user(root, spec)?,
+        _ => (0, None),
+    };
+    let uid = run_as_user.unwrap_or(image_uid);
     let entry = passwd_entry(root, uid);
     let gid = own
         .and_then(|s| s.run_as_group)
         .or(pod.and_then(|p| p.run_as_group))
+        .or(image_gid)
         .or(entry.as_ref().map(|(_, gid)| *gid))
         .unwrap_or(0);
     let from_group_file = entry
         .map(|(name, _)| member_groups(root, &name))
         .unwrap_or_default();
-    let non_root = own
-        .and_then(|s| s.run_as_non_root)
-        .or(pod.and_then(|p| p.run_as_non_root))
-        .unwrap_or(false);
     if non_root && uid == 0 {
         return Err(ConfigError::RunAsRoot);
     }
@@ -296,42 +408,99 @@ fn mounts(
             target: m.mount_path.clone(),
             read_only: m.read_only == Some(true),
             propagation,
+            optional: false,
         });
     }
     Ok(out)
 }
 
-/// The configuration of one container of the pod.
-pub fn config(f: &PodFacts, c: &Container) -> Result<Config, ConfigError> {
-    let root = Root::from_image(c.image.as_deref().unwrap_or_default())?;
-    let env = environment(f, c)?;
+/// What the container runs, as Kubernetes combines its `command` and
+/// `args` with the image's Entrypoint and Cmd: `command` replaces the
+/// Entrypoint (and drops the Cmd), `args` replaces the Cmd.
+fn command_line(c: &Container, image: Option<&ImageDefaults>) -> Vec<String> {
+    let command = c.command.clone().unwrap_or_default();
+    let args = c.args.clone().unwrap_or_default();
+    let Some(image) = image else {
+        return command.into_iter().chain(args).collect();
+    };
+    match (command.is_empty(), args.is_empty()) {
+        (false, _) => command.into_iter().chain(args).collect(),
+        (true, false) => image.entrypoint.iter().cloned().chain(args).collect(),
+        (true, true) => image.entrypoint.iter().chain(&image.cmd).cloned().collect(),
+    }
+}
+
+/// The configuration of one container of the pod; `image` is its run's
+/// root when the container's image is one of the store's (not `rootfs:`).
+pub fn config(
+    f: &PodFacts,
+    c: &Container,
+    image: Option<&ImageRun>,
+) -> Result<Config, ConfigError> {
+    let name = c.image.as_deref().unwrap_or_default();
+    let root = match (Root::is_rootfs(name), image) {
+        (true, _) => Root::from_image(name)?,
+        (false, Some(run)) => Root::Dir(run.rootfs.clone()),
+        (false, None) => return Err(ConfigError::ImageNotReady(name.to_owned())),
+    };
+    let defaults = image
+        .filter(|_| !Root::is_rootfs(name))
+        .map(|i| &i.defaults);
+    let env = environment(f, c, defaults)?;
     let lookup = |name: &str| {
         env.iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let argv: Vec<String> = c
-        .command
+    let argv: Vec<String> = command_line(c, defaults)
         .iter()
-        .flatten()
-        .chain(c.args.iter().flatten())
         .map(|a| expand(a, lookup))
         .collect();
-    if c.command.as_ref().is_none_or(Vec::is_empty) {
+    if argv.is_empty() {
+        return Err(match defaults {
+            Some(_) => ConfigError::NoImageCommand,
+            None => ConfigError::NoCommand,
+        });
+    }
+    if defaults.is_none() && c.command.as_ref().is_none_or(Vec::is_empty) {
         return Err(ConfigError::NoCommand);
     }
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged) == Some(true);
-    let mounts = mounts(f, c, &env)?;
+    let mut mounts = mounts(f, c, &env)?;
+    // The pod's own /etc files, unless a volume already mounts there (as
+    // the kubelet leaves a container's own /etc/hosts mount alone).
+    for (source, target) in f.etc_files {
+        if !mounts
+            .iter()
+            .any(|m| Path::new(&m.target) == Path::new(target))
+        {
+            mounts.push(BindMount {
+                source: source.clone(),
+                target: target.clone(),
+                read_only: false,
+                propagation: Propagation::Private,
+                optional: true,
+            });
+        }
+    }
+    let cwd = c
+        .working_dir
+        .clone()
+        .filter(|d| !d.is_empty())
+        .or_else(|| defaults.and_then(|d| d.working_dir.clone()))
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/".to_owned());
     Ok(Config {
         argv,
-        cwd: c
-            .working_dir
-            .clone()
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| "/".to_owned()),
-        creds: creds(root.path(), f.pod.spec.security_context.as_ref(), sc)?,
+        cwd,
+        creds: creds(
+            root.path(),
+            f.pod.spec.security_context.as_ref(),
+            sc,
+            defaults.and_then(|d| d.user.as_deref()),
+        )?,
         caps: caps::effective(sc, f.all_caps)?,
         // Kubernetes allows escalation unless told not to.
         no_new_privs: !privileged && sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
@@ -378,6 +547,7 @@ mod tests {
             node_name: "node-1",
             volumes,
             all_caps: (1 << 41) - 1,
+            etc_files: &[],
         }
     }
 
@@ -419,7 +589,7 @@ spec:
 "#;
         let p = pod(&yaml.replace("ROOT", &format!("rootfs:{}", root.display())));
         let volumes = BTreeMap::new();
-        let c = config(&facts(&p, &volumes), &p.spec.containers[0]).unwrap();
+        let c = config(&facts(&p, &volumes), &p.spec.containers[0], None).unwrap();
         assert_eq!(
             c.argv,
             ["sh", "-c", "echo hello web $(MISSING) $(GREETING)"]
@@ -461,7 +631,7 @@ spec:
             .spec
             .containers
             .iter()
-            .map(|c| config(&f, c).unwrap_err().to_string())
+            .map(|c| config(&f, c, None).unwrap_err().to_string())
             .collect();
         assert_eq!(
             errors,
@@ -469,9 +639,111 @@ spec:
                 "secret \"s\" not found",
                 "container has runAsNonRoot and image will run as root",
                 "the container has no command and a rootfs image has no entrypoint",
-                "image \"nginx\": podrun runs rootfs:DIR and rootfs:/ until its image store lands",
+                "image \"nginx\" is not ready for this container",
             ]
         );
+    }
+
+    #[test]
+    fn an_images_config_gives_the_defaults_kubernetes_keeps() {
+        let root = std::env::temp_dir().join(format!("podrun-image-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\nwww:x:33:33::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let p = pod(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - {name: both, image: "busybox:1.36", command: [echo], args: [hi]}
+  - {name: command, image: "busybox:1.36", command: [echo]}
+  - {name: args, image: "busybox:1.36", args: [-c, "echo $(GREETING)"], env: [{name: GREETING, value: "hi $(HOME)"}, {name: HOME, value: /home/x}]}
+  - {name: neither, image: "busybox:1.36", workingDir: /srv}
+  - {name: uid, image: "busybox:1.36", securityContext: {runAsUser: 7, runAsNonRoot: true}}
+  - {name: nonroot, image: "busybox:1.36", securityContext: {runAsNonRoot: true}}
+"#);
+        let volumes = BTreeMap::new();
+        let etc = [(PathBuf::from("/pod/etc/hosts"), "/etc/hosts".to_owned())];
+        let f = PodFacts {
+            etc_files: &etc,
+            ..facts(&p, &volumes)
+        };
+        let run = ImageRun {
+            rootfs: root.clone(),
+            defaults: ImageDefaults {
+                entrypoint: vec!["/bin/sh".to_owned()],
+                cmd: vec!["-c".to_owned(), "echo default".to_owned()],
+                env: vec![
+                    ("PATH".to_owned(), "/image/bin".to_owned()),
+                    ("HOME".to_owned(), "/root".to_owned()),
+                    ("LANG".to_owned(), "C".to_owned()),
+                ],
+                working_dir: Some("/work".to_owned()),
+                user: Some("www:staff".to_owned()),
+            },
+        };
+        let cfg = |i: usize| config(&f, &p.spec.containers[i], Some(&run));
+        assert_eq!(cfg(0).unwrap().argv, ["echo", "hi"]);
+        assert_eq!(
+            cfg(1).unwrap().argv,
+            ["echo"],
+            "command drops the image's Cmd"
+        );
+        let args = cfg(2).unwrap();
+        assert_eq!(args.argv, ["/bin/sh", "-c", "echo hi $(HOME)"]);
+        // The image's environment under the container's, one entry each.
+        let env: BTreeMap<_, _> = args.env.iter().cloned().collect();
+        assert_eq!(env.len(), args.env.len());
+        assert_eq!(env["PATH"], "/image/bin");
+        assert_eq!(env["HOME"], "/home/x");
+        assert_eq!(env["LANG"], "C");
+        let neither = cfg(3).unwrap();
+        assert_eq!(neither.argv, ["/bin/sh", "-c", "echo default"]);
+        assert_eq!(neither.cwd, "/srv");
+        assert_eq!(args.cwd, "/work");
+        assert_eq!(neither.root, Root::Dir(root.clone()));
+        assert_eq!((neither.creds.uid, neither.creds.gid), (33, 50));
+        assert_eq!(cfg(4).unwrap().creds.uid, 7);
+        assert_eq!(
+            cfg(5).unwrap_err().to_string(),
+            "container has runAsNonRoot and image has non-numeric user (www), cannot verify user is non-root"
+        );
+        assert!(neither.mounts.iter().any(|m| m.target == "/etc/hosts"));
+        let unknown = ImageRun {
+            defaults: ImageDefaults {
+                user: Some("nobody-here".to_owned()),
+                ..run.defaults.clone()
+            },
+            ..run.clone()
+        };
+        assert_eq!(
+            config(&f, &p.spec.containers[3], Some(&unknown))
+                .unwrap_err()
+                .to_string(),
+            "unable to find user nobody-here: no matching entries in passwd file"
+        );
+        let empty = ImageRun {
+            defaults: ImageDefaults::default(),
+            ..run.clone()
+        };
+        assert_eq!(
+            config(&f, &p.spec.containers[3], Some(&empty))
+                .unwrap_err()
+                .to_string(),
+            "no command specified"
+        );
+        assert_eq!(
+            config(&f, &p.spec.containers[3], None)
+                .unwrap_err()
+                .to_string(),
+            "image \"busybox:1.36\" is not ready for this container"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

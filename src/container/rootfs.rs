@@ -16,7 +16,7 @@ use super::spawn::Step;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
-    #[error("image {0:?}: podrun runs rootfs:DIR and rootfs:/ until its image store lands")]
+    #[error("image {0:?}: a rootfs image is rootfs:/ or rootfs:/ABSOLUTE/DIR")]
     UnsupportedImage(String),
     #[error("rootfs {0}: not a directory")]
     NotADirectory(PathBuf),
@@ -53,6 +53,12 @@ pub enum Root {
 }
 
 impl Root {
+    /// `rootfs:...`: a root podrun takes as it is, not an image of the
+    /// store.
+    pub fn is_rootfs(image: &str) -> bool {
+        image.starts_with("rootfs:")
+    }
+
     pub fn from_image(image: &str) -> Result<Root, RootfsError> {
         match image.strip_prefix("rootfs:") {
             Some("/") => Ok(Root::Host),
@@ -87,6 +93,9 @@ pub struct BindMount {
     pub target: String,
     pub read_only: bool,
     pub propagation: Propagation,
+    /// Left out, rather than an error, where the host's root has no such
+    /// path (the pod's `/etc` files on `rootfs:/`).
+    pub optional: bool,
 }
 
 /// What the container's view is made of.
@@ -505,6 +514,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
         let inside = match &view.root {
             Root::Host => match fs::canonicalize(&m.target) {
                 Ok(path) => path,
+                Err(_) if m.optional => continue,
                 Err(_) => return Err(RootfsError::MissingOnHost(m.target.clone())),
             },
             Root::Dir(dir) => {
@@ -543,18 +553,18 @@ mod tests {
     }
 
     #[test]
-    fn images_other_than_rootfs_are_refused_for_now() {
+    fn rootfs_images_are_the_host_or_an_absolute_dir() {
         assert_eq!(Root::from_image("rootfs:/").unwrap(), Root::Host);
         assert_eq!(
             Root::from_image("rootfs:/srv/root").unwrap(),
             Root::Dir(PathBuf::from("/srv/root"))
         );
-        let err = Root::from_image("busybox:1.36").unwrap_err();
+        assert!(Root::is_rootfs("rootfs:/") && !Root::is_rootfs("busybox:1.36"));
+        let err = Root::from_image("rootfs:relative").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "image \"busybox:1.36\": podrun runs rootfs:DIR and rootfs:/ until its image store lands"
+            "image \"rootfs:relative\": a rootfs image is rootfs:/ or rootfs:/ABSOLUTE/DIR"
         );
-        assert!(Root::from_image("rootfs:relative").is_err());
     }
 
     #[test]
@@ -569,6 +579,7 @@ mod tests {
                 target: "/dev/net/../net/tun".to_owned(),
                 read_only: false,
                 propagation: Propagation::Private,
+                optional: false,
             }],
             read_only_root: false,
             privileged: false,
@@ -615,6 +626,7 @@ mod tests {
                 target: "/data/deep".to_owned(),
                 read_only: true,
                 propagation: Propagation::Private,
+                optional: false,
             }],
             read_only_root: true,
             privileged: false,
@@ -636,6 +648,22 @@ mod tests {
         };
         assert!(matches!(build(&host), Err(RootfsError::MissingOnHost(_))));
         assert!(!Path::new("/no/such/podrun").exists());
+        // An optional mount (a pod's /etc file) is left out instead.
+        let optional = View {
+            mounts: vec![BindMount {
+                optional: true,
+                ..host.mounts[0].clone()
+            }],
+            ..host.clone()
+        };
+        let without = View {
+            mounts: Vec::new(),
+            ..host.clone()
+        };
+        assert_eq!(
+            build(&optional).unwrap().len(),
+            build(&without).unwrap().len()
+        );
         fs::remove_dir_all(&root).unwrap();
         fs::remove_dir_all(&volume).unwrap();
     }

@@ -32,6 +32,8 @@ pub enum PodError {
     Volume(#[from] VolumeError),
     #[error(transparent)]
     PidNamespace(#[from] super::pidns::PidNamespaceError),
+    #[error(transparent)]
+    Etc(#[from] super::etc::EtcError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -96,6 +98,19 @@ impl PodDirs {
         self.run.join("containers").join(container).join("root")
     }
 
+    /// The pod's `/etc` files for its containers.
+    pub fn etc(&self) -> PathBuf {
+        self.data.join("etc")
+    }
+
+    /// Where a container run's overlay root from an image is mounted.
+    pub fn image_root(&self, container: &str, restart_count: u32) -> PathBuf {
+        self.data
+            .join("containers")
+            .join(container)
+            .join(restart_count.to_string())
+    }
+
     pub fn log_file(&self, container: &str, restart_count: u32) -> PathBuf {
         self.logs
             .join(container)
@@ -113,6 +128,9 @@ pub struct Sandbox {
     pub volumes: BTreeMap<String, PathBuf>,
     /// The pod's own PID namespace, with shareProcessNamespace.
     pub shared_pid: Option<super::pidns::SharedPidNamespace>,
+    /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` for its
+    /// containers: the file on the host, the path in a container.
+    pub etc_files: Vec<(PathBuf, String)>,
 }
 
 /// Claims the pod's name: its run directory is made exclusively.
@@ -160,6 +178,7 @@ pub fn create(
     uid: &str,
     pod_files: &CgroupFiles,
     hostname: &str,
+    node_name: &str,
 ) -> Result<Sandbox, PodError> {
     mkdirs(&dirs.data, 0o750)?;
     mkdirs(&dirs.logs, 0o755)?;
@@ -208,6 +227,7 @@ pub fn create(
         }
         volumes.insert(prepared.name, prepared.host_path);
     }
+    let etc_files = super::etc::create(&dirs.etc(), spec, hostname, node_name)?;
     let shared_pid = (spec.share_process_namespace == Some(true) && spec.host_pid != Some(true))
         .then(|| super::pidns::create(&cgroup))
         .transpose()?;
@@ -217,6 +237,7 @@ pub fn create(
         namespaces: kinds,
         volumes,
         shared_pid,
+        etc_files,
     })
 }
 

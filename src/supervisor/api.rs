@@ -23,6 +23,7 @@ use nix::sys::socket::{
 use nix::unistd::Pid;
 
 use crate::api::{self, ApiError, LogInfo, Reply, Request};
+use crate::container::rootfs::Root;
 use crate::lifecycle::Event;
 use crate::probe::check::Session;
 
@@ -257,6 +258,31 @@ impl Supervisor<'_> {
                     .collect();
                 if !unknown.is_empty() {
                     return refuse(format!("no container named {unknown:?} in this pod"));
+                }
+                // A new image must be there to restart with (podrun cannot
+                // pull it): otherwise nothing changes.
+                let missing: Vec<String> = images
+                    .iter()
+                    .filter(|(_, image)| !Root::is_rootfs(image))
+                    .filter_map(|(container, image)| {
+                        let policy = self
+                            .launcher
+                            .pod
+                            .containers
+                            .iter()
+                            .find(|c| c.name == *container)
+                            .and_then(|info| self.launcher.pod.container(info))
+                            .and_then(|c| c.image_pull_policy.clone());
+                        let store = match crate::image::Store::open_default() {
+                            Ok(store) => store,
+                            Err(e) => return Some(format!("the image store: {e}")),
+                        };
+                        super::images::refusal(&store, image, policy.as_deref())
+                            .map(|r| format!("container {container:?}: {r}"))
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    return refuse(missing.join("; "));
                 }
                 for (container, image) in images {
                     self.pending

@@ -2,6 +2,7 @@
 //! log pipes and the clone. A failure before the process exists is a
 //! create error; one the child reports (exec, chdir, mounts) a start error.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
@@ -12,8 +13,8 @@ use std::path::{Path, PathBuf};
 use nix::libc;
 
 use super::logs::{self, LogPipe};
-use crate::container::config::{self, PodFacts};
-use crate::container::rootfs::{self, View};
+use crate::container::config::{self, ImageRun, PodFacts};
+use crate::container::rootfs::{self, Root, View};
 use crate::container::spawn::{self, Child, Command, Isolation, SpawnError};
 use crate::lifecycle::{Hook, ProbeKind};
 use crate::manifest::Pod;
@@ -42,6 +43,11 @@ pub struct Launcher<'a> {
     /// The lowest oom_score_adj this process may give (without
     /// CAP_SYS_RESOURCE it cannot go below its own).
     pub oom_floor: i64,
+    /// The pod's `/etc` files: on the host, in a container.
+    pub etc_files: &'a [(PathBuf, String)],
+    /// Each container's current run's root from an image (the loop is
+    /// single-threaded; a start records it, checks and execs read it).
+    pub image_runs: RefCell<BTreeMap<String, ImageRun>>,
 }
 
 pub enum Outcome {
@@ -84,6 +90,7 @@ impl Launcher<'_> {
             node_name: self.node_name,
             volumes: self.volumes,
             all_caps: self.all_caps,
+            etc_files: self.etc_files,
         }
     }
 
@@ -141,7 +148,8 @@ impl Launcher<'_> {
         f: impl FnOnce(&Path, &ExecAs) -> Result<T, E>,
     ) -> Result<T, E> {
         let c = self.manifest_container(name)?;
-        let cfg = config::config(&self.facts(), c).map_err(|e| e.to_string())?;
+        let run = self.image_runs.borrow().get(name).cloned();
+        let cfg = config::config(&self.facts(), c, run.as_ref()).map_err(|e| e.to_string())?;
         let cgroup = self.cgroup.container(name).map_err(|e| e.to_string())?;
         f(
             cgroup.dir(),
@@ -182,7 +190,17 @@ impl Launcher<'_> {
             .cloned()
             .ok_or_else(|| format!("no container {name:?}"))?;
         container.image = Some(image.to_owned());
-        let cfg = config::config(&self.facts(), &container).map_err(|e| e.to_string())?;
+        let run = if Root::is_rootfs(image) {
+            None
+        } else {
+            let run = super::images::image_run(self, name, image, restart_count)?;
+            self.image_runs
+                .borrow_mut()
+                .insert(name.to_owned(), run.clone());
+            Some(run)
+        };
+        let cfg =
+            config::config(&self.facts(), &container, run.as_ref()).map_err(|e| e.to_string())?;
 
         let cgroup = self.cgroup.container(name).map_err(|e| e.to_string())?;
         let files = self

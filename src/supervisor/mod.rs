@@ -6,6 +6,7 @@
 
 mod api;
 pub mod events;
+pub mod images;
 pub mod launch;
 pub mod logs;
 mod probes;
@@ -276,16 +277,23 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
     let node_name = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let sandbox =
-        match sandbox_pod::create(&dirs, pod, &cgroup_root, &uid, &plan.cgroup.pod, &hostname) {
-            Ok(sandbox) => sandbox,
-            Err(e) => {
-                // Nothing ran: leave nothing, not even the state.
-                let _ = sandbox_pod::teardown(&dirs, &pod_cgroup);
-                let _ = sandbox_pod::forget(&dirs);
-                return Err(e.into());
-            }
-        };
+    let sandbox = match sandbox_pod::create(
+        &dirs,
+        pod,
+        &cgroup_root,
+        &uid,
+        &plan.cgroup.pod,
+        &hostname,
+        &node_name,
+    ) {
+        Ok(sandbox) => sandbox,
+        Err(e) => {
+            // Nothing ran: leave nothing, not even the state.
+            let _ = sandbox_pod::teardown(&dirs, &pod_cgroup);
+            let _ = sandbox_pod::forget(&dirs);
+            return Err(e.into());
+        }
+    };
     let mut state = state;
     state.volumes = sandbox.volumes.clone();
     let signals = match signal_pipes() {
@@ -317,6 +325,8 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             all_caps: holding.all,
             last_cap: holding.last_cap,
             oom_floor,
+            etc_files: &sandbox.etc_files,
+            image_runs: Default::default(),
         },
         engine: Engine::new(model),
         state,
