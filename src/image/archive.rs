@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use super::unpack::{self, Compression};
 use super::{ImageError, io_err};
 
+/// A file of the source, opened, with its size.
+pub type Opened<'a> = (Box<dyn Read + 'a>, u64);
+
 pub enum Files {
     Dir(PathBuf),
     Tar(TarFiles),
@@ -69,7 +72,7 @@ impl Files {
 
     /// Opens `path` (a clean relative path) with its size; `Ok(None)` when
     /// the source has no such file.
-    pub fn open(&self, path: &str) -> Result<Option<(Box<dyn Read + '_>, u64)>, ImageError> {
+    pub fn open(&self, path: &str) -> Result<Option<Opened<'_>>, ImageError> {
         match self {
             Files::Dir(root) => {
                 let Some(rel) = clean(path) else {
@@ -203,7 +206,7 @@ impl TarFiles {
         })
     }
 
-    fn open(&self, path: &str) -> Result<Option<(Box<dyn Read + '_>, u64)>, ImageError> {
+    fn open(&self, path: &str) -> Result<Option<Opened<'_>>, ImageError> {
         let Some((offset, size)) = self.resolve(path) else {
             return Ok(None);
         };
