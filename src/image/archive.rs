@@ -52,7 +52,16 @@ impl Files {
     /// The archive `file`; a compressed one is first decompressed into
     /// `scratch` (a path in the import's staging directory).
     pub fn tar(file: &Path, scratch: &Path) -> Result<Files, ImageError> {
-        let mut f = File::open(file).map_err(io_err(file))?;
+        let mut f = match File::open(file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ImageError::Content {
+                    what: file.display().to_string(),
+                    reason: "no such file".to_owned(),
+                });
+            }
+            Err(e) => return Err(io_err(file)(e)),
+        };
         let mut head = [0u8; 4];
         let n = read_up_to(&mut f, &mut head).map_err(io_err(file))?;
         f.seek(SeekFrom::Start(0)).map_err(io_err(file))?;

@@ -439,7 +439,7 @@ impl Job<'_> {
             copy_hashed(&mut (&mut reader).take(size + 1), &staged, &what)?;
         if got_size != size {
             let had = if got_size > size {
-                "more".to_owned()
+                "more than that".to_owned()
             } else {
                 got_size.to_string()
             };

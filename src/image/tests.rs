@@ -506,6 +506,7 @@ fn refused(t: &TestStore, spec: &str, expect: &[&str]) {
     let before = t.snapshot();
     let e = t.import(spec, Some("bad:1")).expect_err(spec);
     let msg = e.to_string();
+    eprintln!("{spec}: refused: {msg}");
     for want in expect {
         assert!(msg.contains(want), "{spec}: {msg:?} does not say {want:?}");
     }
