@@ -129,3 +129,44 @@ fn bad_flags_are_usage_errors() {
     let out = podrun(&["plan", "examples/all-kinds.yaml", "-o", "xml"], None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn image_verbs_refuse_bad_names_and_sources_with_exit_2() {
+    // Checked before the store is opened: no root and no store needed.
+    for (args, says) in [
+        (
+            &["image", "import", "busybox.tar"][..],
+            "invalid image source \"busybox.tar\"",
+        ),
+        (
+            &["image", "import", "docker://busybox"][..],
+            "the docker: transport is not supported",
+        ),
+        (
+            &["image", "import", "oci:/x", "Bad:Name"][..],
+            "invalid image name \"Bad:Name\"",
+        ),
+        (
+            &["image", "inspect", "busybox:"][..],
+            "invalid image name \"busybox:\"",
+        ),
+        (
+            &["image", "rm", "ok", "UPPER"][..],
+            "repository name must be lowercase",
+        ),
+    ] {
+        let out = podrun(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -4,6 +4,7 @@ mod apply;
 mod down;
 mod events;
 mod exec;
+mod image;
 mod info;
 mod input;
 mod logs;
@@ -56,6 +57,8 @@ enum Command {
     Apply(apply::Args),
     /// Forget a finished pod: its state and logs
     Rm(rm::Args),
+    /// Manage the local image store: import, ls, inspect, rm, prune
+    Image(image::Args),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -113,6 +116,7 @@ pub fn run() -> ExitCode {
         Command::Exec(args) => exec::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Rm(args) => rm::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

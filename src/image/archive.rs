@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use super::unpack::{self, Compression};
 use super::{ImageError, io_err};
 
+/// A file of the source, opened, with its size.
+pub type Opened<'a> = (Box<dyn Read + 'a>, u64);
+
 pub enum Files {
     Dir(PathBuf),
     Tar(TarFiles),
@@ -49,7 +52,16 @@ impl Files {
     /// The archive `file`; a compressed one is first decompressed into
     /// `scratch` (a path in the import's staging directory).
     pub fn tar(file: &Path, scratch: &Path) -> Result<Files, ImageError> {
-        let mut f = File::open(file).map_err(io_err(file))?;
+        let mut f = match File::open(file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ImageError::Content {
+                    what: file.display().to_string(),
+                    reason: "no such file".to_owned(),
+                });
+            }
+            Err(e) => return Err(io_err(file)(e)),
+        };
         let mut head = [0u8; 4];
         let n = read_up_to(&mut f, &mut head).map_err(io_err(file))?;
         f.seek(SeekFrom::Start(0)).map_err(io_err(file))?;
@@ -69,7 +81,7 @@ impl Files {
 
     /// Opens `path` (a clean relative path) with its size; `Ok(None)` when
     /// the source has no such file.
-    pub fn open(&self, path: &str) -> Result<Option<(Box<dyn Read + '_>, u64)>, ImageError> {
+    pub fn open(&self, path: &str) -> Result<Option<Opened<'_>>, ImageError> {
         match self {
             Files::Dir(root) => {
                 let Some(rel) = clean(path) else {
@@ -203,7 +215,7 @@ impl TarFiles {
         })
     }
 
-    fn open(&self, path: &str) -> Result<Option<(Box<dyn Read + '_>, u64)>, ImageError> {
+    fn open(&self, path: &str) -> Result<Option<Opened<'_>>, ImageError> {
         let Some((offset, size)) = self.resolve(path) else {
             return Ok(None);
         };

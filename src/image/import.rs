@@ -117,15 +117,15 @@ impl Store {
                 if !dir.is_dir() {
                     return Err(content(dir.display().to_string(), "no such directory"));
                 }
-                job.from_layout(&Files::Dir(dir.clone()), reference.as_deref(), name)?
+                job.stage_layout(&Files::Dir(dir.clone()), reference.as_deref(), name)?
             }
             Source::OciArchive { file, reference } => {
                 let files = Files::tar(file, &staging.dir.join("source.tar"))?;
-                job.from_layout(&files, reference.as_deref(), name)?
+                job.stage_layout(&files, reference.as_deref(), name)?
             }
             Source::DockerArchive { file, reference } => {
                 let files = Files::tar(file, &staging.dir.join("source.tar"))?;
-                job.from_docker(&files, reference.as_ref(), name)?
+                job.stage_docker(&files, reference.as_ref(), name)?
             }
         };
         job.commit(staged)
@@ -187,7 +187,7 @@ fn is_layer(media_type: &MediaType) -> bool {
 }
 
 impl Job<'_> {
-    fn from_layout(
+    fn stage_layout(
         &mut self,
         files: &Files,
         reference: Option<&str>,
@@ -439,7 +439,7 @@ impl Job<'_> {
             copy_hashed(&mut (&mut reader).take(size + 1), &staged, &what)?;
         if got_size != size {
             let had = if got_size > size {
-                "more".to_owned()
+                "more than that".to_owned()
             } else {
                 got_size.to_string()
             };
@@ -545,7 +545,7 @@ impl Job<'_> {
 
     /// `docker save` output: `manifest.json` lists each image's config
     /// and layer files; it becomes an OCI manifest and config here.
-    fn from_docker(
+    fn stage_docker(
         &mut self,
         files: &Files,
         reference: Option<&DockerRef>,

@@ -11,6 +11,8 @@ mod import;
 mod reference;
 mod source;
 mod store;
+#[cfg(test)]
+mod tests;
 mod unpack;
 
 use std::path::PathBuf;

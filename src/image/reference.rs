@@ -304,7 +304,7 @@ mod tests {
             ),
             ("127.0.0.1:5000/x", "127.0.0.1:5000/x:latest"),
             ("[::1]:5000/x:y", "[::1]:5000/x:y"),
-            ("a-b__c.d/e", "a-b__c.d/e:latest"),
+            ("a-b.c-d/e", "a-b.c-d/e:latest"),
             ("my--app_x", "docker.io/library/my--app_x:latest"),
         ];
         for (input, want) in table {

@@ -301,7 +301,7 @@ impl Store {
             .find(&index, name)?
             .ok_or_else(|| ImageError::NotFound(name.to_owned()))?;
         let manifest = self.manifest(&digest)?;
-        self.read_blob(&manifest.config().digest().to_string())
+        self.read_blob(manifest.config().digest().as_ref())
     }
 
     /// Removes the names, then the blobs and unpacked layers no remaining
@@ -348,7 +348,7 @@ impl Store {
         let mut removed = Removed::default();
         for (name, digest) in &doomed {
             removed.untagged.push(name.clone());
-            if !after.blobs.contains(digest) {
+            if !after.blobs.contains(digest) && !removed.deleted.contains(digest) {
                 removed.deleted.push(digest.clone());
             }
         }

@@ -136,8 +136,14 @@ pub fn unpack<R: Read>(
             source,
         })?
         .into();
+    let what = match compression {
+        Compression::Gzip => "gzip-compressed tar",
+        Compression::Zstd => "zstd-compressed tar",
+        Compression::None => "tar",
+    };
     let mut unpacker = Unpacker {
         layer: layer.to_owned(),
+        what,
         root,
         options,
         info: LayerInfo::default(),
@@ -151,11 +157,6 @@ pub fn unpack<R: Read>(
         } else {
             format!(" after entry {last:?}")
         }
-    };
-    let what = match compression {
-        Compression::Gzip => "gzip-compressed tar",
-        Compression::Zstd => "zstd-compressed tar",
-        Compression::None => "tar",
     };
     {
         let entries = archive
@@ -232,6 +233,8 @@ struct DirMeta {
 
 struct Unpacker {
     layer: String,
+    /// "gzip-compressed tar", ...: what the layer is, for messages.
+    what: &'static str,
     root: OwnedFd,
     options: Options,
     info: LayerInfo,
@@ -527,8 +530,15 @@ impl Unpacker {
         .map_err(|e| self.fail(name, format!("creating the file: {e}")))?;
         let mut file = File::from(fd);
         let expected = entry.size();
-        let written = io::copy(entry, &mut file)
-            .map_err(|e| self.fail(name, format!("reading its content: {e}")))?;
+        let written = io::copy(entry, &mut file).map_err(|e| {
+            self.fail(
+                name,
+                format!(
+                    "reading its content: {e} (a truncated or corrupt {})",
+                    self.what
+                ),
+            )
+        })?;
         if check_size && written != expected {
             return Err(self.fail(
                 name,
