@@ -357,7 +357,11 @@ impl Store {
                 remove_tree(&p)?;
             }
         }
+        let mounted = self.mounted_layers();
         for layer in before.layers.difference(&after.layers) {
+            if mounted.contains(layer) {
+                continue;
+            }
             if let Some(p) = self.layer_path(layer) {
                 remove_tree(&p)?;
             }
@@ -385,9 +389,10 @@ impl Store {
                 doomed.push(self.blob_dir().join(entry));
             }
         }
+        let mounted = self.mounted_layers();
         for entry in read_dir(&self.layer_dir())? {
             let diff_id = format!("sha256:{}", entry.to_string_lossy());
-            if !keep.layers.contains(&diff_id) {
+            if !keep.layers.contains(&diff_id) && !mounted.contains(&diff_id) {
                 doomed.push(self.layer_dir().join(entry));
             }
         }
@@ -474,6 +479,72 @@ impl Store {
         }
         Ok(None)
     }
+}
+
+impl Store {
+    /// The layers (by diff_id) an overlay mount uses as a lower, in any
+    /// mount namespace: a container still running from an image that was
+    /// since replaced under its name keeps its layers.
+    fn mounted_layers(&self) -> BTreeSet<String> {
+        let mut seen_namespaces = BTreeSet::new();
+        let mut out = BTreeSet::new();
+        let pids = fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        for pid in std::iter::once("self".to_owned()).chain(pids) {
+            let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+                continue;
+            };
+            if !seen_namespaces.insert(ns) {
+                continue;
+            }
+            if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/mountinfo")) {
+                out.extend(overlay_lowers(&text, &self.layer_dir()));
+            }
+        }
+        out
+    }
+}
+
+/// The diff_ids of `layer_dir/<hex>/root` directories that overlay mounts
+/// in a mountinfo text name as lowers (`lowerdir=a:b`, `lowerdir+=a`).
+fn overlay_lowers(mountinfo: &str, layer_dir: &Path) -> Vec<String> {
+    let prefix = format!("{}/", layer_dir.display());
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        // The fields after " - " are: type, source, super options.
+        let Some((_, tail)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut fields = tail.split(' ');
+        if fields.next() != Some("overlay") {
+            continue;
+        }
+        let Some(options) = fields.nth(1) else {
+            continue;
+        };
+        for option in options.split(',') {
+            let Some((key, value)) = option.split_once('=') else {
+                continue;
+            };
+            if !key.starts_with("lowerdir") {
+                continue;
+            }
+            for dir in value.split(':') {
+                let hex = dir
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.split('/').next())
+                    .filter(|hex| sha256_hex(&format!("sha256:{hex}")).is_some());
+                if let Some(hex) = hex {
+                    out.push(format!("sha256:{hex}"));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[derive(Default)]
@@ -723,6 +794,26 @@ mod tests {
             .map(|d| d.path)
             .collect();
         assert_eq!(paths, ["/dev/null", "/dev/tty"]);
+    }
+
+    #[test]
+    fn overlay_lowers_from_mountinfo() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let text = format!(
+            "1 2 0:5 / / rw - ext4 /dev/sda1 rw\n\
+             3 1 0:60 / /run/podrun/web/containers/c/root rw - overlay overlay rw,lowerdir=/var/lib/podrun/layers/sha256/{a}/root:/var/lib/podrun/layers/sha256/{b}/root,upperdir=/u,workdir=/w\n\
+             4 1 0:61 / /x rw - overlay overlay rw,lowerdir+=/var/lib/podrun/layers/sha256/{b}/root,lowerdir+=/elsewhere\n"
+        );
+        let found = overlay_lowers(&text, Path::new("/var/lib/podrun/layers/sha256"));
+        assert_eq!(
+            found,
+            [
+                format!("sha256:{a}"),
+                format!("sha256:{b}"),
+                format!("sha256:{b}")
+            ]
+        );
     }
 
     #[test]

@@ -1036,3 +1036,38 @@ fn prune_removes_what_nothing_references() {
     assert_eq!(t.snapshot(), kept);
     assert!(t.store.resolve("good:1").unwrap().is_some());
 }
+
+#[test]
+fn layers_an_overlay_still_mounts_survive_rm_and_prune() {
+    if !is_root() {
+        eprintln!(
+            "layers_an_overlay_still_mounts_survive_rm_and_prune: skipped: mounting an overlay needs root"
+        );
+        return;
+    }
+    let t = store_with_an_image();
+    let image = t.store.resolve("good:1").unwrap().unwrap();
+    let merged = t.tmp.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    // Two lowers, as a container's read-only root would have them.
+    let empty = t.source_dir("empty");
+    let lower = format!("{}:{}", image.layers[0].display(), empty.display());
+    nix::mount::mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        nix::mount::MsFlags::MS_RDONLY,
+        Some(format!("lowerdir={lower}").as_str()),
+    )
+    .unwrap();
+    let removed = t.store.remove(&["good:1".to_owned()]);
+    let pruned = t.store.prune();
+    let still_there = image.layers[0].join("bin/busybox").is_file();
+    nix::mount::umount(&merged).unwrap();
+    removed.unwrap();
+    pruned.unwrap();
+    assert!(still_there, "a mounted layer was removed");
+    let (gone, _) = t.store.prune().unwrap();
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert!(!image.layers[0].exists());
+}
