@@ -13,6 +13,8 @@ from conftest import EXAMPLES
 from pods import container, container_status, manifest, running, start, state, status, stop, up, wait_for
 
 IDLE = "while true; do sleep 0.1; done"
+# The image the examples name: the test image, as scripts/demo imports it.
+EXAMPLE_IMAGE = "podrun.local/busybox:1.35"
 
 
 def logged(name, script, **extra):
@@ -180,12 +182,14 @@ def test_a_sidecars_readiness_gates_the_pods(tmp_path, name):
         stop(proc)
 
 
-def test_the_seeds_job_with_a_sidecar_completes_and_its_sidecar_is_stopped(tmp_path, name, podrun):
-    # The Job of the "Sidecar Containers" page, with its images on the
-    # host's root until podrun has an image store. Its sidecar's shell, PID 1
-    # without a SIGTERM handler, is killed at the end of the default 30 s.
+def test_the_seeds_job_with_a_sidecar_completes_and_its_sidecar_is_stopped(
+    tmp_path, name, podrun, busybox_image
+):
+    # The Job of the "Sidecar Containers" page, on the test image (this
+    # session's copy of it). Its sidecar's tail, PID 1 without a SIGTERM
+    # handler, is killed at the end of the default 30 s.
     text = (EXAMPLES / "job-sidecar.yaml").read_text()
-    text = text.replace("alpine:latest", "rootfs:/").replace(
+    text = text.replace(EXAMPLE_IMAGE, busybox_image).replace(
         "metadata:\n  name: myjob", f"metadata:\n  name: {name}"
     )
     path = tmp_path / "job.yaml"
@@ -200,8 +204,9 @@ def test_the_seeds_job_with_a_sidecar_completes_and_its_sidecar_is_stopped(tmp_p
     assert "logging" in podrun("logs", name, "logshipper").stdout.splitlines()
 
 
-def test_the_readme_example_runs(tmp_path, name, podrun):
+def test_the_readme_example_runs(tmp_path, name, podrun, busybox_image):
     text = (EXAMPLES / "shared-sandbox.yaml").read_text().replace("name: shared-sandbox", f"name: {name}")
+    text = text.replace(EXAMPLE_IMAGE, busybox_image)
     path = tmp_path / "example.yaml"
     path.write_text(text)
     result = podrun("up", path)
