@@ -306,6 +306,10 @@ def test_the_store_is_an_oci_layout_skopeo_reads(tmp_path, busybox_image, test_i
         if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == busybox_image
     ]
     assert [m["digest"] for m in named] == [test_image.manifest_digest]
+    # Root's alone: layers keep setuid files and owners no host user may
+    # reach (containers see them through their overlay mounts only).
+    for private in (STORE, STORE.parent / "layers"):
+        assert private.stat().st_mode & 0o777 == 0o700, private
     # skopeo checks every blob's digest as it copies: the store holds the
     # image whole. (Reading only: the store is left alone.)
     copied = subprocess.run(

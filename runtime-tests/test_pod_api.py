@@ -183,7 +183,7 @@ def test_exec_with_a_tty_gets_a_terminal_of_the_containers_own(tmp_path, name):
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(f"/run/podrun/{name}/api.sock")
             reply, fds = request(
-                s, {"version": 1, "op": "exec", "command": ["sh", "-c", "tty; exit 2"], "tty": True}
+                s, {"version": 1, "op": "exec", "command": ["sh", "-c", "tty; echo $TERM; exit 2"], "tty": True}
             )
             assert reply["ok"] and len(fds) == 1, reply
             assert next_reply(s) == {"ok": True, "exitCode": 2}
@@ -197,7 +197,8 @@ def test_exec_with_a_tty_gets_a_terminal_of_the_containers_own(tmp_path, name):
                     break
                 output += chunk
             os.close(fds[0])
-            assert output.decode().strip() == "/dev/pts/0", output
+            # The container's own terminal, an xterm as containerd says.
+            assert output.decode().split() == ["/dev/pts/0", "xterm"], output
     finally:
         stop(proc)
 
@@ -258,5 +259,31 @@ def test_logs_over_the_socket_pass_the_file_and_say_when_a_run_ends(tmp_path, na
             assert not again["ok"] and "previous terminated container" in again["error"]
         out, _ = follower.communicate(timeout=30)
         assert follower.returncode == 0 and out.splitlines() == ["first", "second"], out
+    finally:
+        stop(proc)
+
+
+def test_exec_from_a_terminal_never_hands_the_terminal_to_the_container(tmp_path, name):
+    """Without -t, a terminal on this side becomes a pipe on the other:
+    nothing the command leaves behind can read what is typed later."""
+    proc, _ = running_pod(tmp_path, name)
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:
+            binary = str(podrun_bin())
+            os.execv(binary, [binary, "exec", name, "--", "sh", "-c", "readlink /proc/self/fd/1 /proc/self/fd/2"])
+        output = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, output
+        lines = output.decode().split()
+        assert len(lines) == 2 and all(line.startswith("pipe:[") for line in lines), output
     finally:
         stop(proc)

@@ -51,6 +51,9 @@ fn stdin() -> BorrowedFd<'static> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     super::check_name(&args.name)?;
+    // A pipe whose command has gone is an error to handle, not a death.
+    // SAFETY: signal(2) with the ignore disposition.
+    unsafe { nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_IGN) };
     let state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
     if !state.supervisor_alive() {
         return Err(Failure::Input(format!(
@@ -77,16 +80,38 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .ok_or_else(|| anyhow!("the supervisor sent no terminal"))?;
         relay(&mut client, master, args.stdin)?
     } else {
-        let null;
-        let input = if args.stdin {
-            stdin()
-        } else {
-            null = std::fs::File::open("/dev/null").context("/dev/null")?;
-            null.as_fd()
-        };
-        let fds = [input, standard(1), standard(2)];
+        let null = std::fs::File::open("/dev/null").context("/dev/null")?;
+        let wanted = [
+            if args.stdin { stdin() } else { null.as_fd() },
+            standard(1),
+            standard(2),
+        ];
+        // A terminal of this process is never handed to the container (a
+        // process left behind could read what is typed afterwards, or push
+        // keys back): a pipe stands in for it and its bytes are copied here.
+        let mut passed = Vec::new();
+        let mut copies = Vec::new();
+        for (i, fd) in wanted.into_iter().enumerate() {
+            let own = fd.try_clone_to_owned().context("dup")?;
+            if !isatty(fd).unwrap_or(false) {
+                passed.push(own);
+                continue;
+            }
+            let (r, w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+            let (theirs, copy) = if i == 0 {
+                (r, Copy { from: own, to: w })
+            } else {
+                (w, Copy { from: r, to: own })
+            };
+            passed.push(theirs);
+            copies.push(copy);
+        }
+        let fds: Vec<BorrowedFd> = passed.iter().map(|f| f.as_fd()).collect();
         client.call(&request, &fds).map_err(not_started)?;
-        exit_code(&mut client)?
+        // Only the command holds its ends now: its exit closes them.
+        drop(fds);
+        drop(passed);
+        pump(&mut client, copies)?
     };
     if code == 0 {
         Ok(())
@@ -123,6 +148,71 @@ fn exit_code(client: &mut Client) -> Result<i32, Failure> {
             Some(_) => continue,
             None => return Err(anyhow::Error::from(CallError::Gone).into()),
         }
+    }
+}
+
+/// Bytes copied between a terminal of this process and a pipe of the
+/// command's.
+struct Copy {
+    from: OwnedFd,
+    to: OwnedFd,
+}
+
+/// Copies until the command has exited and its output is read; returns its
+/// exit code.
+fn pump(client: &mut Client, mut copies: Vec<Copy>) -> Result<i32, Failure> {
+    let mut code = None;
+    let mut buf = [0u8; 8192];
+    while code.is_none() || !copies.is_empty() {
+        // Once the command has exited, what its pipes still hold is read
+        // without waiting (a process it left may keep them open).
+        let timeout = if code.is_some() {
+            PollTimeout::ZERO
+        } else {
+            PollTimeout::NONE
+        };
+        let mut fds: Vec<PollFd> = copies
+            .iter()
+            .map(|c| PollFd::new(c.from.as_fd(), PollFlags::POLLIN))
+            .collect();
+        fds.push(PollFd::new(client.fd(), PollFlags::POLLIN));
+        match poll(&mut fds, timeout) {
+            Ok(0) => break,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(anyhow!("poll: {e}").into()),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[copies.len()] && code.is_none() {
+            code = Some(exit_code(client)?);
+        }
+        let mut done = Vec::new();
+        for (i, c) in copies.iter().enumerate() {
+            if !ready[i] {
+                continue;
+            }
+            match read(&c.from, &mut buf) {
+                Ok(0) => done.push(i),
+                Ok(n) => {
+                    if write_all(&c.to, &buf[..n]).is_err() {
+                        done.push(i);
+                    }
+                }
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(_) => done.push(i),
+            }
+        }
+        for i in done.into_iter().rev() {
+            // Closing the copy of stdin gives the command its end of file.
+            copies.remove(i);
+        }
+    }
+    match code {
+        Some(code) => Ok(code),
+        None => exit_code(client),
     }
 }
 
@@ -228,7 +318,8 @@ fn relay(client: &mut Client, master: OwnedFd, input: bool) -> Result<i32, Failu
             match read(stdin(), &mut buf) {
                 Ok(0) => input = false,
                 Ok(n) => {
-                    write_all(&master, &buf[..n])?;
+                    // The command is gone: its input does not matter any more.
+                    let _ = write_all(&master, &buf[..n]);
                 }
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
                 Err(_) => input = false,
@@ -241,7 +332,8 @@ fn relay(client: &mut Client, master: OwnedFd, input: bool) -> Result<i32, Failu
     }
 }
 
-fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Failure> {
+/// Writes all of `bytes`; an error once the other end is gone.
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
     while !bytes.is_empty() {
         match write(fd, bytes) {
             Ok(n) => bytes = &bytes[n..],
@@ -251,8 +343,7 @@ fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Failure> {
                 let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
                 let _ = poll(&mut fds, PollTimeout::NONE);
             }
-            // The command is gone: its input does not matter any more.
-            Err(_) => return Ok(()),
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -175,11 +175,7 @@ fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
     ))
 }
 
-fn environment(
-    f: &PodFacts,
-    c: &Container,
-    image: Option<&ImageDefaults>,
-) -> Result<Vec<(String, String)>, ConfigError> {
+fn environment(f: &PodFacts, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
     let base = vec![
         ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
         // A hostNetwork pod has the node's hostname.
@@ -207,25 +203,33 @@ fn environment(
             env.push((e.name.clone(), value));
         }
     }
-    let mut out = resolve_env(&base, &env);
-    // The image's environment goes under the container's, as the runtime
-    // sets it (it is not there for `$(VAR)` expansion, which sees only the
-    // container's own variables): it replaces the defaults (PATH) and adds
-    // what the container does not set.
-    let mut at = base.len();
+    Ok(resolve_env(&base, &env))
+}
+
+/// The image's environment under the container's, as the runtime sets it
+/// (after `$(VAR)` expansion, which sees only the container's own
+/// variables): it replaces the defaults (PATH) and adds what the container
+/// does not set.
+fn with_image_env(
+    own: Vec<(String, String)>,
+    c: &Container,
+    image: Option<&ImageDefaults>,
+) -> Vec<(String, String)> {
+    let mut out = own;
+    let mut at = 2; // after PATH and HOSTNAME
     for (name, value) in image.map(|i| i.env.as_slice()).unwrap_or_default() {
-        if env.iter().any(|(k, _)| k == name) {
+        if c.env.iter().flatten().any(|e| e.name == *name) {
             continue;
         }
         match out.iter_mut().find(|(k, _)| k == name) {
             Some(entry) => entry.1 = value.clone(),
             None => {
-                out.insert(at, (name.clone(), value.clone()));
+                out.insert(at.min(out.len()), (name.clone(), value.clone()));
                 at += 1;
             }
         }
     }
-    Ok(out)
+    out
 }
 
 fn missing_source(
@@ -415,11 +419,14 @@ fn mounts(
 }
 
 /// What the container runs, as Kubernetes combines its `command` and
-/// `args` with the image's Entrypoint and Cmd: `command` replaces the
-/// Entrypoint (and drops the Cmd), `args` replaces the Cmd.
-fn command_line(c: &Container, image: Option<&ImageDefaults>) -> Vec<String> {
-    let command = c.command.clone().unwrap_or_default();
-    let args = c.args.clone().unwrap_or_default();
+/// `args` (already expanded) with the image's Entrypoint and Cmd (taken as
+/// they are): `command` replaces the Entrypoint (and drops the Cmd), `args`
+/// replaces the Cmd.
+fn command_line(
+    command: Vec<String>,
+    args: Vec<String>,
+    image: Option<&ImageDefaults>,
+) -> Vec<String> {
     let Some(image) = image else {
         return command.into_iter().chain(args).collect();
     };
@@ -446,17 +453,17 @@ pub fn config(
     let defaults = image
         .filter(|_| !Root::is_rootfs(name))
         .map(|i| &i.defaults);
-    let env = environment(f, c, defaults)?;
+    let own = environment(f, c)?;
     let lookup = |name: &str| {
-        env.iter()
+        own.iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let argv: Vec<String> = command_line(c, defaults)
-        .iter()
-        .map(|a| expand(a, lookup))
-        .collect();
+    let expanded = |v: &Option<Vec<String>>| -> Vec<String> {
+        v.iter().flatten().map(|a| expand(a, lookup)).collect()
+    };
+    let argv = command_line(expanded(&c.command), expanded(&c.args), defaults);
     if argv.is_empty() {
         return Err(match defaults {
             Some(_) => ConfigError::NoImageCommand,
@@ -468,7 +475,8 @@ pub fn config(
     }
     let sc = c.security_context.as_ref();
     let privileged = sc.and_then(|s| s.privileged) == Some(true);
-    let mut mounts = mounts(f, c, &env)?;
+    let mut mounts = mounts(f, c, &own)?;
+    let env = with_image_env(own, c, defaults);
     // The pod's own /etc files, unless a volume already mounts there (as
     // the kubelet leaves a container's own /etc/hosts mount alone).
     for (source, target) in f.etc_files {
@@ -677,7 +685,8 @@ spec:
             rootfs: root.clone(),
             defaults: ImageDefaults {
                 entrypoint: vec!["/bin/sh".to_owned()],
-                cmd: vec!["-c".to_owned(), "echo default".to_owned()],
+                // Taken as it is: no $(VAR) expansion of the image's own.
+                cmd: vec!["-c".to_owned(), "echo default $(HOME) $$".to_owned()],
                 env: vec![
                     ("PATH".to_owned(), "/image/bin".to_owned()),
                     ("HOME".to_owned(), "/root".to_owned()),
@@ -703,7 +712,7 @@ spec:
         assert_eq!(env["HOME"], "/home/x");
         assert_eq!(env["LANG"], "C");
         let neither = cfg(3).unwrap();
-        assert_eq!(neither.argv, ["/bin/sh", "-c", "echo default"]);
+        assert_eq!(neither.argv, ["/bin/sh", "-c", "echo default $(HOME) $$"]);
         assert_eq!(neither.cwd, "/srv");
         assert_eq!(args.cwd, "/work");
         assert_eq!(neither.root, Root::Dir(root.clone()));

@@ -7,6 +7,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::FlockArg;
@@ -52,7 +53,11 @@ impl Staging {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let dir = parent.join(format!("{STAGING_PREFIX}{}-{nanos:09}", std::process::id()));
-        fs::create_dir(&dir).map_err(io_err(&dir))?;
+        // Root's alone, as the store itself.
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err(&dir))?;
         let staging = Staging { dir };
         for sub in ["blobs", "layers"] {
             let p = staging.dir.join(sub);

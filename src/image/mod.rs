@@ -52,6 +52,8 @@ pub enum ImageError {
     InUse { image: String, pod: String },
     #[error("the image store is damaged: {0}")]
     Damaged(String),
+    #[error("the image store is busy with an import or a removal: try again")]
+    Busy,
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -63,7 +65,10 @@ impl ImageError {
     /// The user's input is wrong (a name, a source, an archive's content,
     /// an image in use), as opposed to a failure of this machine.
     pub fn is_input(&self) -> bool {
-        !matches!(self, ImageError::Io { .. } | ImageError::Damaged(_))
+        !matches!(
+            self,
+            ImageError::Io { .. } | ImageError::Damaged(_) | ImageError::Busy
+        )
     }
 }
 

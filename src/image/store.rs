@@ -108,6 +108,13 @@ impl Store {
         if !complete {
             store.create()?;
         }
+        // Root's alone, as containerd keeps its snapshots: layers keep their
+        // setuid files and owners, which a host user must not reach (a
+        // container sees them only through its overlay mount).
+        for dir in [&store.images, &store.layers] {
+            let private = fs::Permissions::from_mode(0o700);
+            fs::set_permissions(dir, private).map_err(io_err(dir))?;
+        }
         Ok(store)
     }
 
@@ -223,6 +230,24 @@ impl Store {
     /// The image a pod's `image:` names (short or full form), if the store has it.
     pub fn resolve(&self, name: &str) -> Result<Option<Image>, ImageError> {
         let _lock = self.lock(FlockArg::LockShared)?;
+        self.resolve_locked(name)
+    }
+
+    /// `resolve` for a caller that must not wait (the supervisor's loop):
+    /// while an import or removal holds the store, `ImageError::Busy`.
+    pub fn resolve_now(&self, name: &str) -> Result<Option<Image>, ImageError> {
+        let _lock = match self.lock(FlockArg::LockSharedNonblock) {
+            Err(ImageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return Err(ImageError::Busy);
+            }
+            other => other?,
+        };
+        self.resolve_locked(name)
+    }
+
+    fn resolve_locked(&self, name: &str) -> Result<Option<Image>, ImageError> {
         let index = self.read_index()?;
         let Some((reference, digest)) = self.find(&index, name)? else {
             return Ok(None);
@@ -715,6 +740,10 @@ pub(super) fn remove_tree(path: &Path) -> Result<(), ImageError> {
 /// since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.678Z`,
 /// `...+02:00`).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    // The image's config says what it likes: only ASCII is sliced here.
+    if !s.is_ascii() {
+        return None;
+    }
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;

@@ -277,7 +277,7 @@ impl Supervisor<'_> {
                             Ok(store) => store,
                             Err(e) => return Some(format!("the image store: {e}")),
                         };
-                        super::images::refusal(&store, image, policy.as_deref())
+                        super::images::refusal(&store, image, policy.as_deref(), false)
                             .map(|r| format!("container {container:?}: {r}"))
                     })
                     .collect();
@@ -285,6 +285,7 @@ impl Supervisor<'_> {
                     return refuse(missing.join("; "));
                 }
                 for (container, image) in images {
+                    self.state.set_image(&container, &image);
                     self.pending
                         .push_back(Event::ImageChanged { container, image });
                 }

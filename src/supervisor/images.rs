@@ -35,8 +35,10 @@ pub fn defaults_of(config: &ImageConfiguration) -> ImageDefaults {
 }
 
 /// Why the image of a container cannot be used, as the kubelet would say
-/// it (and how to get it into the store), or `None` when it can.
-pub fn refusal(store: &Store, image: &str, policy: Option<&str>) -> Option<String> {
+/// it (and how to get it into the store), or `None` when it can. With
+/// `wait: false` (in the supervisor's loop) a store busy with an import is
+/// a refusal too.
+pub fn refusal(store: &Store, image: &str, policy: Option<&str>, wait: bool) -> Option<String> {
     if Root::is_rootfs(image) {
         return None;
     }
@@ -46,7 +48,12 @@ pub fn refusal(store: &Store, image: &str, policy: Option<&str>) -> Option<Strin
             "image {image:?}: imagePullPolicy is Always (the default for a :latest or untagged image) and podrun cannot pull images yet: {import} and set imagePullPolicy: IfNotPresent or Never"
         ));
     }
-    match store.resolve(image) {
+    let found = if wait {
+        store.resolve(image)
+    } else {
+        store.resolve_now(image)
+    };
+    match found {
         Ok(Some(_)) => None,
         Ok(None) if policy == Some("Never") => Some(format!(
             "ErrImageNeverPull: Container image {image:?} is not present with pull policy of Never: {import}"
@@ -83,7 +90,7 @@ pub fn refusals(pod: &Pod) -> Vec<String> {
     images
         .into_iter()
         .filter_map(|(name, image, policy)| {
-            refusal(&store, image, policy).map(|r| format!("container {name:?}: {r}"))
+            refusal(&store, image, policy, true).map(|r| format!("container {name:?}: {r}"))
         })
         .collect()
 }
@@ -97,8 +104,10 @@ pub fn image_run(
     restart_count: u32,
 ) -> Result<ImageRun, String> {
     let store = Store::open_default().map_err(|e| e.to_string())?;
+    // Never waits on an import: a busy store is a create error, retried
+    // with back-off.
     let found = store
-        .resolve(image)
+        .resolve_now(image)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("image {image:?} is not in podrun's image store"))?;
     if let Some(previous) = restart_count.checked_sub(1) {

@@ -137,7 +137,14 @@ impl Launcher<'_> {
         session: Session,
     ) -> Result<Child, ExecError> {
         self.as_container(name, |cgroup, how| {
-            check::exec_with(pid, cgroup, argv, how, stdio, session)
+            // As containerd's exec with a tty: the terminal is an xterm.
+            let mut env = how.env.to_vec();
+            if session == Session::Terminal {
+                env.retain(|(k, _)| k != "TERM");
+                env.push(("TERM".to_owned(), "xterm".to_owned()));
+            }
+            let how = ExecAs { env: &env, ..*how };
+            check::exec_with(pid, cgroup, argv, &how, stdio, session)
         })
     }
 
@@ -201,6 +208,12 @@ impl Launcher<'_> {
         };
         let cfg =
             config::config(&self.facts(), &container, run.as_ref()).map_err(|e| e.to_string())?;
+        if let Some(run) = &run {
+            // As runc does: a working directory the image lacks is made
+            // (in the run's own upper layer).
+            let cwd = rootfs::secure_join(&run.rootfs, &cfg.cwd).map_err(|e| e.to_string())?;
+            fs::create_dir_all(&cwd).map_err(|e| format!("{}: {e}", cfg.cwd))?;
+        }
 
         let cgroup = self.cgroup.container(name).map_err(|e| e.to_string())?;
         let files = self

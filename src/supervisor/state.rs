@@ -224,6 +224,26 @@ impl State {
         }
     }
 
+    /// Records an applied image in the pod's spec, so that what reads the
+    /// state (`podrun image rm`, `apply`) sees the image the pod uses now.
+    pub fn set_image(&mut self, container: &str, image: &str) {
+        let Some(spec) = self.pod.as_mut().and_then(|p| p.get_mut("spec")) else {
+            return;
+        };
+        for list in ["initContainers", "containers"] {
+            for c in spec
+                .get_mut(list)
+                .and_then(|l| l.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if c.get("name").and_then(|n| n.as_str()) == Some(container) {
+                    c["image"] = serde_json::Value::String(image.to_owned());
+                }
+            }
+        }
+    }
+
     pub fn load(name: &str) -> Result<State, StateError> {
         let path = PodDirs::state_file(name);
         load_from(name, &path)
@@ -383,6 +403,18 @@ mod tests {
                 .to_string(),
             "pod \"p\" has no containers"
         );
+    }
+
+    #[test]
+    fn an_applied_image_is_recorded_in_the_spec() {
+        let mut s = pod(&["app"], &["side"], &[]);
+        s.pod = Some(serde_json::json!({"spec": {
+            "initContainers": [{"name": "side", "image": "a:1"}],
+            "containers": [{"name": "app", "image": "b:1"}]}}));
+        s.set_image("side", "a:2");
+        let spec = &s.pod.as_ref().unwrap()["spec"];
+        assert_eq!(spec["initContainers"][0]["image"], "a:2");
+        assert_eq!(spec["containers"][0]["image"], "b:1");
     }
 
     #[test]
