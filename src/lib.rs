@@ -10,6 +10,7 @@ pub mod container;
 pub mod image;
 pub mod lifecycle;
 pub mod manifest;
+pub mod memory;
 pub mod plan;
 pub mod probe;
 pub mod sandbox;

@@ -378,6 +378,7 @@ impl Supervisor<'_> {
         );
         let actions = self.engine.start(now());
         self.act_all(actions);
+        crate::memory::release_startup_code();
         loop {
             self.settle();
             if let Some(phase) = self.finished {
