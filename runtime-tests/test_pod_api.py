@@ -122,6 +122,20 @@ def request(sock, req, fds=()):
     return json.loads(data.split(b"\n", 1)[0]), got
 
 
+def read_to_end(fd):
+    """What a terminal (or pipe) gives until its other end is gone (a
+    terminal's master says so with EIO, a non-blocking one runs dry)."""
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO, or BlockingIOError once drained
+            return output
+        if not chunk:
+            return output
+        output += chunk
+
+
 def next_reply(sock):
     return json.loads(sock.makefile("rb").readline())
 
@@ -187,15 +201,7 @@ def test_exec_with_a_tty_gets_a_terminal_of_the_containers_own(tmp_path, name):
             )
             assert reply["ok"] and len(fds) == 1, reply
             assert next_reply(s) == {"ok": True, "exitCode": 2}
-            output = b""
-            while True:
-                try:
-                    chunk = os.read(fds[0], 4096)
-                except (BlockingIOError, OSError):
-                    break
-                if not chunk:
-                    break
-                output += chunk
+            output = read_to_end(fds[0])
             os.close(fds[0])
             # The container's own terminal, an xterm as containerd says.
             assert output.decode().split() == ["/dev/pts/0", "xterm"], output
@@ -213,15 +219,7 @@ def test_podrun_exec_it_in_a_terminal(tmp_path, name):
             binary = str(podrun_bin())
             os.execv(binary, [binary, "exec", "-it", name, "--", "sh"])
         os.write(fd, b"echo answer=$((6*7)); tty; exit 3\n")
-        output = b""
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_to_end(fd)
         _, status = os.waitpid(pid, 0)
         text = output.decode(errors="replace")
         assert "answer=42" in text and "/dev/pts/0" in text, text
@@ -272,15 +270,7 @@ def test_exec_from_a_terminal_never_hands_the_terminal_to_the_container(tmp_path
         if pid == 0:
             binary = str(podrun_bin())
             os.execv(binary, [binary, "exec", name, "--", "sh", "-c", "readlink /proc/self/fd/1 /proc/self/fd/2"])
-        output = b""
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_to_end(fd)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, output
         lines = output.decode().split()
