@@ -1,16 +1,14 @@
 //! The client side of the socket API, as the CLI uses it: a request out
 //! with the descriptors it carries, replies in with theirs.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::libc;
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::sys::socket::MsgFlags;
 
-use super::{MAX_REQUEST, Reply, SOCKET};
+use super::{MAX_REQUEST, Reply, SOCKET, wire};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -59,29 +57,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         let mut line = request.to_string().into_bytes();
         line.push(b'\n');
-        let raw: Vec<_> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let rights = [ControlMessage::ScmRights(&raw)];
-        let mut sent = 0;
-        while sent < line.len() {
-            let cmsgs: &[ControlMessage] = if sent == 0 && !raw.is_empty() {
-                &rights
-            } else {
-                &[]
-            };
-            let iov = [IoSlice::new(&line[sent..])];
-            match sendmsg::<()>(
-                self.stream.as_raw_fd(),
-                &iov,
-                cmsgs,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
-                Ok(n) => sent += n,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(ClientError::Io(e)),
-            }
-        }
-        Ok(())
+        wire::send(self.stream.as_fd(), &line, fds).map_err(ClientError::Io)
     }
 
     /// The next reply and the descriptors that came with it; `None` when
@@ -100,31 +76,13 @@ impl Client {
                 ));
             }
             let mut chunk = [0u8; 4096];
-            let mut space = nix::cmsg_space!([libc::c_int; 4]);
-            let mut iov = [IoSliceMut::new(&mut chunk)];
-            let msg = match recvmsg::<()>(
-                self.stream.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(msg) => msg,
-                Err(Errno::EINTR) => continue,
+            let (n, fds) = match wire::receive(self.stream.as_fd(), &mut chunk, MsgFlags::empty()) {
+                Ok(got) => got,
                 // A supervisor that exits with the connection open resets it.
                 Err(Errno::ECONNRESET) => return Ok(None),
                 Err(e) => return Err(ClientError::Io(e)),
             };
-            for cmsg in msg.cmsgs().into_iter().flatten() {
-                if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                    // SAFETY: the kernel just gave this process the
-                    // descriptors; nothing else owns them.
-                    self.fds.extend(
-                        fds.into_iter()
-                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                    );
-                }
-            }
-            let n = msg.bytes;
+            self.fds.extend(fds);
             if n == 0 {
                 return Ok(None);
             }

@@ -5,6 +5,7 @@
 //! `docs/api.md` is its reference.
 
 pub mod client;
+pub mod wire;
 
 use std::collections::BTreeMap;
 

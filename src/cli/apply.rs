@@ -3,14 +3,10 @@
 //! restarted with its new image (the seed's promise for sidecars), through
 //! the pod's socket API.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use k8s_openapi::api::core::v1::PodSpec;
-use podrun::api::{self, Reply};
-use podrun::supervisor::state::State;
+use podrun::api::{self, client::CallError};
+use std::collections::BTreeMap;
 
 use super::{Failure, input};
 
@@ -48,10 +44,8 @@ fn without_images(spec: &PodSpec) -> serde_json::Value {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let new = input::load(&args.file)?.pod;
-    let state = State::load(&new.name).map_err(|e| Failure::Input(e.to_string()))?;
-    if !state.supervisor_alive() {
-        return Err(Failure::Input(format!("pod {:?} is not running", new.name)));
-    }
+    let state = super::load(&new.name)?;
+    let mut client = super::connect(&state)?;
     let old_text = state
         .pod
         .as_ref()
@@ -73,21 +67,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         println!("pod/{} unchanged", new.name);
         return Ok(());
     }
-    let socket = state.dirs.run.join(api::SOCKET);
-    let mut stream = UnixStream::connect(&socket)
-        .with_context(|| format!("connecting to {}", socket.display()))?;
     let request = serde_json::json!({"version": api::VERSION, "op": "apply", "images": changed});
-    stream
-        .write_all(format!("{request}\n").as_bytes())
-        .context("sending the update")?;
-    let mut line = String::new();
-    BufReader::new(&stream)
-        .read_line(&mut line)
-        .context("reading the reply")?;
-    let reply: Reply = serde_json::from_str(&line).context("decoding the reply")?;
-    if !reply.ok {
-        return Err(anyhow!("pod {:?}: {}", new.name, reply.error.unwrap_or_default()).into());
-    }
+    client.call(&request, &[]).map_err(|e| match e {
+        CallError::Refused { message, .. } => anyhow!("pod {:?}: {message}", new.name),
+        other => other.into(),
+    })?;
     println!("pod/{} configured", new.name);
     Ok(())
 }

@@ -17,7 +17,6 @@ use nix::sys::termios::{self, SetArg, Termios};
 use nix::unistd::{isatty, pipe2, read, write};
 use podrun::api::client::{CallError, Client};
 use podrun::api::{self, Reply};
-use podrun::supervisor::state::State;
 
 use super::Failure;
 
@@ -50,22 +49,14 @@ fn stdin() -> BorrowedFd<'static> {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    super::check_name(&args.name)?;
     // A pipe whose command has gone is an error to handle, not a death.
     // SAFETY: signal(2) with the ignore disposition.
     unsafe { nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_IGN) };
-    let state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
-    if !state.supervisor_alive() {
-        return Err(Failure::Input(format!(
-            "pod {:?} is not running",
-            args.name
-        )));
-    }
+    let mut client = super::connect(&super::load(&args.name)?)?;
     let tty = args.tty && isatty(stdin()).unwrap_or(false);
     if args.tty && !tty {
         eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
     }
-    let mut client = Client::connect(&state.dirs.run).map_err(anyhow::Error::from)?;
     let request = serde_json::json!({
         "version": api::VERSION,
         "op": "exec",
@@ -151,6 +142,21 @@ fn exit_code(client: &mut Client) -> Result<i32, Failure> {
     }
 }
 
+/// Polls `fds`; which of them have something, or `None` when the timeout
+/// passed with nothing.
+fn ready(mut fds: Vec<PollFd>, timeout: PollTimeout) -> Result<Option<Vec<bool>>, Failure> {
+    match poll(&mut fds, timeout) {
+        Ok(0) => return Ok(None),
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(e) => return Err(anyhow!("poll: {e}").into()),
+    }
+    Ok(Some(
+        fds.iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect(),
+    ))
+}
+
 /// Bytes copied between a terminal of this process and a pipe of the
 /// command's.
 struct Copy {
@@ -176,16 +182,9 @@ fn pump(client: &mut Client, mut copies: Vec<Copy>) -> Result<i32, Failure> {
             .map(|c| PollFd::new(c.from.as_fd(), PollFlags::POLLIN))
             .collect();
         fds.push(PollFd::new(client.fd(), PollFlags::POLLIN));
-        match poll(&mut fds, timeout) {
-            Ok(0) => break,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(anyhow!("poll: {e}").into()),
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
+        let Some(ready) = ready(fds, timeout)? else {
+            break;
+        };
         if ready[copies.len()] && code.is_none() {
             code = Some(exit_code(client)?);
         }
@@ -286,16 +285,9 @@ fn relay(client: &mut Client, master: OwnedFd, input: bool) -> Result<i32, Failu
         if input {
             fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, timeout) {
-            Ok(0) => break,
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(anyhow!("poll: {e}").into()),
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
+        let Some(ready) = ready(fds, timeout)? else {
+            break;
+        };
         if ready[0] {
             match read(&master, &mut buf) {
                 Ok(0) | Err(Errno::EIO) => output_open = false,

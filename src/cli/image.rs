@@ -52,9 +52,10 @@ fn failure(e: ImageError) -> Failure {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     // Names and sources are checked before the store is touched.
+    let mut parsed = None;
     match &args.verb {
         Verb::Import { source, name } => {
-            Source::parse(source).map_err(failure)?;
+            parsed = Some(Source::parse(source).map_err(failure)?);
             if let Some(n) = name {
                 image::normalize(n).map_err(failure)?;
             }
@@ -71,10 +72,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let store = Store::open_default().map_err(failure)?;
     match args.verb {
-        Verb::Import { source, name } => {
-            let source = Source::parse(&source).map_err(failure)?;
-            let imported = store.import(&source, name.as_deref()).map_err(failure)?;
-            println!("{} {}", imported.reference, imported.digest);
+        Verb::Import { name, .. } => {
+            // Parsed with the other checks, above.
+            if let Some(source) = &parsed {
+                let imported = store.import(source, name.as_deref()).map_err(failure)?;
+                println!("{} {}", imported.reference, imported.digest);
+            }
         }
         Verb::Ls { output } => {
             let entries = store.list().map_err(failure)?;

@@ -9,7 +9,6 @@ use anyhow::{Context, anyhow};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use podrun::api::{self, client::Client};
-use podrun::supervisor::state::State;
 
 use super::Failure;
 
@@ -81,8 +80,7 @@ fn print(lines: &[(String, Vec<u8>)], timestamps: bool) -> std::io::Result<()> {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    super::check_name(&args.name)?;
-    let state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
+    let state = super::load(&args.name)?;
     if !state.supervisor_alive() {
         // The pod is over: its files are all there is, and final.
         let target = state
@@ -92,7 +90,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .with_context(|| format!("{}", target.path.display()))?;
         return show(file, &args, None);
     }
-    let mut client = Client::connect(&state.dirs.run).map_err(anyhow::Error::from)?;
+    let mut client = super::connect(&state)?;
     let request = serde_json::json!({
         "version": api::VERSION,
         "op": "logs",

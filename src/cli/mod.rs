@@ -153,6 +153,25 @@ pub fn check_name(name: &str) -> Result<(), Failure> {
     }
 }
 
+/// The state of the pod named on the command line.
+pub fn load(name: &str) -> Result<podrun::supervisor::state::State, Failure> {
+    check_name(name)?;
+    podrun::supervisor::state::State::load(name).map_err(|e| Failure::Input(e.to_string()))
+}
+
+/// A connection to the supervisor of a pod that runs.
+pub fn connect(
+    state: &podrun::supervisor::state::State,
+) -> Result<podrun::api::client::Client, Failure> {
+    if !state.supervisor_alive() {
+        return Err(Failure::Input(format!(
+            "pod {:?} is not running",
+            state.name
+        )));
+    }
+    Ok(podrun::api::client::Client::connect(&state.dirs.run).map_err(anyhow::Error::from)?)
+}
+
 /// kubectl prints a single error on the header's line and several as a
 /// list below it.
 fn kubectl_shape(e: &ManifestError) -> String {

@@ -19,10 +19,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use digest::short as short_digest;
 pub use import::Imported;
 pub use reference::{Reference, normalize};
 pub use source::Source;
-pub use store::{ListEntry, Removed, Store, parse_rfc3339, short_digest};
+pub use store::{ListEntry, Removed, Store, parse_rfc3339};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

@@ -169,11 +169,7 @@ pub(crate) fn check_digest(digest: &str) -> Result<(), String> {
         return Err(bad());
     }
     if algorithm == "sha256" {
-        if encoded.len() != 64
-            || !encoded
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if super::digest::sha256_hex(digest).is_none() {
             return Err(format!(
                 "invalid digest {digest:?}: sha256 needs 64 lower-case hexadecimal digits"
             ));

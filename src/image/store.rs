@@ -25,14 +25,14 @@ use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::Serialize;
 
-use super::digest::{self, sha256_hex};
+use super::digest::sha256_hex;
 use super::reference::Reference;
 use super::unpack::LayerInfo;
-use super::{DeviceNode, Image, ImageError, content, io_err, normalize};
+use super::{DeviceNode, Image, ImageError, content, io_err};
+use crate::supervisor::state::{self, State};
 
 pub const DEFAULT_IMAGES: &str = "/var/lib/podrun/images";
 pub const DEFAULT_LAYERS: &str = "/var/lib/podrun/layers";
-const DEFAULT_RUN_ROOT: &str = "/run/podrun";
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const LAYOUT_VERSION: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const STAGING_PREFIX: &str = ".staging-";
@@ -98,7 +98,7 @@ impl Store {
             layers: layers.to_owned(),
             lock: parent.join(lock_name),
             parent,
-            run_root: PathBuf::from(DEFAULT_RUN_ROOT),
+            run_root: PathBuf::from(crate::sandbox::pod::RUN_ROOT),
         };
         let complete = store.images.join("oci-layout").is_file()
             && store.images.join("index.json").is_file()
@@ -107,13 +107,6 @@ impl Store {
             && store.lock.is_file();
         if !complete {
             store.create()?;
-        }
-        // Root's alone, as containerd keeps its snapshots: layers keep their
-        // setuid files and owners, which a host user must not reach (a
-        // container sees them only through its overlay mount).
-        for dir in [&store.images, &store.layers] {
-            let private = fs::Permissions::from_mode(0o700);
-            fs::set_permissions(dir, private).map_err(io_err(dir))?;
         }
         Ok(store)
     }
@@ -127,6 +120,13 @@ impl Store {
     fn create(&self) -> Result<(), ImageError> {
         for dir in [&self.parent, &self.blob_dir(), &self.layer_dir()] {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        // Root's alone, as containerd keeps its snapshots: layers keep their
+        // setuid files and owners, which a host user must not reach (a
+        // container sees them only through its overlay mount).
+        for dir in [&self.images, &self.layers] {
+            let private = fs::Permissions::from_mode(0o700);
+            fs::set_permissions(dir, private).map_err(io_err(dir))?;
         }
         let _lock = self.lock(FlockArg::LockExclusive)?;
         let layout = self.images.join("oci-layout");
@@ -335,12 +335,13 @@ impl Store {
     pub fn remove(&self, names: &[String]) -> Result<Removed, ImageError> {
         let _lock = self.lock(FlockArg::LockExclusive)?;
         let index = self.read_index()?;
+        let pods = self.pods_in_use();
         let mut doomed: Vec<(String, String)> = Vec::new();
         for name in names {
             let found = self
                 .find(&index, name)?
                 .ok_or_else(|| ImageError::NotFound(name.clone()))?;
-            if let Some(pod) = self.used_by(&found.0, &found.1)? {
+            if let Some(pod) = used_by(&pods, &found.0, &found.1) {
                 return Err(ImageError::InUse {
                     image: found.0,
                     pod,
@@ -467,43 +468,32 @@ impl Store {
         Ok(refs)
     }
 
-    /// The first pod (by name) that has not finished and whose containers
-    /// name this image (by normalised name, or by its digest).
-    fn used_by(&self, reference: &str, digest: &str) -> Result<Option<String>, ImageError> {
-        let Ok(entries) = fs::read_dir(&self.run_root) else {
-            return Ok(None);
-        };
-        let mut pods: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("state.json"))
-            .filter(|p| p.is_file())
-            .collect();
-        pods.sort();
-        for path in pods {
-            let Ok(bytes) = fs::read(&path) else { continue };
-            let Ok(state) = serde_json::from_slice::<crate::supervisor::state::State>(&bytes)
-            else {
-                continue;
-            };
-            // A finished pod whose teardown failed may still have its
-            // overlays mounted on the layers.
-            if state.finished && state.torn_down {
-                continue;
-            }
-            let uses = pod_images(state.pod.as_ref()).iter().any(|image| {
-                let Ok(r) = Reference::parse(image) else {
-                    return false;
-                };
-                r.to_string() == reference
-                    || r.digest.as_deref() == Some(digest)
-                    || normalize(image).is_ok_and(|n| n == reference)
-            });
-            if uses {
-                return Ok(Some(state.name));
-            }
-        }
-        Ok(None)
+    /// The pods, by name, that may still use images: all but those
+    /// finished and torn down (a finished pod whose teardown failed may
+    /// still have its overlays mounted on the layers).
+    fn pods_in_use(&self) -> Vec<State> {
+        state::names_in(&self.run_root)
+            .iter()
+            .filter_map(|name| {
+                state::load_from(name, &self.run_root.join(name).join("state.json")).ok()
+            })
+            .filter(|s| !(s.finished && s.torn_down))
+            .collect()
     }
+}
+
+/// The first of `pods` whose containers name this image (by normalised
+/// name, or by its digest).
+fn used_by(pods: &[State], reference: &str, digest: &str) -> Option<String> {
+    pods.iter()
+        .find(|state| {
+            pod_images(state.pod.as_ref()).iter().any(|image| {
+                Reference::parse(image).is_ok_and(|r| {
+                    r.to_string() == reference || r.digest.as_deref() == Some(digest)
+                })
+            })
+        })
+        .map(|state| state.name.clone())
 }
 
 impl Store {
@@ -771,11 +761,6 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let (y, m) = if mo <= 2 { (y - 1, mo + 12) } else { (y, mo) };
     let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * (m - 3) + 2) / 5 + d - 719_469;
     Some(days * 86400 + h * 3600 + mi * 60 + sec - offset)
-}
-
-/// `sha256:0123456789ab`.
-pub fn short_digest(digest: &str) -> &str {
-    digest::short(digest)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::libc;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
 
+use super::Handler;
 use crate::container::spawn::{Command, Creds, Isolation, SigmaskGuard, SpawnError, spawn};
 
 /// An exec that did not start.
@@ -235,10 +236,11 @@ pub struct HttpGet<'a> {
     pub port: u16,
     pub path: &'a str,
     pub headers: &'a [(String, String)],
-    /// The default User-Agent is `kube-<purpose>/<version>`: "probe" for
-    /// probes, "lifecycle" for hooks.
-    pub purpose: &'static str,
 }
+
+/// What a GET is for, in its default User-Agent (`kube-<purpose>/<version>`).
+const PROBE: &str = "probe";
+const HOOK: &str = "lifecycle";
 
 impl HttpGet<'_> {
     fn url(&self) -> String {
@@ -249,7 +251,7 @@ impl HttpGet<'_> {
     /// The request's head: the user's headers, with the kubelet's
     /// User-Agent and Accept unless they set their own (an empty Accept
     /// removes it), and their Host, if any, as the only Host.
-    fn request(&self) -> String {
+    fn request(&self, purpose: &str) -> String {
         let has = |name: &str| {
             self.headers
                 .iter()
@@ -265,10 +267,7 @@ impl HttpGet<'_> {
             );
         let mut request = format!("GET {} HTTP/1.1\r\nHost: {host}\r\n", self.path);
         if !has("user-agent") {
-            request.push_str(&format!(
-                "User-Agent: kube-{}/{KUBE_VERSION}\r\n",
-                self.purpose
-            ));
+            request.push_str(&format!("User-Agent: kube-{purpose}/{KUBE_VERSION}\r\n"));
         }
         if !has("accept") {
             request.push_str("Accept: */*\r\n");
@@ -286,7 +285,7 @@ impl HttpGet<'_> {
 }
 
 /// A read or write that ran past the socket's timeout.
-pub fn is_timeout(e: &std::io::Error) -> bool {
+fn is_timeout(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
@@ -300,7 +299,7 @@ enum GetError {
     #[error("{0}")]
     Connect(String),
     #[error("{0}")]
-    Tls(#[from] super::tls::TlsError),
+    Tls(super::tls::TlsError),
     #[error("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")]
     Timeout,
     #[error("{0}")]
@@ -319,30 +318,35 @@ impl From<std::io::Error> for GetError {
     }
 }
 
-/// Sends the GET and reads the status line of its answer.
-fn status(get: &HttpGet, timeout: Duration) -> Result<u16, GetError> {
-    let deadline = Instant::now() + timeout;
+impl From<super::tls::TlsError> for GetError {
+    fn from(e: super::tls::TlsError) -> GetError {
+        match e {
+            super::tls::TlsError::Handshake(io) if is_timeout(&io) => GetError::Timeout,
+            other => GetError::Tls(other),
+        }
+    }
+}
+
+/// Sends the GET (for `purpose`) and reads the status line of its answer,
+/// all before `deadline`.
+fn status(get: &HttpGet, deadline: Instant, purpose: &str) -> Result<u16, GetError> {
     let left = || {
         deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     };
-    let tcp = connect(get.host, get.port, timeout).map_err(GetError::Connect)?;
+    let tcp = connect(get.host, get.port, left()).map_err(GetError::Connect)?;
     // A second handle on the socket, to set its timeouts under TLS.
     let socket = tcp.try_clone()?;
     let _ = socket.set_write_timeout(Some(left()));
     let _ = socket.set_read_timeout(Some(left()));
     let mut stream: Box<dyn ReadWrite> = if get.tls {
-        match super::tls::connect(tcp, get.host) {
-            Ok(tls) => Box::new(tls),
-            Err(e) if e.timed_out() => return Err(GetError::Timeout),
-            Err(e) => return Err(e.into()),
-        }
+        Box::new(super::tls::connect(tcp, get.host)?)
     } else {
         Box::new(tcp)
     };
     let _ = socket.set_write_timeout(Some(left()));
-    stream.write_all(get.request().as_bytes())?;
+    stream.write_all(get.request(purpose).as_bytes())?;
     stream.flush()?;
     let mut response = Vec::new();
     let mut buf = [0u8; 1024];
@@ -376,7 +380,7 @@ fn judge(get: &HttpGet, status: Result<u16, GetError>) -> Result<String, String>
 /// Redirects are not followed: a 3xx is a success, as the kubelet's
 /// result for a redirect it does not follow.
 pub fn http_get(get: &HttpGet, timeout: Duration) -> Result<String, String> {
-    judge(get, status(get, timeout))
+    judge(get, status(get, Instant::now() + timeout, PROBE))
 }
 
 /// The kubelet's HTTP hook: an HTTPS request that a plain HTTP server
@@ -384,7 +388,7 @@ pub fn http_get(get: &HttpGet, timeout: Duration) -> Result<String, String> {
 /// fallback for hooks written when it ignored the scheme).
 pub fn http_hook(get: &HttpGet, timeout: Duration) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
-    match status(get, timeout) {
+    match status(get, deadline, HOOK) {
         Err(GetError::Tls(super::tls::TlsError::PlainHttp)) => {
             let headers: Vec<_> = get
                 .headers
@@ -397,12 +401,43 @@ pub fn http_hook(get: &HttpGet, timeout: Duration) -> Result<String, String> {
                 headers: &headers,
                 ..*get
             };
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            judge(&plain, status(&plain, left))
+            judge(&plain, status(&plain, deadline, HOOK))
         }
         other => judge(get, other),
+    }
+}
+
+/// A network check of `handler` (a hook's when `hook`), as the kubelet
+/// makes it, from the network namespace the caller is in.
+pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Result<String, String> {
+    match handler {
+        Handler::Http {
+            tls,
+            host,
+            port,
+            path,
+            headers,
+        } => {
+            let get = HttpGet {
+                tls: *tls,
+                host,
+                port: *port,
+                path,
+                headers,
+            };
+            if hook {
+                http_hook(&get, timeout)
+            } else {
+                http_get(&get, timeout)
+            }
+        }
+        Handler::Tcp { host, port } => tcp_connect(host, *port, timeout),
+        Handler::Grpc {
+            host,
+            port,
+            service,
+        } => super::grpc::health(host, *port, service, timeout),
+        Handler::Exec(_) | Handler::Sleep { .. } => Err("not a network check".to_owned()),
     }
 }
 
@@ -447,7 +482,6 @@ mod tests {
             port,
             path,
             headers,
-            purpose: "probe",
         }
     }
 
@@ -506,11 +540,7 @@ mod tests {
         );
 
         let (port, rx) = serve("200 OK");
-        let hook = HttpGet {
-            purpose: "lifecycle",
-            ..get(port, "/", &[])
-        };
-        http_hook(&hook, t).unwrap();
+        http_hook(&get(port, "/", &[]), t).unwrap();
         assert!(
             rx.recv()
                 .unwrap()

@@ -34,9 +34,9 @@ const SERVING: i32 = 1;
 
 /// A gRPC status: its code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub code: u32,
-    pub message: String,
+struct Status {
+    code: u32,
+    message: String,
 }
 
 impl Status {
@@ -96,7 +96,7 @@ fn serving_name(status: i32) -> String {
 }
 
 /// A duration as Go's `%v` prints it ("1s", "1m30s", "1.5s", "500ms").
-pub struct GoDuration(pub Duration);
+struct GoDuration(Duration);
 
 impl fmt::Display for GoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,7 +140,7 @@ impl fmt::Display for GoDuration {
 
 /// A failed gRPC probe, in the kubelet's words.
 #[derive(Debug, thiserror::Error)]
-pub enum GrpcError {
+enum GrpcError {
     #[error(
         "timeout: failed to connect service {addr:?} within {}: context deadline exceeded",
         GoDuration(*.timeout)

@@ -25,13 +25,6 @@ pub enum TlsError {
     Handshake(io::Error),
 }
 
-impl TlsError {
-    /// The handshake ran out of time (a socket timeout).
-    pub fn timed_out(&self) -> bool {
-        matches!(self, TlsError::Handshake(e) if super::check::is_timeout(e))
-    }
-}
-
 /// Accepts every certificate; verifies handshake signatures with the
 /// provider's algorithms.
 #[derive(Debug)]
@@ -211,7 +204,6 @@ mod tests {
             port,
             path: "/healthz",
             headers,
-            purpose: "probe",
         }
     }
 
@@ -283,12 +275,8 @@ mod tests {
             ("Authorization".to_owned(), "Bearer x".to_owned()),
             ("X-A".to_owned(), "b".to_owned()),
         ];
-        let hook = HttpGet {
-            purpose: "lifecycle",
-            ..https(port, &headers)
-        };
         assert_eq!(
-            http_hook(&hook, T).unwrap(),
+            http_hook(&https(port, &headers), T).unwrap(),
             "HTTP probe succeeded with statuscode: 200"
         );
         let hello = rx.recv().unwrap();

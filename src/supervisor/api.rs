@@ -7,8 +7,7 @@
 //! supervisor never copies a byte of them.
 
 use std::collections::HashMap;
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -16,13 +15,10 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::signal::{Signal as NixSignal, kill};
-use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, getsockopt, recvmsg, sendmsg,
-    sockopt::PeerCredentials,
-};
+use nix::sys::socket::{MsgFlags, getsockopt, sockopt::PeerCredentials};
 use nix::unistd::Pid;
 
-use crate::api::{self, ApiError, LogInfo, Reply, Request};
+use crate::api::{self, ApiError, LogInfo, Reply, Request, wire};
 use crate::container::rootfs::Root;
 use crate::lifecycle::Event;
 use crate::probe::check::Session;
@@ -86,28 +82,10 @@ impl Server {
 
 /// Sends a reply line with `fd` attached, if any.
 fn send(conn: &mut Conn, reply: &Reply, fd: Option<BorrowedFd>) {
-    let line = reply.line();
-    let raw = fd.map(|f| [f.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage> = raw.iter().map(|r| ControlMessage::ScmRights(r)).collect();
-    let mut sent = 0;
-    while sent < line.len() {
-        let iov = [IoSlice::new(&line[sent..])];
-        let cmsgs = if sent == 0 { &cmsgs[..] } else { &[] };
-        match sendmsg::<()>(
-            conn.stream.as_raw_fd(),
-            &iov,
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Ok(n) => sent += n,
-            Err(Errno::EINTR) => continue,
-            Err(_) => {
-                // A client that does not read its replies is dropped.
-                conn.closed = true;
-                return;
-            }
-        }
+    let fds: Vec<BorrowedFd> = fd.into_iter().collect();
+    if wire::send(conn.stream.as_fd(), &reply.line(), &fds).is_err() {
+        // A client that does not read its replies is dropped.
+        conn.closed = true;
     }
 }
 
@@ -116,32 +94,13 @@ fn send(conn: &mut Conn, reply: &Reply, fd: Option<BorrowedFd>) {
 fn receive(conn: &mut Conn) {
     let mut chunk = [0u8; 4096];
     loop {
-        let mut space = nix::cmsg_space!([libc::c_int; api::MAX_FDS]);
-        let mut iov = [IoSliceMut::new(&mut chunk)];
-        let got = recvmsg::<()>(
-            conn.stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
-        );
-        let n = match got {
-            Ok(msg) => {
-                for cmsg in msg.cmsgs().into_iter().flatten() {
-                    if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                        for fd in fds {
-                            // SAFETY: the kernel just gave this process the
-                            // descriptor; nothing else owns it.
-                            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                            // More than a request may use are closed.
-                            if conn.fds.len() < api::MAX_FDS {
-                                conn.fds.push(fd);
-                            }
-                        }
-                    }
-                }
-                msg.bytes
+        let n = match wire::receive(conn.stream.as_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
+            Ok((n, fds)) => {
+                // More than a request may use are closed.
+                let room = api::MAX_FDS.saturating_sub(conn.fds.len());
+                conn.fds.extend(fds.into_iter().take(room));
+                n
             }
-            Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) => break,
             Err(_) => {
                 conn.closed = true;
@@ -273,12 +232,13 @@ impl Supervisor<'_> {
                             .find(|c| c.name == *container)
                             .and_then(|info| self.launcher.pod.container(info))
                             .and_then(|c| c.image_pull_policy.clone());
-                        let store = match crate::image::Store::open_default() {
-                            Ok(store) => store,
-                            Err(e) => return Some(format!("the image store: {e}")),
+                        let refused = match self.launcher.store() {
+                            Ok(store) => {
+                                super::images::refusal(store, image, policy.as_deref(), false)
+                            }
+                            Err(e) => Some(e),
                         };
-                        super::images::refusal(&store, image, policy.as_deref(), false)
-                            .map(|r| format!("container {container:?}: {r}"))
+                        refused.map(|r| format!("container {container:?}: {r}"))
                     })
                     .collect();
                 if !missing.is_empty() {

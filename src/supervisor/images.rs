@@ -37,11 +37,8 @@ pub fn defaults_of(config: &ImageConfiguration) -> ImageDefaults {
 /// Why the image of a container cannot be used, as the kubelet would say
 /// it (and how to get it into the store), or `None` when it can. With
 /// `wait: false` (in the supervisor's loop) a store busy with an import is
-/// a refusal too.
+/// a refusal too. `image` is one of the store's (not `rootfs:`).
 pub fn refusal(store: &Store, image: &str, policy: Option<&str>, wait: bool) -> Option<String> {
-    if Root::is_rootfs(image) {
-        return None;
-    }
     let import = format!("import it with `podrun image import SOURCE {image}`");
     if policy == Some("Always") {
         return Some(format!(
@@ -103,7 +100,7 @@ pub fn image_run(
     image: &str,
     restart_count: u32,
 ) -> Result<ImageRun, String> {
-    let store = Store::open_default().map_err(|e| e.to_string())?;
+    let store = l.store()?;
     // Never waits on an import: a busy store is a create error, retried
     // with back-off.
     let found = store

@@ -2,7 +2,7 @@
 //! log pipes and the clone. A failure before the process exists is a
 //! create error; one the child reports (exec, chdir, mounts) a start error.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
@@ -16,6 +16,7 @@ use super::logs::{self, LogPipe};
 use crate::container::config::{self, ImageRun, PodFacts};
 use crate::container::rootfs::{self, Root, View};
 use crate::container::spawn::{self, Child, Command, Isolation, SpawnError};
+use crate::image::Store;
 use crate::lifecycle::{Hook, ProbeKind};
 use crate::manifest::Pod;
 use crate::plan::Plan;
@@ -48,6 +49,8 @@ pub struct Launcher<'a> {
     /// Each container's current run's root from an image (the loop is
     /// single-threaded; a start records it, checks and execs read it).
     pub image_runs: RefCell<BTreeMap<String, ImageRun>>,
+    /// The image store, opened when a container first needs it.
+    pub store: OnceCell<Store>,
 }
 
 pub enum Outcome {
@@ -70,6 +73,15 @@ fn open_fd(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
 }
 
 impl Launcher<'_> {
+    /// The image store, opened once.
+    pub fn store(&self) -> Result<&Store, String> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = Store::open_default().map_err(|e| format!("the image store: {e}"))?;
+        Ok(self.store.get_or_init(|| store))
+    }
+
     fn manifest_container(
         &self,
         name: &str,

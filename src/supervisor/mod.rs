@@ -327,6 +327,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
             oom_floor,
             etc_files: &sandbox.etc_files,
             image_runs: Default::default(),
+            store: Default::default(),
         },
         engine: Engine::new(model),
         state,

@@ -11,8 +11,8 @@ use nix::unistd::Pid;
 
 use super::{Due, Supervisor, now};
 use crate::lifecycle::{Event, Hook, ProbeKind, Time};
-use crate::probe::check::{self, HttpGet, Running};
-use crate::probe::{Handler, Timing, grpc};
+use crate::probe::check::{self, Running};
+use crate::probe::{Handler, Timing};
 
 /// How long past its timeout a network check may take to report that it
 /// timed out before it is killed.
@@ -184,46 +184,10 @@ impl Supervisor<'_> {
                     .exec_check(&container, r.pid.as_raw() as u32, argv),
                 None => Err("the container is not running".to_owned()),
             },
-            Handler::Http {
-                tls,
-                host,
-                port,
-                path,
-                headers,
-            } => {
-                let (tls, host, port, path, headers) =
-                    (*tls, host.clone(), *port, path.clone(), headers.clone());
+            Handler::Http { .. } | Handler::Tcp { .. } | Handler::Grpc { .. } => {
                 let hook = matches!(purpose, Purpose::Hook { .. });
-                check::network(self.launcher.net_ns().as_deref(), move || {
-                    let get = HttpGet {
-                        tls,
-                        host: &host,
-                        port,
-                        path: &path,
-                        headers: &headers,
-                        purpose: if hook { "lifecycle" } else { "probe" },
-                    };
-                    if hook {
-                        check::http_hook(&get, timeout)
-                    } else {
-                        check::http_get(&get, timeout)
-                    }
-                })
-            }
-            Handler::Tcp { host, port } => {
-                let (host, port) = (host.clone(), *port);
-                check::network(self.launcher.net_ns().as_deref(), move || {
-                    check::tcp_connect(&host, port, timeout)
-                })
-            }
-            Handler::Grpc {
-                host,
-                port,
-                service,
-            } => {
-                let (host, port, service) = (host.clone(), *port, service.clone());
-                check::network(self.launcher.net_ns().as_deref(), move || {
-                    grpc::health(&host, port, &service, timeout)
+                check::network(self.launcher.net_ns().as_deref(), || {
+                    check::run_network(handler, hook, timeout)
                 })
             }
             Handler::Sleep { .. } => Err("a sleep handler is not a check".to_owned()),

@@ -250,7 +250,8 @@ impl State {
     }
 }
 
-fn load_from(name: &str, path: &Path) -> Result<State, StateError> {
+/// The state of pod `name` from the state file at `path`.
+pub(crate) fn load_from(name: &str, path: &Path) -> Result<State, StateError> {
     let text = match fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -271,7 +272,12 @@ fn load_from(name: &str, path: &Path) -> Result<State, StateError> {
 
 /// The pods that have state, by name.
 pub fn names() -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(crate::sandbox::pod::RUN_ROOT)
+    names_in(Path::new(crate::sandbox::pod::RUN_ROOT))
+}
+
+/// The pods that have a state file under `run_root`, by name.
+pub(crate) fn names_in(run_root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(run_root)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
