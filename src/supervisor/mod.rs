@@ -215,6 +215,9 @@ struct Supervisor<'a> {
     ready: Option<OwnedFd>,
     events: events::Recorder,
     api: Option<api::Server>,
+    /// When the loop last handled events, until it has dropped the code
+    /// pages they touched (see `release_code_when_quiet`).
+    busy_at: Option<Time>,
 }
 
 /// Runs the pod to a terminal phase and tears it down; returns the phase.
@@ -347,6 +350,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         api: api::Server::bind(&dirs.run)
             .map_err(|e| eprintln!("warning: no API socket for this pod: {e}"))
             .ok(),
+        busy_at: None,
     };
     let result = sup.run_loop(&signals);
     // Whatever happened, nothing of the pod is left running or mounted.
@@ -396,6 +400,7 @@ impl Supervisor<'_> {
         if self.pending.is_empty() {
             return;
         }
+        self.busy_at = Some(now());
         while let Some(event) = self.pending.pop_front() {
             match self.engine.handle(now(), event) {
                 Ok(actions) => self.act_all(actions),
@@ -612,6 +617,7 @@ impl Supervisor<'_> {
             }
             None => PollTimeout::NONE,
         };
+        let timeout = self.release_code_when_quiet(timeout);
         let ready = {
             let mut fds: Vec<PollFd> = vec![
                 PollFd::new(signals.stop.as_fd(), PollFlags::POLLIN),
@@ -695,6 +701,32 @@ impl Supervisor<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Starting containers, saving state and reporting status run code
+    /// that an idle pod does not run again, and each page of it touched
+    /// stays mapped (a whole large page-cache folio, 64 KiB here, per
+    /// fault). Once the loop has handled no event for `QUIET`, it drops
+    /// them; what a later wake-up needs faults back in from the page
+    /// cache. Returns the poll timeout, shortened to wake the loop when
+    /// that quiet time is up.
+    fn release_code_when_quiet(&mut self, timeout: PollTimeout) -> PollTimeout {
+        const QUIET: i64 = 1000;
+        let Some(at) = self.busy_at else {
+            return timeout;
+        };
+        let left = QUIET - now().millis_since(at);
+        if left <= 0 {
+            crate::memory::release_startup_code();
+            self.busy_at = None;
+            return timeout;
+        }
+        let left = PollTimeout::try_from(left as u32).unwrap_or(PollTimeout::MAX);
+        if timeout.is_none() {
+            left
+        } else {
+            timeout.min(left)
+        }
     }
 
     /// `podrun down --grace N` leaves N in the run directory.
