@@ -44,9 +44,17 @@ impl Client {
         })
     }
 
-    /// What to poll for replies.
+    /// What to poll for replies. Poll it only when `has_reply` is false:
+    /// one read may have taken several replies off the socket.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.stream.as_fd()
+    }
+
+    /// A whole reply has been read already and waits in the buffer (the
+    /// socket may have nothing more to say: a fast exec's exit code comes
+    /// in the same read as its pid).
+    pub fn has_reply(&self) -> bool {
+        self.buf.contains(&b'\n')
     }
 
     /// Sends a request line with `fds` attached.
@@ -122,4 +130,32 @@ pub enum CallError {
     },
     #[error("the pod's supervisor closed the connection")]
     Gone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn replies_read_together_are_all_kept() {
+        // An exec's pid and exit code can leave the supervisor before the
+        // client reads either: one read takes both, and the second must
+        // not wait for a socket that has nothing more to say.
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs
+            .write_all(b"{\"ok\":true,\"pid\":7}\n{\"ok\":true,\"exitCode\":3}\n")
+            .unwrap();
+        let mut client = Client {
+            stream: ours,
+            buf: Vec::new(),
+            fds: Vec::new(),
+        };
+        let (first, _) = client.reply().unwrap().unwrap();
+        assert_eq!(first.pid, Some(7));
+        assert!(client.has_reply());
+        let (second, _) = client.reply().unwrap().unwrap();
+        assert_eq!(second.exit_code, Some(3));
+        assert!(!client.has_reply());
+    }
 }

@@ -172,7 +172,8 @@ fn pump(client: &mut Client, mut copies: Vec<Copy>) -> Result<i32, Failure> {
     while code.is_none() || !copies.is_empty() {
         // Once the command has exited, what its pipes still hold is read
         // without waiting (a process it left may keep them open).
-        let timeout = if code.is_some() {
+        let replied = client.has_reply();
+        let timeout = if code.is_some() || replied {
             PollTimeout::ZERO
         } else {
             PollTimeout::NONE
@@ -183,9 +184,13 @@ fn pump(client: &mut Client, mut copies: Vec<Copy>) -> Result<i32, Failure> {
             .collect();
         fds.push(PollFd::new(client.fd(), PollFlags::POLLIN));
         let Some(ready) = ready(fds, timeout)? else {
+            if replied && code.is_none() {
+                code = Some(exit_code(client)?);
+                continue;
+            }
             break;
         };
-        if ready[copies.len()] && code.is_none() {
+        if (ready[copies.len()] || replied) && code.is_none() {
             code = Some(exit_code(client)?);
         }
         let mut done = Vec::new();
@@ -272,7 +277,8 @@ fn relay(client: &mut Client, master: OwnedFd, input: bool) -> Result<i32, Failu
     while output_open {
         // Once the command has exited, what its terminal still holds is
         // read without waiting (a background process may keep it open).
-        let timeout = if code.is_some() {
+        let replied = client.has_reply();
+        let timeout = if code.is_some() || replied {
             PollTimeout::ZERO
         } else {
             PollTimeout::NONE
@@ -286,6 +292,10 @@ fn relay(client: &mut Client, master: OwnedFd, input: bool) -> Result<i32, Failu
             fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
         }
         let Some(ready) = ready(fds, timeout)? else {
+            if replied && code.is_none() {
+                code = Some(exit_code(client)?);
+                continue;
+            }
             break;
         };
         if ready[0] {
@@ -299,7 +309,7 @@ fn relay(client: &mut Client, master: OwnedFd, input: bool) -> Result<i32, Failu
                 Err(e) => return Err(anyhow!("reading the terminal: {e}").into()),
             }
         }
-        if ready[1] && code.is_none() {
+        if (ready[1] || replied) && code.is_none() {
             code = Some(exit_code(client)?);
         }
         if ready[2] {

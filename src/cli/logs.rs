@@ -126,7 +126,12 @@ fn show(mut file: std::fs::File, args: &Args, follow: Option<&mut Client>) -> Re
         // The file grows as the container writes; the socket says when the
         // run is over (every line written is in the file by then).
         let mut fds = [PollFd::new(client.fd(), PollFlags::POLLIN)];
-        let ended = match poll(&mut fds, PollTimeout::from(100u8)) {
+        let polled = if client.has_reply() {
+            Ok(1)
+        } else {
+            poll(&mut fds, PollTimeout::from(100u8))
+        };
+        let ended = match polled {
             Ok(0) | Err(Errno::EINTR) => false,
             Ok(_) => match client.reply().map_err(anyhow::Error::from)? {
                 Some((reply, _)) => reply.ended == Some(true),
