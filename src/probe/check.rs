@@ -164,6 +164,7 @@ pub fn network(
 ) -> Result<Running, String> {
     let (r, w) = nonblocking_pipe()?;
     let ns = net_ns.map(|p| open(&p.to_string_lossy())).transpose()?;
+    let supervisor = nix::unistd::getpid();
     // Blocked across the fork; the child keeps them blocked.
     let blocked = SigmaskGuard::block_all();
     // SAFETY: the supervisor is single-threaded, so the child may allocate;
@@ -173,6 +174,15 @@ pub fn network(
     match forked {
         Ok(ForkResult::Child) => {
             std::mem::forget(blocked);
+            // A check outliving a killed supervisor would keep the pod's
+            // network namespace after `podrun down` (for up to its
+            // timeout): it dies with the supervisor.
+            // SAFETY: prctl with integer arguments; SIGKILL cannot be blocked.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            if nix::unistd::getppid() != supervisor {
+                // SAFETY: _exit(2); the supervisor died before the prctl.
+                unsafe { libc::_exit(1) }
+            }
             drop(r);
             let joined = ns.is_none_or(|fd| {
                 // SAFETY: setns(2) on a namespace descriptor.
