@@ -21,6 +21,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     super::check_name(&args.name)?;
+    if super::reclaimed(&args.name)? {
+        println!("pod/{} down", args.name);
+        return Ok(());
+    }
     // Long enough for the longest grace period plus the kubelet's minimum
     // for sidecars; a supervisor still there after it is killed.
     let wait = Duration::from_secs(args.grace.unwrap_or(3600) as u64 + 30);

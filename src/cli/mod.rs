@@ -153,6 +153,14 @@ pub fn check_name(name: &str) -> Result<(), Failure> {
     }
 }
 
+/// Whether pod `name` was the leftover of a supervisor that died before it
+/// saved the pod's state (only its run directory), now removed.
+pub fn reclaimed(name: &str) -> Result<bool, Failure> {
+    let run = podrun::sandbox::pod::PodDirs::run_of(name);
+    podrun::sandbox::pod::remove_stale_claim(&run)
+        .map_err(|e| Failure::Other(anyhow::anyhow!("pod {name:?}: {e}")))
+}
+
 /// The state of the pod named on the command line.
 pub fn load(name: &str) -> Result<podrun::supervisor::state::State, Failure> {
     check_name(name)?;

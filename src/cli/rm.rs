@@ -16,6 +16,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     super::check_name(&args.name)?;
+    if super::reclaimed(&args.name)? {
+        println!("pod/{} removed", args.name);
+        return Ok(());
+    }
     let mut state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
     if !state.torn_down {
         if !args.force && state.supervisor_alive() {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use super::cgroup::{Applied, CgroupError, PodCgroup, PodrunRoot};
@@ -76,14 +77,19 @@ impl PodDirs {
     /// `name` and `uid` are validated names: one path component each.
     pub fn new(name: &str, uid: &str) -> PodDirs {
         PodDirs {
-            run: Path::new(RUN_ROOT).join(name),
+            run: Self::run_of(name),
             data: Path::new(DATA_ROOT).join(uid),
             logs: Path::new(LOG_ROOT).join(format!("{name}_{uid}")),
         }
     }
 
+    /// The run directory of pod `name` (a validated name).
+    pub fn run_of(name: &str) -> PathBuf {
+        Path::new(RUN_ROOT).join(name)
+    }
+
     pub fn state_file(name: &str) -> PathBuf {
-        Path::new(RUN_ROOT).join(name).join("state.json")
+        Self::run_of(name).join("state.json")
     }
 
     pub fn ns(&self) -> PathBuf {
@@ -133,18 +139,71 @@ pub struct Sandbox {
     pub etc_files: Vec<(PathBuf, String)>,
 }
 
-/// Claims the pod's name: its run directory is made exclusively.
-pub fn claim(dirs: &PodDirs, name: &str) -> Result<(), PodError> {
+/// A claimed pod name: its run directory, made exclusively and locked
+/// until the pod's state is saved in it. From then on the state tells
+/// whether the pod's supervisor lives; before, only this lock does.
+pub struct Claim {
+    _lock: Flock<fs::File>,
+}
+
+/// Claims the pod's name: its run directory is made exclusively (once
+/// more after removing the directory of a supervisor that died before it
+/// saved the pod's state there).
+pub fn claim(dirs: &PodDirs, name: &str) -> Result<Claim, PodError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(RUN_ROOT)
         .map_err(io(Path::new(RUN_ROOT)))?;
-    match fs::DirBuilder::new().mode(0o700).create(&dirs.run) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(PodError::Exists(name.to_owned())),
-        Err(e) => Err(io(&dirs.run)(e)),
+    let mut retried = false;
+    loop {
+        match fs::DirBuilder::new().mode(0o700).create(&dirs.run) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                if retried || !remove_stale_claim(&dirs.run)? {
+                    return Err(PodError::Exists(name.to_owned()));
+                }
+                retried = true;
+            }
+            Err(e) => return Err(io(&dirs.run)(e)),
+        }
     }
+    let dir = fs::File::open(&dirs.run).map_err(io(&dirs.run))?;
+    // Nobody else can hold it yet: only a reader that found no state file
+    // locks it, and then it sees this one's lock.
+    let lock =
+        Flock::lock(dir, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| PodError::Io {
+            path: dirs.run.clone(),
+            source: errno.into(),
+        })?;
+    Ok(Claim { _lock: lock })
+}
+
+/// Removes the run directory `run` of a pod whose supervisor died between
+/// claiming the name and saving the pod's state there (nothing else of
+/// the pod exists yet then). Whether it did: not when the directory has a
+/// state file, is still claimed, or is not there.
+pub fn remove_stale_claim(run: &Path) -> Result<bool, PodError> {
+    let has_state = || run.join("state.json").exists();
+    if has_state() {
+        return Ok(false);
+    }
+    let dir = match fs::File::open(run) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(run)(e)),
+    };
+    let _lock = match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, Errno::EWOULDBLOCK)) => return Ok(false),
+        Err((_, errno)) => return Err(io(run)(errno.into())),
+    };
+    // Saved between the first look and the lock: a live pod.
+    if has_state() {
+        return Ok(false);
+    }
+    remove_dir_all(run)?;
+    Ok(true)
 }
 
 fn mkdirs(path: &Path, mode: u32) -> Result<(), PodError> {
@@ -328,6 +387,26 @@ mod tests {
                 PathBuf::from("/run/podrun/web/shm"),
             ]
         );
+    }
+
+    #[test]
+    fn only_an_unclaimed_run_directory_without_state_is_stale() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("web");
+        assert!(!remove_stale_claim(&run).unwrap(), "no directory");
+
+        fs::create_dir(&run).unwrap();
+        let held = Flock::lock(fs::File::open(&run).unwrap(), FlockArg::LockExclusive).unwrap();
+        assert!(!remove_stale_claim(&run).unwrap(), "a supervisor claims it");
+        drop(held);
+
+        fs::write(run.join("state.json"), "{}").unwrap();
+        assert!(!remove_stale_claim(&run).unwrap(), "a pod with state");
+        fs::remove_file(run.join("state.json")).unwrap();
+
+        fs::write(run.join("state.json.tmp"), "{").unwrap();
+        assert!(remove_stale_claim(&run).unwrap(), "its claimant died");
+        assert!(!run.exists());
     }
 
     #[test]

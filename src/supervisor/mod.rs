@@ -224,7 +224,7 @@ struct Supervisor<'a> {
 pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, SupervisorError> {
     let uid = new_uid();
     let dirs = PodDirs::new(&pod.name, &uid);
-    sandbox_pod::claim(&dirs, &pod.name)?;
+    let claim = sandbox_pod::claim(&dirs, &pod.name)?;
     let (mount, controllers) = cgroup::discover()?;
     let reason = cgroup::unenforced_reason(&mount, &controllers);
     if let Some(reason) = &reason {
@@ -276,6 +276,8 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         torn_down: false,
     };
     state.save()?;
+    // The state says from now on whether this supervisor lives.
+    drop(claim);
     let hostname = crate::container::config::hostname(pod);
     let node_name = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
