@@ -7,7 +7,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -324,14 +324,11 @@ pub fn kill_all(cgroup: &PodCgroup) -> Result<(), PodError> {
         return Ok(());
     }
     cgroup.kill()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cgroup.populated()? {
-        if Instant::now() > deadline {
-            return Err(PodError::StillRunning);
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    if cgroup.wait_empty(Duration::from_secs(10))? {
+        Ok(())
+    } else {
+        Err(PodError::StillRunning)
     }
-    Ok(())
 }
 
 /// Removes everything of the pod but its state file and logs: processes,

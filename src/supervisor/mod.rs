@@ -16,7 +16,7 @@ pub mod support;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -355,6 +355,7 @@ pub fn run(pod: &Pod, plan: &Plan, options: Options) -> Result<Phase, Supervisor
         busy_at: None,
     };
     let result = sup.run_loop(&signals);
+    sup.end_checks();
     // Whatever happened, nothing of the pod is left running or mounted.
     let teardown = sandbox_pod::teardown(&dirs, &sandbox.cgroup);
     for mut pipe in std::mem::take(&mut sup.pipes) {
@@ -845,16 +846,17 @@ pub fn down(
             let _ = fs::write(state.dirs.run.join(STOP_GRACE_FILE), g.to_string());
         }
         let target = Pid::from_raw(pid as i32);
+        // Its exit is awaited on a pidfd, opened before the signal and
+        // known to be this supervisor's (not a reused pid) once its start
+        // time still matches.
+        let pidfd = pidfd_open(pid).filter(|_| running(&state));
         let _ = kill(target, NixSignal::SIGTERM);
         let deadline = std::time::Instant::now() + wait;
-        while running(&state) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_exit(pidfd.as_ref(), deadline, || running(&state));
         if running(&state) {
             let _ = kill(target, NixSignal::SIGKILL);
-            while running(&state) {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+            let forever = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+            wait_exit(pidfd.as_ref(), forever, || running(&state));
         }
         state = State::load(name)?;
     }
@@ -869,6 +871,41 @@ pub fn down(
         state.save()?;
     }
     Ok(state)
+}
+
+/// A pidfd of process `pid`, if it is there (and the kernel has pidfds).
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) with integer arguments; a descriptor it returns
+    // is this process's own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a fresh descriptor from the kernel, owned from here on.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits until the process of `pidfd` exits or `deadline` passes; without
+/// a pidfd, polls `alive` instead.
+fn wait_exit(pidfd: Option<&OwnedFd>, deadline: std::time::Instant, alive: impl Fn() -> bool) {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        match pidfd {
+            Some(fd) => {
+                let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                match poll(
+                    &mut fds,
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                ) {
+                    Err(Errno::EINTR) => continue,
+                    _ => return,
+                }
+            }
+            None if alive() => std::thread::sleep(std::time::Duration::from_millis(5)),
+            None => return,
+        }
+    }
 }
 
 /// Removes a pod's state and logs (after `down`).

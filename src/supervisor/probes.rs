@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal as NixSignal, kill};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::{Due, Supervisor, now};
@@ -227,6 +228,18 @@ impl Supervisor<'_> {
         if let Some(c) = self.probes.checks.get_mut(&pid) {
             c.timed_out = true;
             let _ = kill(pid, NixSignal::SIGKILL);
+        }
+    }
+
+    /// Kills the checks still running and reaps them, as the pod ends:
+    /// none outlives it (a network check holds the pod's network
+    /// namespace, and its results have nobody to go to).
+    pub(super) fn end_checks(&mut self) {
+        for pid in self.probes.checks.keys() {
+            let _ = kill(*pid, NixSignal::SIGKILL);
+        }
+        for (pid, _) in self.probes.checks.drain() {
+            let _ = waitpid(pid, None);
         }
     }
 

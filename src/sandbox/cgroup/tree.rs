@@ -7,7 +7,13 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{ErrorKind, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::mount::CgroupError;
 use crate::plan::CgroupFiles;
@@ -206,9 +212,36 @@ impl PodCgroup {
         write(&self.dir.join("cgroup.kill"), "1")
     }
 
-    /// Whether any process is left (`cgroup.events` populated).
-    pub fn populated(&self) -> Result<bool, CgroupError> {
-        populated(&self.dir)
+    /// Waits until no process is left, for at most `timeout`; whether none
+    /// is. The kernel wakes a poller of `cgroup.events` (POLLPRI) when
+    /// `populated` changes, so this returns as soon as the last one goes.
+    pub fn wait_empty(&self, timeout: Duration) -> Result<bool, CgroupError> {
+        let path = self.dir.join("cgroup.events");
+        let failed = |source| CgroupError::Read {
+            path: path.clone(),
+            source,
+        };
+        let file = fs::File::open(&path).map_err(failed)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut buf = [0u8; 128];
+            let n = file.read_at(&mut buf, 0).map_err(failed)?;
+            if !is_populated(&String::from_utf8_lossy(&buf[..n])) {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            // Capped: a change between the read and the poll is seen at
+            // the next look at most 50 ms later.
+            let ms = left.min(Duration::from_millis(50)).as_millis() as u16;
+            let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLPRI)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(failed(e.into())),
+            }
+        }
     }
 
     /// Removes the container cgroups, then the pod's. Idempotent; fails
@@ -235,10 +268,13 @@ impl PodCgroup {
 }
 
 fn populated(dir: &Path) -> Result<bool, CgroupError> {
-    let events = read(&dir.join("cgroup.events"))?;
-    Ok(events
+    Ok(is_populated(&read(&dir.join("cgroup.events"))?))
+}
+
+fn is_populated(events: &str) -> bool {
+    events
         .lines()
-        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["populated", "1"]))
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["populated", "1"])
 }
 
 /// A container's cgroup, a leaf of its pod's.
@@ -424,6 +460,22 @@ mod tests {
         assert_eq!(c.oom_kills().unwrap(), 1);
         fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
         assert!(!c.populated().unwrap());
+    }
+
+    #[test]
+    fn waits_for_an_empty_pod_cgroup_until_its_timeout() {
+        let fs_ = FakeFs::new("wait");
+        let dir = fs_.cgroup("podrun/uid5", "memory", &[]);
+        let pod = PodrunRoot::at(&fs_.0).pod("uid5").unwrap();
+        fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        assert!(!pod.wait_empty(Duration::from_millis(20)).unwrap());
+        fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+        assert!(pod.wait_empty(Duration::ZERO).unwrap());
+        fs::remove_file(dir.join("cgroup.events")).unwrap();
+        assert!(matches!(
+            pod.wait_empty(Duration::ZERO),
+            Err(CgroupError::Read { .. })
+        ));
     }
 
     #[test]
