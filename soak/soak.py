@@ -271,6 +271,14 @@ def leftovers(pod, kept_state=False):
     return found
 
 
+def describe(pid):
+    """A podrun process, as ps would show it."""
+    stat = read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+    command = read(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
+    state, ppid = (stat[0], stat[1]) if len(stat) > 1 else ("?", "?")
+    return f"podrun process {pid} (state {state}, parent {ppid}): {command}"
+
+
 class Snapshot:
     """podrun's footprint on the machine, to compare with later."""
 
@@ -310,7 +318,7 @@ class Snapshot:
             if not any(u in m for u in uids) and not any(m.startswith(f"{RUN_ROOT}/{a}/") for a in allowed)
         ]
         supervisors = {p.supervisor[0] for p in allowed_pods}
-        found += [f"podrun process {pid}" for pid in set(self.podrun_processes()) - self.processes - supervisors]
+        found += [describe(pid) for pid in set(self.podrun_processes()) - self.processes - supervisors]
         return found
 
 
@@ -329,7 +337,22 @@ class Soak:
     def count(self, what):
         self.counts[what] = self.counts.get(what, 0) + 1
 
-    def check(self, where, found):
+    def check(self, where, look):
+        """Records what `look()` finds (or `look`, a list of problems). A process still in its last moments
+        of exit (SIGKILLed by cgroup.kill, not yet a zombie) can show for a
+        few milliseconds: what is gone when looked at again within a second
+        was not left over, and is counted apart."""
+        if not callable(look):
+            found, look = look, None
+        else:
+            found = look()
+        deadline = time.monotonic() + 1.0
+        while found and look and time.monotonic() < deadline:
+            time.sleep(0.1)
+            again = look()
+            if not again:
+                self.count("transient (gone within 1 s)")
+            found = again
         if found:
             self.problems.append((where, found))
             say(f"  LEFT OVER after {where}: {'; '.join(found[:8])}{' ...' if len(found) > 8 else ''}")
@@ -372,9 +395,9 @@ class Soak:
         s = state(self.sentinel.name)
         restarts = {n: c["restartCount"] for n, c in s["containers"].items()}
         self.podrun.must("down", self.sentinel.name)
-        self.check("the sentinel's down", leftovers(self.sentinel, kept_state=True))
+        self.check("the sentinel's down", lambda: leftovers(self.sentinel, kept_state=True))
         self.podrun.must("rm", self.sentinel.name)
-        self.check("the sentinel's rm", leftovers(self.sentinel))
+        self.check("the sentinel's rm", lambda: leftovers(self.sentinel))
         pod, self.sentinel = self.sentinel, None
         start = self.sentinel_start
         if end["fds"] != start["fds"]:
@@ -405,10 +428,10 @@ class Soak:
         if self.sentinel:
             self.poke_sentinel()
         self.podrun.must("down", name)
-        self.check(f"cycle {i}'s down", leftovers(pod, kept_state=True))
+        self.check(f"cycle {i}'s down", lambda: leftovers(pod, kept_state=True))
         self.podrun.must("rm", name)
-        self.check(f"cycle {i}'s rm", leftovers(pod))
-        self.check(f"cycle {i}", self.snapshot.new_since(self.alive()))
+        self.check(f"cycle {i}'s rm", lambda: leftovers(pod))
+        self.check(f"cycle {i}", lambda: self.snapshot.new_since(self.alive()))
         self.count("cycles")
 
     # a supervisor killed at a random moment
@@ -467,11 +490,11 @@ class Soak:
         elif down.returncode != 0:
             self.check(f"kill trial {i} ({phase})", [f"podrun down exited {down.returncode}: {down.stderr.strip()}"])
         if known:
-            self.check(f"kill trial {i} ({phase})'s down", leftovers(known, kept_state=True))
+            self.check(f"kill trial {i} ({phase})'s down", lambda: leftovers(known, kept_state=True))
         self.remove(name, f"kill trial {i} ({phase})")
         if known:
-            self.check(f"kill trial {i} ({phase})'s rm", leftovers(known))
-        self.check(f"kill trial {i} ({phase})", self.snapshot.new_since(self.alive()))
+            self.check(f"kill trial {i} ({phase})'s rm", lambda: leftovers(known))
+        self.check(f"kill trial {i} ({phase})", lambda: self.snapshot.new_since(self.alive()))
         self.count(f"kills during {phase}")
 
     # many pods stopped at once
@@ -505,11 +528,11 @@ class Soak:
         if failed:
             self.check(f"{n} pods down at once", [f"{name}: {err}" for name, err in failed])
         for p in pods:
-            self.check(f"{p.name}'s down (of {n} at once)", leftovers(p, kept_state=True))
+            self.check(f"{p.name}'s down (of {n} at once)", lambda: leftovers(p, kept_state=True))
         for p in pods:
             self.remove(p.name, f"{n} pods at once")
-            self.check(f"{p.name}'s rm (of {n} at once)", leftovers(p))
-        self.check(f"{n} pods at once", self.snapshot.new_since(self.alive()))
+            self.check(f"{p.name}'s rm (of {n} at once)", lambda: leftovers(p))
+        self.check(f"{n} pods at once", lambda: self.snapshot.new_since(self.alive()))
         self.count(f"pods stopped at once ({n})")
         return {"pods": n, "all_ready_s": round(ready_s, 2), "all_down_s": round(down_s, 2)}
 
@@ -568,7 +591,7 @@ def main():
         if many:
             summary["at_once"] = soak.concurrent(many)
         summary["sentinel"] = soak.stop_sentinel()
-        soak.check("the soak", soak.snapshot.new_since())
+        soak.check("the soak", lambda: soak.snapshot.new_since())
     except Failure as e:
         soak.problems.append(("a step", [str(e)]))
         say(f"soak: FAILED: {e}")
