@@ -33,6 +33,8 @@ pub enum RootfsError {
     Nul(String),
     #[error("{0:?}: too many levels of symbolic links")]
     Loop(String),
+    #[error("rootfs {0}: inside podrun's own directory {1}, which no container may see")]
+    OwnDirectory(PathBuf, PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError + '_ {
@@ -59,10 +61,26 @@ impl Root {
         image.starts_with("rootfs:")
     }
 
+    /// The root a `rootfs:` image names; one inside podrun's own
+    /// directories (`OWN_DIRS`) is refused.
     pub fn from_image(image: &str) -> Result<Root, RootfsError> {
+        let own: Vec<PathBuf> = crate::sandbox::pod::OWN_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        Root::from_image_outside(image, &own)
+    }
+
+    fn from_image_outside(image: &str, own: &[PathBuf]) -> Result<Root, RootfsError> {
         match image.strip_prefix("rootfs:") {
             Some("/") => Ok(Root::Host),
-            Some(dir) if dir.starts_with('/') => Ok(Root::Dir(PathBuf::from(dir))),
+            Some(dir) if dir.starts_with('/') => {
+                let real = real_path(Path::new(dir));
+                match own.iter().find(|o| real.starts_with(real_path(o))) {
+                    Some(o) => Err(RootfsError::OwnDirectory(real, o.clone())),
+                    None => Ok(Root::Dir(PathBuf::from(dir))),
+                }
+            }
             _ => Err(RootfsError::UnsupportedImage(image.to_owned())),
         }
     }
@@ -102,6 +120,9 @@ pub struct BindMount {
 #[derive(Debug, Clone)]
 pub struct View {
     pub root: Root,
+    /// Host directories hidden (under an empty read-only tmpfs) where they
+    /// are inside the root: podrun's own, for a root that is the host's.
+    pub hidden: Vec<PathBuf>,
     /// An empty directory the root is bound at before pivot_root.
     pub stage: PathBuf,
     /// The pod's shared `/dev/shm` (the host's with hostIPC).
@@ -221,6 +242,24 @@ fn propagation_flags(p: Propagation) -> c_ulong {
         Propagation::Slave => libc::MS_SLAVE,
         Propagation::Shared => libc::MS_SHARED,
     }
+}
+
+/// The path with every symlink resolved where it exists, by name only
+/// where it does not.
+fn real_path(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| lexical(&path.to_string_lossy()))
+}
+
+/// Where each of `hidden` is under `root` (relative paths); those not
+/// there (or not on this host) are left out.
+fn hidden_under(root: &Path, hidden: &[PathBuf]) -> Vec<PathBuf> {
+    let root = real_path(root);
+    hidden
+        .iter()
+        .filter_map(|h| fs::canonicalize(h).ok())
+        .filter_map(|h| h.strip_prefix(&root).ok().map(Path::to_owned))
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .collect()
 }
 
 /// An absolute path with `.` and `..` resolved by their names only.
@@ -346,6 +385,18 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
     // Mounts the host makes later reach the container, never the reverse.
     s.flags(Path::new("/"), libc::MS_REC | libc::MS_SLAVE)?;
     s.bind(root, stage, false)?;
+    // A root that holds podrun's own directories (the host's) gets them
+    // empty: a container must not reach its pod's API socket, nor other
+    // pods' state, volumes and logs. Volumes come after, on top.
+    for rel in hidden_under(root, &view.hidden) {
+        s.mount(
+            Some(Path::new("tmpfs")),
+            &stage.join(rel),
+            Some("tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=0755,size=4k"),
+        )?;
+    }
 
     // A fresh /proc for the container's PID namespace, its kernel knobs
     // read-only and its leaky files masked (as runc does).
@@ -572,6 +623,7 @@ mod tests {
         let volume = tempdir("dev-vol");
         let view = View {
             root: Root::Host,
+            hidden: Vec::new(),
             stage: PathBuf::from("/stage"),
             shm: PathBuf::from("/dev/shm"),
             mounts: vec![BindMount {
@@ -597,6 +649,96 @@ mod tests {
     }
 
     #[test]
+    fn podruns_own_directories_are_hidden_where_the_root_has_them() {
+        let host = tempdir("hidden");
+        let volume = tempdir("hidden-vol");
+        fs::create_dir_all(host.join("run/podrun/web")).unwrap();
+        fs::create_dir_all(host.join("var/lib/podrun")).unwrap();
+        fs::create_dir_all(host.join("srv")).unwrap();
+        // The same root by another name, and a directory that is not there.
+        symlink(&host, volume.join("alias")).unwrap();
+        let hidden = vec![
+            host.join("run/podrun"),
+            host.join("var/lib/podrun"),
+            host.join("var/log/podrun"),
+        ];
+        let view = |root: PathBuf| View {
+            root: Root::Dir(root),
+            hidden: hidden.clone(),
+            stage: PathBuf::from("/stage"),
+            shm: PathBuf::from("/dev/shm"),
+            mounts: vec![BindMount {
+                source: volume.clone(),
+                target: "/srv".to_owned(),
+                read_only: false,
+                propagation: Propagation::Private,
+                optional: false,
+            }],
+            read_only_root: false,
+            privileged: false,
+        };
+        for root in [host.clone(), volume.join("alias/run/..")] {
+            let described: Vec<String> = build(&view(root))
+                .unwrap()
+                .iter()
+                .map(Step::describe)
+                .collect();
+            let at = |s: &str| described.iter().position(|d| d == s);
+            let run = at("mount tmpfs on /stage/run/podrun").unwrap();
+            let lib = at("mount tmpfs on /stage/var/lib/podrun").unwrap();
+            assert!(!described.iter().any(|d| d.contains("var/log")));
+            // Right after the root, before anything mounted on top.
+            assert_eq!((run, lib), (2, 3), "{described:?}");
+            assert!(at(&format!("mount {} on /stage/srv", volume.display())).unwrap() > lib);
+        }
+        // A root elsewhere has none of them.
+        let elsewhere: Vec<String> = build(&view(host.join("srv")))
+            .unwrap()
+            .iter()
+            .map(Step::describe)
+            .collect();
+        assert!(
+            !elsewhere
+                .iter()
+                .any(|d| d.ends_with("/run/podrun") || d.ends_with("/lib/podrun")),
+            "{elsewhere:?}"
+        );
+        fs::remove_dir_all(&host).unwrap();
+        fs::remove_dir_all(&volume).unwrap();
+    }
+
+    #[test]
+    fn a_rootfs_inside_podruns_own_directories_is_refused() {
+        let own = tempdir("own");
+        fs::create_dir_all(own.join("podrun/pods/u/rootfs")).unwrap();
+        symlink(own.join("podrun/pods"), own.join("link")).unwrap();
+        let dirs = [own.join("podrun")];
+        for inside in [
+            "podrun",
+            "podrun/pods/u/rootfs",
+            "link/u",
+            "elsewhere/../podrun/x",
+        ] {
+            let image = format!("rootfs:{}", own.join(inside).display());
+            let err = Root::from_image_outside(&image, &dirs).unwrap_err();
+            assert!(
+                matches!(err, RootfsError::OwnDirectory(..)),
+                "{inside}: {err}"
+            );
+            assert!(
+                err.to_string().ends_with("which no container may see"),
+                "{err}"
+            );
+        }
+        let beside = format!("rootfs:{}", own.display());
+        assert_eq!(
+            Root::from_image_outside(&beside, &dirs).unwrap(),
+            Root::Dir(own.clone())
+        );
+        fs::remove_dir_all(&own).unwrap();
+    }
+
+    #[test]
     fn secure_join_stays_inside_the_root() {
         let root = tempdir("join");
         fs::create_dir_all(root.join("real")).unwrap();
@@ -619,6 +761,7 @@ mod tests {
         let volume = tempdir("points-vol");
         let view = View {
             root: Root::Dir(root.clone()),
+            hidden: Vec::new(),
             stage: PathBuf::from("/stage"),
             shm: PathBuf::from("/dev/shm"),
             mounts: vec![BindMount {

@@ -243,6 +243,10 @@ impl Launcher<'_> {
         let host_ipc = self.pod.spec.host_ipc == Some(true);
         let view = View {
             root: cfg.root.clone(),
+            hidden: crate::sandbox::pod::OWN_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
             stage,
             shm: if host_ipc {
                 PathBuf::from("/dev/shm")
