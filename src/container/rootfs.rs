@@ -7,6 +7,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -35,6 +36,8 @@ pub enum RootfsError {
     Loop(String),
     #[error("rootfs {0}: inside podrun's own directory {1}, which no container may see")]
     OwnDirectory(PathBuf, PathBuf),
+    #[error("subPath {0}: changed while it was being mounted")]
+    SubPathChanged(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError + '_ {
@@ -114,6 +117,9 @@ pub struct BindMount {
     /// Left out, rather than an error, where the host's root has no such
     /// path (the pod's `/etc` files on `rootfs:/`).
     pub optional: bool,
+    /// `source` is a subPath resolved inside a volume that containers
+    /// write: it is mounted through a descriptor (`pin_sub_paths`).
+    pub sub_path: bool,
 }
 
 /// What the container's view is made of.
@@ -242,6 +248,31 @@ fn propagation_flags(p: Propagation) -> c_ulong {
         Propagation::Slave => libc::MS_SLAVE,
         Propagation::Shared => libc::MS_SHARED,
     }
+}
+
+/// Opens each subPath source before the clone and has the child mount
+/// that descriptor (`/proc/self/fd/N`) rather than the path: a container
+/// sharing the volume could swap a directory on the path for a symlink
+/// between the subPath's resolution and a mount by name. Once open, the
+/// descriptor must still be the path resolved. The descriptors must stay
+/// open until the child has mounted them.
+pub fn pin_sub_paths(mounts: &mut [BindMount]) -> Result<Vec<OwnedFd>, RootfsError> {
+    let mut pins = Vec::new();
+    for m in mounts.iter_mut().filter(|m| m.sub_path) {
+        let fd: OwnedFd = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&m.source)
+            .map_err(io(&m.source))?
+            .into();
+        let link = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        if fs::read_link(&link).map_err(io(&link))? != m.source {
+            return Err(RootfsError::SubPathChanged(m.source.clone()));
+        }
+        m.source = link;
+        pins.push(fd);
+    }
+    Ok(pins)
 }
 
 /// The path with every symlink resolved where it exists, by name only
@@ -632,6 +663,7 @@ mod tests {
                 read_only: false,
                 propagation: Propagation::Private,
                 optional: false,
+                sub_path: false,
             }],
             read_only_root: false,
             privileged: false,
@@ -673,6 +705,7 @@ mod tests {
                 read_only: false,
                 propagation: Propagation::Private,
                 optional: false,
+                sub_path: false,
             }],
             read_only_root: false,
             privileged: false,
@@ -705,6 +738,40 @@ mod tests {
         );
         fs::remove_dir_all(&host).unwrap();
         fs::remove_dir_all(&volume).unwrap();
+    }
+
+    #[test]
+    fn a_sub_path_is_mounted_through_the_descriptor_of_the_path_resolved() {
+        let dir = tempdir("pin");
+        fs::create_dir_all(dir.join("vol/a/b")).unwrap();
+        fs::create_dir_all(dir.join("outside/b")).unwrap();
+        let resolved = crate::sandbox::volumes::resolve_subpath(&dir.join("vol"), "a/b").unwrap();
+        let mount = |source: &Path, sub_path| BindMount {
+            source: source.to_owned(),
+            target: "/mnt".to_owned(),
+            read_only: false,
+            propagation: Propagation::Private,
+            optional: false,
+            sub_path,
+        };
+        let mut mounts = vec![mount(&resolved, true), mount(&dir.join("vol"), false)];
+        let pins = pin_sub_paths(&mut mounts).unwrap();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(
+            mounts[0].source,
+            PathBuf::from(format!("/proc/self/fd/{}", pins[0].as_raw_fd()))
+        );
+        assert_eq!(fs::read_link(&mounts[0].source).unwrap(), resolved);
+        assert_eq!(mounts[1].source, dir.join("vol"));
+        // Swapped for a symlink out of the volume after its resolution:
+        // refused, nothing opened.
+        fs::rename(dir.join("vol/a"), dir.join("vol/old")).unwrap();
+        symlink(dir.join("outside"), dir.join("vol/a")).unwrap();
+        let mut swapped = vec![mount(&resolved, true)];
+        let err = pin_sub_paths(&mut swapped).unwrap_err();
+        assert!(matches!(err, RootfsError::SubPathChanged(_)), "{err}");
+        assert_eq!(swapped[0].source, resolved);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -770,6 +837,7 @@ mod tests {
                 read_only: true,
                 propagation: Propagation::Private,
                 optional: false,
+                sub_path: false,
             }],
             read_only_root: true,
             privileged: false,
