@@ -415,6 +415,7 @@ fn mounts(
             propagation,
             optional: false,
             sub_path,
+            tree: None,
         });
     }
     Ok(out)
@@ -493,6 +494,7 @@ pub fn config(
                 propagation: Propagation::Private,
                 optional: true,
                 sub_path: false,
+                tree: None,
             });
         }
     }

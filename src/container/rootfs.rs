@@ -7,7 +7,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -118,8 +118,10 @@ pub struct BindMount {
     /// path (the pod's `/etc` files on `rootfs:/`).
     pub optional: bool,
     /// `source` is a subPath resolved inside a volume that containers
-    /// write: it is mounted through a descriptor (`pin_sub_paths`).
+    /// write: it is mounted from a tree cloned of it (`pin_sub_paths`).
     pub sub_path: bool,
+    /// That clone, a detached mount held open by `pin_sub_paths`' caller.
+    pub tree: Option<i32>,
 }
 
 /// What the container's view is made of.
@@ -250,29 +252,48 @@ fn propagation_flags(p: Propagation) -> c_ulong {
     }
 }
 
-/// Opens each subPath source before the clone and has the child mount
-/// that descriptor (`/proc/self/fd/N`) rather than the path: a container
-/// sharing the volume could swap a directory on the path for a symlink
-/// between the subPath's resolution and a mount by name. Once open, the
-/// descriptor must still be the path resolved. The descriptors must stay
-/// open until the child has mounted them.
+/// Clones each subPath source as a detached mount tree before the clone,
+/// which the child attaches rather than binding the path by name: a
+/// container sharing the volume could swap a directory on the path for a
+/// symlink between the subPath's resolution and a mount by name. The
+/// trees must stay open until the child has attached them.
 pub fn pin_sub_paths(mounts: &mut [BindMount]) -> Result<Vec<OwnedFd>, RootfsError> {
-    let mut pins = Vec::new();
+    let mut trees = Vec::new();
     for m in mounts.iter_mut().filter(|m| m.sub_path) {
-        let fd: OwnedFd = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(&m.source)
-            .map_err(io(&m.source))?
-            .into();
-        let link = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        if fs::read_link(&link).map_err(io(&link))? != m.source {
-            return Err(RootfsError::SubPathChanged(m.source.clone()));
+        let fd = open_resolved(&m.source)?;
+        let flags = libc::OPEN_TREE_CLONE
+            | libc::OPEN_TREE_CLOEXEC
+            | libc::AT_EMPTY_PATH as libc::c_uint
+            | libc::AT_RECURSIVE as libc::c_uint;
+        // SAFETY: open_tree(2) on a descriptor we own, with an empty path.
+        let tree =
+            unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+        if tree < 0 {
+            return Err(io(&m.source)(std::io::Error::last_os_error()));
         }
-        m.source = link;
-        pins.push(fd);
+        // SAFETY: open_tree returned a new descriptor, ours alone.
+        let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+        m.tree = Some(tree.as_raw_fd());
+        trees.push(tree);
     }
-    Ok(pins)
+    Ok(trees)
+}
+
+/// Opens `path` (`O_PATH`), which must still be that path once open: a
+/// directory on it swapped for a symlink since it was resolved is
+/// refused.
+fn open_resolved(path: &Path) -> Result<OwnedFd, RootfsError> {
+    let fd: OwnedFd = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .map_err(io(path))?
+        .into();
+    let link = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    if fs::read_link(&link).map_err(io(&link))? != path {
+        return Err(RootfsError::SubPathChanged(path.to_owned()));
+    }
+    Ok(fd)
 }
 
 /// The path with every symlink resolved where it exists, by name only
@@ -370,11 +391,32 @@ impl Steps {
             None,
         )?;
         if read_only {
-            let keep = locked_flags(source);
-            self.flags(
-                target,
-                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
-            )?;
+            self.read_only(source, target)?;
+        }
+        Ok(())
+    }
+
+    fn read_only(&mut self, source: &Path, target: &Path) -> Result<(), RootfsError> {
+        let keep = locked_flags(source);
+        self.flags(
+            target,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
+        )
+    }
+
+    /// A volume mount: the tree pinned for it attached, or its source
+    /// bound.
+    fn volume(&mut self, m: &BindMount, target: &Path) -> Result<(), RootfsError> {
+        let Some(tree) = m.tree else {
+            return self.bind(&m.source, target, m.read_only);
+        };
+        self.steps.push(Step::Attach {
+            tree,
+            source: cstr(&m.source)?,
+            target: cstr(target)?,
+        });
+        if m.read_only {
+            self.read_only(&m.source, target)?;
         }
         Ok(())
     }
@@ -589,7 +631,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
                     })
                 })?;
             }
-            s.bind(&m.source, &target, m.read_only)?;
+            s.volume(m, &target)?;
             s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
             continue;
         }
@@ -609,7 +651,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
             }
         };
         let target = stage.join(inside.strip_prefix("/").unwrap_or(&inside));
-        s.bind(&m.source, &target, m.read_only)?;
+        s.volume(m, &target)?;
         s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
     }
     if view.read_only_root {
@@ -664,6 +706,7 @@ mod tests {
                 propagation: Propagation::Private,
                 optional: false,
                 sub_path: false,
+                tree: None,
             }],
             read_only_root: false,
             privileged: false,
@@ -706,6 +749,7 @@ mod tests {
                 propagation: Propagation::Private,
                 optional: false,
                 sub_path: false,
+                tree: None,
             }],
             read_only_root: false,
             privileged: false,
@@ -741,37 +785,74 @@ mod tests {
     }
 
     #[test]
-    fn a_sub_path_is_mounted_through_the_descriptor_of_the_path_resolved() {
+    fn a_sub_path_is_opened_only_where_it_was_resolved() {
         let dir = tempdir("pin");
         fs::create_dir_all(dir.join("vol/a/b")).unwrap();
         fs::create_dir_all(dir.join("outside/b")).unwrap();
         let resolved = crate::sandbox::volumes::resolve_subpath(&dir.join("vol"), "a/b").unwrap();
-        let mount = |source: &Path, sub_path| BindMount {
-            source: source.to_owned(),
+        let fd = open_resolved(&resolved).unwrap();
+        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        assert_eq!(fs::read_link(link).unwrap(), resolved);
+        // A directory on the path swapped for a symlink out of the volume
+        // after the resolution: refused.
+        fs::rename(dir.join("vol/a"), dir.join("vol/old")).unwrap();
+        symlink(dir.join("outside"), dir.join("vol/a")).unwrap();
+        let err = open_resolved(&resolved).unwrap_err();
+        assert!(matches!(err, RootfsError::SubPathChanged(_)), "{err}");
+        let mut mounts = vec![BindMount {
+            source: resolved.clone(),
             target: "/mnt".to_owned(),
             read_only: false,
             propagation: Propagation::Private,
             optional: false,
-            sub_path,
-        };
-        let mut mounts = vec![mount(&resolved, true), mount(&dir.join("vol"), false)];
-        let pins = pin_sub_paths(&mut mounts).unwrap();
-        assert_eq!(pins.len(), 1);
-        assert_eq!(
-            mounts[0].source,
-            PathBuf::from(format!("/proc/self/fd/{}", pins[0].as_raw_fd()))
-        );
-        assert_eq!(fs::read_link(&mounts[0].source).unwrap(), resolved);
-        assert_eq!(mounts[1].source, dir.join("vol"));
-        // Swapped for a symlink out of the volume after its resolution:
-        // refused, nothing opened.
-        fs::rename(dir.join("vol/a"), dir.join("vol/old")).unwrap();
-        symlink(dir.join("outside"), dir.join("vol/a")).unwrap();
-        let mut swapped = vec![mount(&resolved, true)];
-        let err = pin_sub_paths(&mut swapped).unwrap_err();
-        assert!(matches!(err, RootfsError::SubPathChanged(_)), "{err}");
-        assert_eq!(swapped[0].source, resolved);
+            sub_path: true,
+            tree: None,
+        }];
+        assert!(pin_sub_paths(&mut mounts).is_err());
+        assert_eq!(mounts[0].tree, None);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pinned_tree_is_attached_and_a_plain_volume_bound() {
+        let volume = tempdir("attach");
+        let root = tempdir("attach-root");
+        let mount = |tree: Option<i32>| BindMount {
+            source: volume.clone(),
+            target: "/data".to_owned(),
+            read_only: true,
+            propagation: Propagation::Private,
+            optional: false,
+            sub_path: tree.is_some(),
+            tree,
+        };
+        let view = |mounts| View {
+            root: Root::Dir(root.clone()),
+            hidden: Vec::new(),
+            stage: PathBuf::from("/stage"),
+            shm: PathBuf::from("/dev/shm"),
+            mounts,
+            read_only_root: false,
+            privileged: false,
+        };
+        for tree in [None, Some(42)] {
+            let steps = build(&view(vec![mount(tree)])).unwrap();
+            let at = steps
+                .iter()
+                .position(|s| s.describe() == format!("mount {} on /stage/data", volume.display()))
+                .unwrap();
+            match (&steps[at], tree) {
+                (Step::Attach { tree: 42, .. }, Some(42)) => {}
+                (Step::Mount { flags, .. }, None) => assert!(flags & libc::MS_BIND != 0),
+                (other, _) => panic!("{other:?}"),
+            }
+            // Read-only either way, then private.
+            assert!(
+                matches!(&steps[at + 1], Step::Mount { flags, .. } if flags & libc::MS_RDONLY != 0)
+            );
+        }
+        fs::remove_dir_all(&volume).unwrap();
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -838,6 +919,7 @@ mod tests {
                 propagation: Propagation::Private,
                 optional: false,
                 sub_path: false,
+                tree: None,
             }],
             read_only_root: true,
             privileged: false,

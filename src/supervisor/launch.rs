@@ -257,7 +257,7 @@ impl Launcher<'_> {
             read_only_root: cfg.read_only_root,
             privileged: cfg.privileged,
         };
-        // Open until the child has mounted them.
+        // Open until the child has attached them.
         let _pins = rootfs::pin_sub_paths(&mut view.mounts).map_err(|e| e.to_string())?;
         let steps = rootfs::build(&view).map_err(|e| e.to_string())?;
 
