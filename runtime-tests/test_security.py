@@ -818,9 +818,15 @@ def test_podruns_directories_and_the_api_socket_are_out_of_reach_of_containers(t
     (`rootfs:/`, or the same root named `rootfs:/tmp/..`), where podrun
     hides its directories in the container's mount namespace."""
     # A root inside podrun's own directories is refused before anything
-    # is made.
-    for inside in ("rootfs:/run/podrun", "rootfs:/var/lib/podrun/layers", "rootfs:/tmp/../var/log/podrun"):
-        refused = up(tmp_path, manifest(name, [on(inside, "c", "true")]))
+    # is made. (Paths that do not exist: a podrun that took them would
+    # only fail to start the container, and make nothing there.)
+    fake = f"{name}-{token()}"
+    for inside in (
+        f"rootfs:/run/podrun/{fake}",
+        f"rootfs:/var/lib/podrun/pods/{fake}/containers/c/0/rootfs",
+        f"rootfs:/tmp/../var/log/podrun/{fake}",
+    ):
+        refused = up(tmp_path, manifest(name, [on(inside, "c", "true")]), timeout=60)
         assert refused.returncode == 2, (inside, refused.stderr)
         assert "inside podrun's own directory" in refused.stderr, (inside, refused.stderr)
         assert not Path(f"/run/podrun/{name}").exists()
@@ -995,10 +1001,10 @@ def snapshot():
 def changes(before, after, tag, ours):
     """Paths added or removed between two snapshots, less other pods'
     (another user of this machine may start or remove pods meanwhile):
-    a whole pod directory of a valid name that is neither ours nor has
-    `tag` in it."""
+    what is under a pod's directory (`NAME`, `NAME_UID`, `UID`) whose name
+    is neither ours nor has `tag` in it."""
     pod_dir = re.compile(
-        r"^/(run/podrun|var/log/podrun|var/lib/podrun/pods)/([a-z0-9][-a-z0-9.]*[a-z0-9])(/|$)"
+        r"^/(run/podrun|var/log/podrun|var/lib/podrun/pods)/([a-z0-9][-a-z0-9._]*[a-z0-9])(/|$)"
     )
     found = []
     for path in sorted(before ^ after):
@@ -1107,7 +1113,13 @@ def test_a_name_that_is_a_path_never_reaches_one(tmp_path, name, podrun):
                     assert c in reply["error"], (req, reply)
             os.close(null)
             # A new root that is a relative path, or podrun's own data.
-            for image in (f"rootfs:../{tag}", "rootfs:/var/lib/podrun/pods", f"rootfs:/tmp/../run/podrun/{name}"):
+            # (Paths that do not exist: a podrun that took them would make
+            # nothing there.)
+            for image in (
+                f"rootfs:../{tag}",
+                f"rootfs:/var/lib/podrun/pods/{tag}",
+                f"rootfs:/tmp/../run/podrun/{name}/{tag}",
+            ):
                 s.sendall(json.dumps({"version": 1, "op": "apply", "images": {"app": image}}).encode() + b"\n")
                 reply = json.loads(s.makefile("rb").readline())
                 assert not reply["ok"] and "rootfs" in reply["error"], (image, reply)
@@ -1121,5 +1133,11 @@ def test_a_name_that_is_a_path_never_reaches_one(tmp_path, name, podrun):
         result = podrun("logs", name, c)
         assert result.returncode == 2 and f"container {c} is not valid for pod {name}" in result.stderr
     found = changes(before, snapshot(), tag, name)
-    # Our own pod's directories are the only new things.
-    assert [f for f in found if tag in f or not re.search(rf"/{re.escape(name)}|/{uid}", f)] == [], found
+    # Our own pod's state and log are the only new things.
+    assert found == [
+        f"added /run/podrun/{name}",
+        *[f"added /run/podrun/{name}/{f}" for f in sorted(os.listdir(f"/run/podrun/{name}"))],
+        f"added /var/log/podrun/{name}_{uid}",
+        f"added /var/log/podrun/{name}_{uid}/app",
+        f"added /var/log/podrun/{name}_{uid}/app/0.log",
+    ], found
