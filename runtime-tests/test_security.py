@@ -102,13 +102,15 @@ def logs(name, container_name):
     return lines
 
 
-def waiting(name, container_name):
-    """The container's waiting state ({reason, message}) or None."""
+def waiting(name, container_name, reason="CreateContainerError"):
+    """The container's waiting state ({reason, message}) if it waits for
+    `reason`, else None."""
     try:
         s = container_status(state(name)["status"], container_name)
     except (AssertionError, FileNotFoundError, KeyError, json.JSONDecodeError):
         return None
-    return s["state"].get("waiting")
+    w = s["state"].get("waiting")
+    return w if w and w.get("reason") == reason else None
 
 
 def status_fields(lines):
@@ -513,11 +515,7 @@ def test_a_symlink_planted_at_run_time_is_not_followed_by_a_restarted_container(
     proc = launch(tmp_path, pod)
     try:
         for c, sub in (("direct", "d"), ("parent", "p/q")):
-            w = wait_for(
-                lambda: (w := waiting(name, c)) and w["reason"] == "CreateContainerError" and w,
-                f"{c} to be refused on its restart",
-                120,
-            )
+            w = wait_for(lambda: waiting(name, c), f"{c} to be refused on its restart", 120)
             assert w["message"] == f'subPath "{sub}" leaves its volume', w
 
         def inside_restarted():
@@ -652,7 +650,6 @@ def test_a_mount_path_through_a_symlink_of_the_image_lands_inside_its_root(
     volume.mkdir()
     (volume / "marker").write_text(f"volume-{tag}\n")
     in_etc = f"/etc/podrun-{tag}"
-    host_etc_before = sorted(os.listdir("/etc"))
     c = image_container(
         "c",
         ref,
@@ -678,7 +675,7 @@ def test_a_mount_path_through_a_symlink_of_the_image_lands_inside_its_root(
         stop(proc)
     assert logs(name, "c") == [f"volume-{tag}"] * 3 + ["done"]
     assert not abs_target.parent.exists() and not rel_target.parent.exists()
-    assert sorted(os.listdir("/etc")) == host_etc_before
+    assert not Path(in_etc).exists()
 
 
 # --- setuid binaries and allowPrivilegeEscalation ---------------------------------------
