@@ -569,13 +569,19 @@ def test_a_symlink_swapped_in_while_containers_start_is_never_mounted(tmp_path, 
         # Refused ones are retried with back-off; half of them is enough.
         wait_for(lambda: len(ended()) >= 10, "half the apps to end", 180)
         assert host_mounts_at([secret]) == []
+        statuses = {s["name"]: s["state"] for s in state(name)["status"]["containerStatuses"]}
     finally:
         stop(proc)
     outputs = {c["name"]: logs(name, c["name"]) for c in apps}
     assert not [c for c, out in outputs.items() if text in "\n".join(out)], outputs
-    # The mounts were made: some apps ran, each seeing the volume's own
-    # directory (or nothing, when the swapper emptied it meanwhile).
-    assert [c for c, out in outputs.items() if "ran" in out], outputs
+    # Each app that ended ran (seeing the volume's own directory, or
+    # nothing once the swapper emptied it), or found the directory it had
+    # pinned removed by the swapper when it came to mount it (most do in
+    # the VM, where a start is slow): never anything else.
+    for c, st in statuses.items():
+        t = st.get("terminated")
+        if t and "ran" not in outputs[c]:
+            assert t["reason"] == "StartError" and "/mnt" in t.get("message", ""), (c, t, outputs[c])
 
 
 def test_a_host_path_whose_links_point_at_host_paths_is_mounted_without_following_them(
