@@ -398,6 +398,7 @@ fn mounts(
             (_, Some(e)) if !e.is_empty() => Some(expand(e, lookup)),
             _ => None,
         };
+        let sub_path = sub.is_some();
         let source = match sub {
             Some(sub) => resolve_subpath(root, &sub)?,
             None => root.clone(),
@@ -413,6 +414,8 @@ fn mounts(
             read_only: m.read_only == Some(true),
             propagation,
             optional: false,
+            sub_path,
+            tree: None,
         });
     }
     Ok(out)
@@ -490,6 +493,8 @@ pub fn config(
                 read_only: false,
                 propagation: Propagation::Private,
                 optional: true,
+                sub_path: false,
+                tree: None,
             });
         }
     }

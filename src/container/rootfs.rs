@@ -7,6 +7,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -33,6 +34,10 @@ pub enum RootfsError {
     Nul(String),
     #[error("{0:?}: too many levels of symbolic links")]
     Loop(String),
+    #[error("rootfs {0}: inside podrun's own directory {1}, which no container may see")]
+    OwnDirectory(PathBuf, PathBuf),
+    #[error("subPath {0}: changed while it was being mounted")]
+    SubPathChanged(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError + '_ {
@@ -59,10 +64,26 @@ impl Root {
         image.starts_with("rootfs:")
     }
 
+    /// The root a `rootfs:` image names; one inside podrun's own
+    /// directories (`OWN_DIRS`) is refused.
     pub fn from_image(image: &str) -> Result<Root, RootfsError> {
+        let own: Vec<PathBuf> = crate::sandbox::pod::OWN_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        Root::from_image_outside(image, &own)
+    }
+
+    fn from_image_outside(image: &str, own: &[PathBuf]) -> Result<Root, RootfsError> {
         match image.strip_prefix("rootfs:") {
             Some("/") => Ok(Root::Host),
-            Some(dir) if dir.starts_with('/') => Ok(Root::Dir(PathBuf::from(dir))),
+            Some(dir) if dir.starts_with('/') => {
+                let real = real_path(Path::new(dir));
+                match own.iter().find(|o| real.starts_with(real_path(o))) {
+                    Some(o) => Err(RootfsError::OwnDirectory(real, o.clone())),
+                    None => Ok(Root::Dir(PathBuf::from(dir))),
+                }
+            }
             _ => Err(RootfsError::UnsupportedImage(image.to_owned())),
         }
     }
@@ -96,12 +117,20 @@ pub struct BindMount {
     /// Left out, rather than an error, where the host's root has no such
     /// path (the pod's `/etc` files on `rootfs:/`).
     pub optional: bool,
+    /// `source` is a subPath resolved inside a volume that containers
+    /// write: it is mounted from a tree cloned of it (`pin_sub_paths`).
+    pub sub_path: bool,
+    /// That clone, a detached mount held open by `pin_sub_paths`' caller.
+    pub tree: Option<i32>,
 }
 
 /// What the container's view is made of.
 #[derive(Debug, Clone)]
 pub struct View {
     pub root: Root,
+    /// Host directories hidden (under an empty read-only tmpfs) where they
+    /// are inside the root: podrun's own, for a root that is the host's.
+    pub hidden: Vec<PathBuf>,
     /// An empty directory the root is bound at before pivot_root.
     pub stage: PathBuf,
     /// The pod's shared `/dev/shm` (the host's with hostIPC).
@@ -223,6 +252,68 @@ fn propagation_flags(p: Propagation) -> c_ulong {
     }
 }
 
+/// Clones each subPath source as a detached mount tree before the clone,
+/// which the child attaches rather than binding the path by name: a
+/// container sharing the volume could swap a directory on the path for a
+/// symlink between the subPath's resolution and a mount by name. The
+/// trees must stay open until the child has attached them.
+pub fn pin_sub_paths(mounts: &mut [BindMount]) -> Result<Vec<OwnedFd>, RootfsError> {
+    let mut trees = Vec::new();
+    for m in mounts.iter_mut().filter(|m| m.sub_path) {
+        let fd = open_resolved(&m.source)?;
+        let flags = libc::OPEN_TREE_CLONE
+            | libc::OPEN_TREE_CLOEXEC
+            | libc::AT_EMPTY_PATH as libc::c_uint
+            | libc::AT_RECURSIVE as libc::c_uint;
+        // SAFETY: open_tree(2) on a descriptor we own, with an empty path.
+        let tree =
+            unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+        if tree < 0 {
+            return Err(io(&m.source)(std::io::Error::last_os_error()));
+        }
+        // SAFETY: open_tree returned a new descriptor, ours alone.
+        let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+        m.tree = Some(tree.as_raw_fd());
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
+/// Opens `path` (`O_PATH`), which must still be that path once open: a
+/// directory on it swapped for a symlink since it was resolved is
+/// refused.
+fn open_resolved(path: &Path) -> Result<OwnedFd, RootfsError> {
+    let fd: OwnedFd = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .map_err(io(path))?
+        .into();
+    let link = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    if fs::read_link(&link).map_err(io(&link))? != path {
+        return Err(RootfsError::SubPathChanged(path.to_owned()));
+    }
+    Ok(fd)
+}
+
+/// The path with every symlink resolved where it exists, by name only
+/// where it does not.
+fn real_path(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|_| lexical(&path.to_string_lossy()))
+}
+
+/// Where each of `hidden` is under `root` (relative paths); those not
+/// there (or not on this host) are left out.
+fn hidden_under(root: &Path, hidden: &[PathBuf]) -> Vec<PathBuf> {
+    let root = real_path(root);
+    hidden
+        .iter()
+        .filter_map(|h| fs::canonicalize(h).ok())
+        .filter_map(|h| h.strip_prefix(&root).ok().map(Path::to_owned))
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .collect()
+}
+
 /// An absolute path with `.` and `..` resolved by their names only.
 fn lexical(path: &str) -> PathBuf {
     let mut out = PathBuf::from("/");
@@ -300,11 +391,32 @@ impl Steps {
             None,
         )?;
         if read_only {
-            let keep = locked_flags(source);
-            self.flags(
-                target,
-                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
-            )?;
+            self.read_only(source, target)?;
+        }
+        Ok(())
+    }
+
+    fn read_only(&mut self, source: &Path, target: &Path) -> Result<(), RootfsError> {
+        let keep = locked_flags(source);
+        self.flags(
+            target,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | keep,
+        )
+    }
+
+    /// A volume mount: the tree pinned for it attached, or its source
+    /// bound.
+    fn volume(&mut self, m: &BindMount, target: &Path) -> Result<(), RootfsError> {
+        let Some(tree) = m.tree else {
+            return self.bind(&m.source, target, m.read_only);
+        };
+        self.steps.push(Step::Attach {
+            tree,
+            source: cstr(&m.source)?,
+            target: cstr(target)?,
+        });
+        if m.read_only {
+            self.read_only(&m.source, target)?;
         }
         Ok(())
     }
@@ -346,6 +458,18 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
     // Mounts the host makes later reach the container, never the reverse.
     s.flags(Path::new("/"), libc::MS_REC | libc::MS_SLAVE)?;
     s.bind(root, stage, false)?;
+    // A root that holds podrun's own directories (the host's) gets them
+    // empty: a container must not reach its pod's API socket, nor other
+    // pods' state, volumes and logs. Volumes come after, on top.
+    for rel in hidden_under(root, &view.hidden) {
+        s.mount(
+            Some(Path::new("tmpfs")),
+            &stage.join(rel),
+            Some("tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=0755,size=4k"),
+        )?;
+    }
 
     // A fresh /proc for the container's PID namespace, its kernel knobs
     // read-only and its leaky files masked (as runc does).
@@ -507,7 +631,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
                     })
                 })?;
             }
-            s.bind(&m.source, &target, m.read_only)?;
+            s.volume(m, &target)?;
             s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
             continue;
         }
@@ -527,7 +651,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
             }
         };
         let target = stage.join(inside.strip_prefix("/").unwrap_or(&inside));
-        s.bind(&m.source, &target, m.read_only)?;
+        s.volume(m, &target)?;
         s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
     }
     if view.read_only_root {
@@ -572,6 +696,7 @@ mod tests {
         let volume = tempdir("dev-vol");
         let view = View {
             root: Root::Host,
+            hidden: Vec::new(),
             stage: PathBuf::from("/stage"),
             shm: PathBuf::from("/dev/shm"),
             mounts: vec![BindMount {
@@ -580,6 +705,8 @@ mod tests {
                 read_only: false,
                 propagation: Propagation::Private,
                 optional: false,
+                sub_path: false,
+                tree: None,
             }],
             read_only_root: false,
             privileged: false,
@@ -594,6 +721,169 @@ mod tests {
             volume.join("file").display()
         )));
         fs::remove_dir_all(&volume).unwrap();
+    }
+
+    #[test]
+    fn podruns_own_directories_are_hidden_where_the_root_has_them() {
+        let host = tempdir("hidden");
+        let volume = tempdir("hidden-vol");
+        fs::create_dir_all(host.join("run/podrun/web")).unwrap();
+        fs::create_dir_all(host.join("var/lib/podrun")).unwrap();
+        fs::create_dir_all(host.join("srv")).unwrap();
+        // The same root by another name, and a directory that is not there.
+        symlink(&host, volume.join("alias")).unwrap();
+        let hidden = vec![
+            host.join("run/podrun"),
+            host.join("var/lib/podrun"),
+            host.join("var/log/podrun"),
+        ];
+        let view = |root: PathBuf| View {
+            root: Root::Dir(root),
+            hidden: hidden.clone(),
+            stage: PathBuf::from("/stage"),
+            shm: PathBuf::from("/dev/shm"),
+            mounts: vec![BindMount {
+                source: volume.clone(),
+                target: "/srv".to_owned(),
+                read_only: false,
+                propagation: Propagation::Private,
+                optional: false,
+                sub_path: false,
+                tree: None,
+            }],
+            read_only_root: false,
+            privileged: false,
+        };
+        for root in [host.clone(), volume.join("alias/run/..")] {
+            let described: Vec<String> = build(&view(root))
+                .unwrap()
+                .iter()
+                .map(Step::describe)
+                .collect();
+            let at = |s: &str| described.iter().position(|d| d == s);
+            let run = at("mount tmpfs on /stage/run/podrun").unwrap();
+            let lib = at("mount tmpfs on /stage/var/lib/podrun").unwrap();
+            assert!(!described.iter().any(|d| d.contains("var/log")));
+            // Right after the root, before anything mounted on top.
+            assert_eq!((run, lib), (2, 3), "{described:?}");
+            assert!(at(&format!("mount {} on /stage/srv", volume.display())).unwrap() > lib);
+        }
+        // A root elsewhere has none of them.
+        let elsewhere: Vec<String> = build(&view(host.join("srv")))
+            .unwrap()
+            .iter()
+            .map(Step::describe)
+            .collect();
+        assert!(
+            !elsewhere
+                .iter()
+                .any(|d| d.ends_with("/run/podrun") || d.ends_with("/lib/podrun")),
+            "{elsewhere:?}"
+        );
+        fs::remove_dir_all(&host).unwrap();
+        fs::remove_dir_all(&volume).unwrap();
+    }
+
+    #[test]
+    fn a_sub_path_is_opened_only_where_it_was_resolved() {
+        let dir = tempdir("pin");
+        fs::create_dir_all(dir.join("vol/a/b")).unwrap();
+        fs::create_dir_all(dir.join("outside/b")).unwrap();
+        let resolved = crate::sandbox::volumes::resolve_subpath(&dir.join("vol"), "a/b").unwrap();
+        let fd = open_resolved(&resolved).unwrap();
+        let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        assert_eq!(fs::read_link(link).unwrap(), resolved);
+        // A directory on the path swapped for a symlink out of the volume
+        // after the resolution: refused.
+        fs::rename(dir.join("vol/a"), dir.join("vol/old")).unwrap();
+        symlink(dir.join("outside"), dir.join("vol/a")).unwrap();
+        let err = open_resolved(&resolved).unwrap_err();
+        assert!(matches!(err, RootfsError::SubPathChanged(_)), "{err}");
+        let mut mounts = vec![BindMount {
+            source: resolved.clone(),
+            target: "/mnt".to_owned(),
+            read_only: false,
+            propagation: Propagation::Private,
+            optional: false,
+            sub_path: true,
+            tree: None,
+        }];
+        assert!(pin_sub_paths(&mut mounts).is_err());
+        assert_eq!(mounts[0].tree, None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pinned_tree_is_attached_and_a_plain_volume_bound() {
+        let volume = tempdir("attach");
+        let root = tempdir("attach-root");
+        let mount = |tree: Option<i32>| BindMount {
+            source: volume.clone(),
+            target: "/data".to_owned(),
+            read_only: true,
+            propagation: Propagation::Private,
+            optional: false,
+            sub_path: tree.is_some(),
+            tree,
+        };
+        let view = |mounts| View {
+            root: Root::Dir(root.clone()),
+            hidden: Vec::new(),
+            stage: PathBuf::from("/stage"),
+            shm: PathBuf::from("/dev/shm"),
+            mounts,
+            read_only_root: false,
+            privileged: false,
+        };
+        for tree in [None, Some(42)] {
+            let steps = build(&view(vec![mount(tree)])).unwrap();
+            let at = steps
+                .iter()
+                .position(|s| s.describe() == format!("mount {} on /stage/data", volume.display()))
+                .unwrap();
+            match (&steps[at], tree) {
+                (Step::Attach { tree: 42, .. }, Some(42)) => {}
+                (Step::Mount { flags, .. }, None) => assert!(flags & libc::MS_BIND != 0),
+                (other, _) => panic!("{other:?}"),
+            }
+            // Read-only either way, then private.
+            assert!(
+                matches!(&steps[at + 1], Step::Mount { flags, .. } if flags & libc::MS_RDONLY != 0)
+            );
+        }
+        fs::remove_dir_all(&volume).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_rootfs_inside_podruns_own_directories_is_refused() {
+        let own = tempdir("own");
+        fs::create_dir_all(own.join("podrun/pods/u/rootfs")).unwrap();
+        symlink(own.join("podrun/pods"), own.join("link")).unwrap();
+        let dirs = [own.join("podrun")];
+        for inside in [
+            "podrun",
+            "podrun/pods/u/rootfs",
+            "link/u",
+            "elsewhere/../podrun/x",
+        ] {
+            let image = format!("rootfs:{}", own.join(inside).display());
+            let err = Root::from_image_outside(&image, &dirs).unwrap_err();
+            assert!(
+                matches!(err, RootfsError::OwnDirectory(..)),
+                "{inside}: {err}"
+            );
+            assert!(
+                err.to_string().ends_with("which no container may see"),
+                "{err}"
+            );
+        }
+        let beside = format!("rootfs:{}", own.display());
+        assert_eq!(
+            Root::from_image_outside(&beside, &dirs).unwrap(),
+            Root::Dir(own.clone())
+        );
+        fs::remove_dir_all(&own).unwrap();
     }
 
     #[test]
@@ -619,6 +909,7 @@ mod tests {
         let volume = tempdir("points-vol");
         let view = View {
             root: Root::Dir(root.clone()),
+            hidden: Vec::new(),
             stage: PathBuf::from("/stage"),
             shm: PathBuf::from("/dev/shm"),
             mounts: vec![BindMount {
@@ -627,6 +918,8 @@ mod tests {
                 read_only: true,
                 propagation: Propagation::Private,
                 optional: false,
+                sub_path: false,
+                tree: None,
             }],
             read_only_root: true,
             privileged: false,

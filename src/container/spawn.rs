@@ -154,6 +154,13 @@ pub enum Step {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
+    /// Attaches a detached mount tree (an `open_tree` clone the parent
+    /// made of `source`, held open as `tree`) at `target`.
+    Attach {
+        tree: libc::c_int,
+        source: CString,
+        target: CString,
+    },
     /// Lazily unmounts whatever is at `target`; nothing mounted is fine.
     Detach { target: CString },
     /// Creates a directory; one already there is fine.
@@ -186,6 +193,9 @@ impl Step {
                     .map_or_else(|| "(flags)".to_owned(), s),
                 s(target)
             ),
+            Step::Attach { source, target, .. } => {
+                format!("mount {} on {}", s(source), s(target))
+            }
             Step::Detach { target } => format!("unmount {}", s(target)),
             Step::Mkdir { path } => format!("mkdir {}", s(path)),
             Step::Touch { path } => format!("create {}", s(path)),
@@ -582,6 +592,16 @@ fn run_step(step: &Step) -> bool {
                     opt_ptr(fstype),
                     *flags,
                     opt_ptr(data).cast(),
+                ) == 0
+            }
+            Step::Attach { tree, target, .. } => {
+                libc::syscall(
+                    libc::SYS_move_mount,
+                    *tree,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    libc::MOVE_MOUNT_F_EMPTY_PATH,
                 ) == 0
             }
             Step::Detach { target } => {

@@ -64,6 +64,11 @@ pub const RUN_ROOT: &str = "/run/podrun";
 pub const DATA_ROOT: &str = "/var/lib/podrun/pods";
 pub const LOG_ROOT: &str = "/var/log/podrun";
 
+/// podrun's own directories (every pod's state and API socket, data,
+/// images and logs): no container may see them, not even one whose root
+/// is the host's.
+pub const OWN_DIRS: [&str; 3] = [RUN_ROOT, "/var/lib/podrun", LOG_ROOT];
+
 /// A pod's directories: run state (pins, shm, container stages, state
 /// file), data (volumes) and logs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -219,11 +219,16 @@ impl Supervisor<'_> {
                     return refuse(format!("no container named {unknown:?} in this pod"));
                 }
                 // A new image must be there to restart with (podrun cannot
-                // pull it): otherwise nothing changes.
+                // pull it), a `rootfs:` one be a root podrun runs (as `up`
+                // checks it): otherwise nothing changes.
                 let missing: Vec<String> = images
                     .iter()
-                    .filter(|(_, image)| !Root::is_rootfs(image))
                     .filter_map(|(container, image)| {
+                        if Root::is_rootfs(image) {
+                            return Root::from_image(image)
+                                .err()
+                                .map(|e| format!("container {container:?}: {e}"));
+                        }
                         let policy = self
                             .launcher
                             .pod

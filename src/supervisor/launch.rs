@@ -241,8 +241,12 @@ impl Launcher<'_> {
         let stage = self.dirs.stage(name);
         fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
         let host_ipc = self.pod.spec.host_ipc == Some(true);
-        let view = View {
+        let mut view = View {
             root: cfg.root.clone(),
+            hidden: crate::sandbox::pod::OWN_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
             stage,
             shm: if host_ipc {
                 PathBuf::from("/dev/shm")
@@ -253,6 +257,8 @@ impl Launcher<'_> {
             read_only_root: cfg.read_only_root,
             privileged: cfg.privileged,
         };
+        // Open until the child has attached them.
+        let _pins = rootfs::pin_sub_paths(&mut view.mounts).map_err(|e| e.to_string())?;
         let steps = rootfs::build(&view).map_err(|e| e.to_string())?;
 
         let cmd = match Command::new(&cfg.argv, &cfg.env, Some(&cfg.cwd), cfg.root.path()) {
