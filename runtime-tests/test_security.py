@@ -976,6 +976,35 @@ def test_the_api_socket_refuses_non_root_clients_and_they_change_nothing(tmp_pat
         stop(proc)
 
 
+# A user who is not root tries to list the pod's log directory and read a
+# container's log.
+READ_LOG_PY = r"""
+import os, sys
+for what, act in (("list", lambda: os.listdir(sys.argv[1])), ("read", lambda: open(sys.argv[2]).read())):
+    try:
+        act()
+        print(what, "allowed")
+    except OSError as e:
+        print(what, type(e).__name__)
+"""
+
+
+def test_a_containers_logs_are_not_other_users_to_read(tmp_path, name):
+    app = container("app", "echo app-secret-output")
+    result = up(tmp_path, manifest(name, [app]))
+    assert result.returncode == 0, result.stderr
+    s = state(name)
+    log_dir = Path(s["dirs"]["logs"])
+    log = Path(s["containers"]["app"]["log"])
+    assert "app-secret-output" in log.read_text()
+    for path, mode in ((log_dir, 0o750), (log.parent, 0o750), (log, 0o640)):
+        st = os.lstat(path)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, mode), (path, oct(st.st_mode))
+    nobody = client_as_nobody(READ_LOG_PY, str(log.parent), str(log))
+    assert nobody.returncode == 0, nobody.stderr
+    assert nobody.stdout.splitlines() == ["list PermissionError", "read PermissionError"], nobody.stdout
+
+
 # --- names that are paths ----------------------------------------------------------------
 
 WATCHED_TREES = [Path(d) for d in PODRUN_DIRS]

@@ -245,7 +245,7 @@ pub fn create(
     node_name: &str,
 ) -> Result<Sandbox, PodError> {
     mkdirs(&dirs.data, 0o750)?;
-    mkdirs(&dirs.logs, 0o755)?;
+    mkdirs(&dirs.logs, 0o750)?;
     cgroup_root.ensure()?;
     let cgroup = cgroup_root.pod(uid)?;
     let applied = cgroup.create(pod_files)?;

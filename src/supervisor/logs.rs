@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -159,13 +160,19 @@ const PIPE_BUF: usize = 4096;
 /// The pipes of a new run: the supervisor's read ends and the child's
 /// write ends (stdout, stderr).
 pub fn open(container: &str, log_path: &Path) -> std::io::Result<(Vec<LogPipe>, [OwnedFd; 2])> {
+    // Not every local user's to read, as containerd keeps container logs
+    // (0640): a container's output may hold its secrets.
     if let Some(dir) = log_path.parent() {
-        fs::create_dir_all(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)?;
     }
     let file = Rc::new(
         fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o640)
             .open(log_path)?,
     );
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
