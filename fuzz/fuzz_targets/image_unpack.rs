@@ -18,10 +18,11 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -63,6 +64,9 @@ fuzz_target!(
             };
             l.build(&canary)
         };
+        if too_big(&blob) {
+            return;
+        }
         fs::create_dir(&layer).expect("creating the layer directory");
         fs::create_dir(&canary).expect("creating the canary directory");
         let result = unpack::unpack(&blob[..], "sha256:fuzz", &layer, work.options);
@@ -78,6 +82,24 @@ fuzz_target!(
         fs::remove_dir_all(&canary).expect("removing the canary");
     }
 );
+
+/// The most tar a run unpacks. A few bytes of gzip or zstd can stand for
+/// gigabytes, or for a million nested directories: they only cost time.
+const MAX_TAR: u64 = 64 << 10;
+
+fn too_big(blob: &[u8]) -> bool {
+    let Ok((_, stream)) = unpack::decompress(blob) else {
+        return false;
+    };
+    // Counted up to a read error too: the unpacker reads as far.
+    let mut stream = stream.take(MAX_TAR + 1);
+    let mut buf = [0; 8192];
+    let mut n = 0;
+    while let Ok(k @ 1..) = stream.read(&mut buf) {
+        n += k as u64;
+    }
+    n > MAX_TAR
+}
 
 fn work() -> Work {
     if nix_root() {
@@ -252,53 +274,99 @@ fn check(dir: &Path, layer: &Path, canary: &Path) {
     assert!(root.is_dir(), "the layer directory was replaced");
     // Hard links: every link of an inode in the layer is in the layer.
     let mut links: HashMap<u64, (u64, u64)> = HashMap::new();
-    let mut stack = vec![layer.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).expect("listing a layer directory") {
-            let path = e.expect("a layer entry").path();
-            let m = fs::symlink_metadata(&path).expect("a layer entry's metadata");
-            assert_eq!(m.dev(), root.dev(), "{path:?} is on another filesystem");
-            let t = m.file_type();
-            if t.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if t.is_block_device() || t.is_fifo() || t.is_socket() {
-                panic!("{path:?}: a device node, FIFO or socket was created");
-            }
-            if t.is_char_device() {
-                assert_eq!(
-                    m.rdev(),
-                    0,
-                    "{path:?}: a character device that is no whiteout"
-                );
-            }
-            if m.nlink() > 1 {
-                links.entry(m.ino()).or_insert((m.nlink(), 0)).1 += 1;
-            }
+    walk(layer, |path, m| {
+        assert_eq!(m.dev(), root.dev(), "{path:?} is on another filesystem");
+        let t = m.file_type();
+        if t.is_block_device() || t.is_fifo() || t.is_socket() {
+            panic!("{path:?}: a device node, FIFO or socket was created");
         }
-    }
+        if t.is_char_device() {
+            assert_eq!(
+                m.rdev(),
+                0,
+                "{path:?}: a character device that is no whiteout"
+            );
+        }
+        if !t.is_dir() && m.nlink() > 1 {
+            links.entry(m.ino()).or_insert((m.nlink(), 0)).1 += 1;
+        }
+    });
     for (ino, (nlink, seen)) in links {
         assert_eq!(nlink, seen, "inode {ino} has links outside the layer");
     }
 }
 
-/// Removes the layer, whatever modes its directories were given.
-fn remove(layer: &Path) {
-    if fs::remove_dir_all(layer).is_ok() {
-        return;
-    }
-    // Unprivileged, a directory of mode 0 keeps its content.
-    let mut stack = vec![layer.to_owned()];
-    while let Some(d) = stack.pop() {
-        let _ = fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(e.path());
+/// `name` in the open directory `dir`, by a path short whatever the depth
+/// (a layer may nest deeper than PATH_MAX).
+fn at(dir: &File, name: &OsStr) -> PathBuf {
+    Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
+}
+
+fn open_dir(path: &Path) -> File {
+    // Directories of mode 0 are listed too (unprivileged, rootless mode).
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening a layer directory: {e}"))
+}
+
+/// Calls `visit` with every entry under `top` (not following symlinks),
+/// holding one directory open at a time, then removes what `remove` says.
+fn walk_with(top: &Path, mut visit: impl FnMut(&Path, &fs::Metadata), remove: bool) {
+    let mut dir = open_dir(top);
+    // Per level: the subdirectories still to visit, and the name of the
+    // directory itself.
+    let mut levels: Vec<(Vec<OsString>, OsString)> = Vec::new();
+    let mut subdirs = Vec::new();
+    let mut list = |dir: &File, subdirs: &mut Vec<OsString>| {
+        for e in fs::read_dir(at(dir, OsStr::new(""))).expect("listing a layer directory") {
+            let name = e.expect("a layer entry").file_name();
+            let path = at(dir, &name);
+            let m = fs::symlink_metadata(&path).expect("a layer entry's metadata");
+            visit(&path, &m);
+            if m.is_dir() {
+                subdirs.push(name);
+            } else if remove {
+                fs::remove_file(&path).expect("removing a layer entry");
             }
         }
+    };
+    list(&dir, &mut subdirs);
+    levels.push((subdirs, OsString::new()));
+    while let Some((pending, _)) = levels.last_mut() {
+        if let Some(name) = pending.pop() {
+            dir = open_dir(&at(&dir, &name));
+            let mut subdirs = Vec::new();
+            list(&dir, &mut subdirs);
+            levels.push((subdirs, name));
+            continue;
+        }
+        let Some((_, name)) = levels.pop() else {
+            break;
+        };
+        if levels.is_empty() {
+            break;
+        }
+        dir = open_dir(&at(&dir, OsStr::new("..")));
+        if remove {
+            fs::remove_dir(at(&dir, &name)).expect("removing a layer directory");
+        }
     }
-    fs::remove_dir_all(layer).expect("removing the layer");
+    drop(dir);
+    if remove {
+        fs::remove_dir(top).expect("removing the layer");
+    }
+}
+
+fn walk(top: &Path, visit: impl FnMut(&Path, &fs::Metadata)) {
+    walk_with(top, visit, false);
+}
+
+/// Removes the layer, however deep, whatever modes its directories have.
+fn remove(layer: &Path) {
+    walk_with(layer, |_, _| {}, true);
 }
 
 // --- layers built from the input -----------------------------------------
