@@ -116,10 +116,19 @@ fn work() -> Work {
             .tempdir()
             .expect("making a temp dir")
             .keep();
+        // libFuzzer ends with exit(), which drops nothing.
+        // SAFETY: remove_temp_dir is an extern "C" fn without arguments.
+        unsafe { libc::atexit(remove_temp_dir) };
         Work {
             dir,
             options: Options { rootless: true },
         }
+    }
+}
+
+extern "C" fn remove_temp_dir() {
+    if let Some(work) = WORK.get() {
+        let _ = fs::remove_dir_all(&work.dir);
     }
 }
 
