@@ -13,7 +13,7 @@ mod source;
 mod store;
 #[cfg(test)]
 mod tests;
-mod unpack;
+pub mod unpack;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,25 @@
+//! The manifest reader: any text (JSON or YAML) is parsed, defaulted and
+//! validated; the only outcomes are a pod or an error.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use podrun::manifest::{self, ContainerKind};
+
+fuzz_target!(|data: &[u8]| {
+    // The CLI refuses bytes that are not UTF-8 before parsing; a lossy
+    // conversion still gives the parser text from every input.
+    let text = String::from_utf8_lossy(data);
+    match manifest::parse(&text) {
+        Ok(m) => {
+            // A valid pod has an app container, and apps start last.
+            assert_eq!(
+                m.pod.containers.last().map(|c| c.kind),
+                Some(ContainerKind::App)
+            );
+        }
+        Err(e) => {
+            // Every error renders (kubectl's shape for invalid objects).
+            let _ = e.to_string();
+        }
+    }
+});
