@@ -77,6 +77,46 @@ def test_etc_hosts_hostname_and_resolv_conf_are_the_pods(tmp_path, name):
     assert "db.internal" not in Path("/etc/hosts").read_text()
 
 
+def test_a_volume_over_etc_or_another_volume_gets_its_mount_points_made_in_it(tmp_path, name):
+    # As with the kubelet and runc: the pod's /etc/hosts and a volume
+    # nested in another are mounted on points made in the volume below,
+    # not in the image where that volume hides them.
+    show = container(
+        "show",
+        "head -1 /etc/hosts; cat /etc/hostname; ls /etc; echo nested > /mnt/inner/f; "
+        "grep -c ' /mnt/inner ' /proc/mounts",
+    )
+    show["volumeMounts"] = [
+        {"name": "etc", "mountPath": "/etc"},
+        {"name": "data", "mountPath": "/mnt"},
+        {"name": "inner", "mountPath": "/mnt/inner"},
+    ]
+    check = container("check", "cat /srv/f; ls /mnt")
+    check["volumeMounts"] = [
+        {"name": "inner", "mountPath": "/srv"},
+        {"name": "data", "mountPath": "/mnt"},
+    ]
+    pod = manifest(
+        name,
+        [check],
+        init=[show],
+        volumes=[{"name": v, "emptyDir": {}} for v in ("etc", "data", "inner")],
+    )
+    result = up(tmp_path, pod)
+    assert result.returncode == 0, result.stderr
+    assert output_of(result.stdout, "show") == [
+        "# Kubernetes-managed hosts file.",
+        name,
+        "hostname",
+        "hosts",
+        "resolv.conf",
+        "1",
+    ]
+    # The other container sees the nested volume's file, and the mount
+    # point made in the outer volume.
+    assert output_of(result.stdout, "check") == ["nested", "inner"]
+
+
 def test_an_empty_dir_is_shared_and_survives_a_restart(tmp_path, name):
     writer = container("writer", "echo from-writer > /mnt/a")
     reader = container(

@@ -6,9 +6,8 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::libc::{self, c_ulong};
@@ -38,6 +37,10 @@ pub enum RootfsError {
     OwnDirectory(PathBuf, PathBuf),
     #[error("subPath {0}: changed while it was being mounted")]
     SubPathChanged(PathBuf),
+    #[error(
+        "{target}: the read-only volume mounted at {volume} has no such path, and podrun does not write into a read-only volume"
+    )]
+    InReadOnlyVolume { target: String, volume: PathBuf },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError + '_ {
@@ -144,6 +147,13 @@ pub struct View {
 /// are followed relative to `root` and `..` stops at it, so the result is
 /// always under `root` (filepath-securejoin's rule).
 pub fn secure_join(root: &Path, path: &str) -> Result<PathBuf, RootfsError> {
+    Ok(root.join(resolve(path, |inside| root.join(inside))?))
+}
+
+/// Resolves `path` by that rule in a tree `on_host` maps (a path inside,
+/// relative, to where it is on the host) and returns it relative: where
+/// it does not exist, its names are taken as they are.
+fn resolve(path: &str, on_host: impl Fn(&Path) -> PathBuf) -> Result<PathBuf, RootfsError> {
     let mut resolved = PathBuf::new();
     let mut pending: Vec<std::ffi::OsString> = Path::new(path)
         .components()
@@ -161,13 +171,14 @@ pub fn secure_join(root: &Path, path: &str) -> Result<PathBuf, RootfsError> {
             continue;
         }
         let next = resolved.join(&part);
-        match fs::symlink_metadata(root.join(&next)) {
+        let host = on_host(&next);
+        match fs::symlink_metadata(&host) {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > 255 {
                     return Err(RootfsError::Loop(path.to_owned()));
                 }
-                let target = fs::read_link(root.join(&next)).map_err(io(&next))?;
+                let target = fs::read_link(&host).map_err(io(&host))?;
                 if target.is_absolute() {
                     resolved = PathBuf::new();
                 }
@@ -182,7 +193,50 @@ pub fn secure_join(root: &Path, path: &str) -> Result<PathBuf, RootfsError> {
             _ => resolved = next,
         }
     }
-    Ok(root.join(resolved))
+    Ok(resolved)
+}
+
+/// A volume mounted so far, as the child will have it.
+struct Layer {
+    /// Its mount point inside, relative and resolved.
+    inside: PathBuf,
+    source: PathBuf,
+    read_only: bool,
+}
+
+/// The container's tree as the child will have built it when it reaches
+/// a mount: the root with each directory volume mounted so far on top. A
+/// mount point under a volume must be made in that volume (where runc,
+/// making it after the mounts before it, makes it too), not in the root
+/// where the volume hides it.
+struct Layers<'a> {
+    root: &'a Path,
+    volumes: Vec<Layer>,
+}
+
+impl Layers<'_> {
+    /// The volume `inside` is on, if any (the deepest one).
+    fn owner(&self, inside: &Path) -> Option<&Layer> {
+        self.volumes
+            .iter()
+            .filter(|v| inside.starts_with(&v.inside))
+            .max_by_key(|v| v.inside.components().count())
+    }
+
+    /// The host directory `inside` is under, and its path from there.
+    fn locate<'p>(&self, inside: &'p Path) -> (&Path, &'p Path) {
+        match self.owner(inside) {
+            Some(v) => (&v.source, inside.strip_prefix(&v.inside).unwrap_or(inside)),
+            None => (self.root, inside),
+        }
+    }
+
+    fn resolve(&self, path: &str) -> Result<PathBuf, RootfsError> {
+        resolve(path, |inside| {
+            let (base, rel) = self.locate(inside);
+            base.join(rel)
+        })
+    }
 }
 
 fn cstr(path: &Path) -> Result<CString, RootfsError> {
@@ -190,39 +244,53 @@ fn cstr(path: &Path) -> Result<CString, RootfsError> {
         .map_err(|_| RootfsError::Nul(path.display().to_string()))
 }
 
-/// Makes sure a mount point exists for `source` at `target` (a directory,
-/// or a file for a file source). Never creates anything in the host's
-/// root.
-fn ensure_mount_point(root: &Root, target: &Path, source_is_dir: bool) -> Result<(), RootfsError> {
-    if fs::symlink_metadata(target).is_ok() {
+/// Makes a mount point at `rel` under the directory `base` (a directory,
+/// or a file for a file source) where there is none. Each name is reached
+/// without following a symlink, so a container that shares a volume and
+/// swaps a directory for a symlink cannot have one made outside it.
+fn make_mount_point(base: &Path, rel: &Path, source_is_dir: bool) -> Result<(), RootfsError> {
+    use nix::errno::Errno;
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let fail = |e: Errno| io(&base.join(rel))(std::io::Error::from(e));
+    let names: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let Some((last, parents)) = names.split_last() else {
         return Ok(());
+    };
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut dir = nix::fcntl::open(
+        base,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail)?;
+    for name in parents {
+        match mkdirat(&dir, *name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        dir = openat(&dir, *name, dir_flags, Mode::empty()).map_err(fail)?;
     }
-    if *root == Root::Host {
-        return Err(RootfsError::MissingOnHost(target.display().to_string()));
-    }
-    if source_is_dir {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(target)
-            .map_err(io(target))
+    let made = if source_is_dir {
+        mkdirat(&dir, *last, Mode::from_bits_truncate(0o755))
     } else {
-        if let Some(parent) = target.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .map_err(io(parent))?;
-        }
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(target)
-        {
-            Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(io(target)(e)),
-            _ => Ok(()),
-        }
+        openat(
+            &dir,
+            *last,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map(drop)
+    };
+    match made {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(fail(e)),
     }
 }
 
@@ -449,9 +517,13 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
     }
     let stage = &view.stage;
     let at = |inside: &str| stage.join(inside);
+    let mut layers = Layers {
+        root,
+        volumes: Vec::new(),
+    };
     if let Root::Dir(dir) = &view.root {
         for d in ["proc", "sys", "dev"] {
-            ensure_mount_point(&view.root, &secure_join(dir, d)?, true)?;
+            make_mount_point(dir, &layers.resolve(d)?, true)?;
         }
     }
     let mut s = Steps { steps: Vec::new() };
@@ -635,24 +707,33 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
             s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
             continue;
         }
-        let inside = match &view.root {
-            Root::Host => match fs::canonicalize(&m.target) {
-                Ok(path) => path,
-                Err(_) if m.optional => continue,
-                Err(_) => return Err(RootfsError::MissingOnHost(m.target.clone())),
-            },
-            Root::Dir(dir) => {
-                let target = secure_join(dir, &m.target)?;
-                ensure_mount_point(&view.root, &target, m.source.is_dir())?;
-                target
-                    .strip_prefix(dir)
-                    .map(Path::to_owned)
-                    .unwrap_or(target)
+        let inside = layers.resolve(&m.target)?;
+        let (base, rel) = layers.locate(&inside);
+        if fs::symlink_metadata(base.join(rel)).is_err() {
+            match layers.owner(&inside) {
+                None if view.root == Root::Host => match m.optional {
+                    true => continue,
+                    false => return Err(RootfsError::MissingOnHost(m.target.clone())),
+                },
+                Some(v) if v.read_only => {
+                    return Err(RootfsError::InReadOnlyVolume {
+                        target: m.target.clone(),
+                        volume: Path::new("/").join(&v.inside),
+                    });
+                }
+                _ => make_mount_point(base, rel, m.source.is_dir())?,
             }
-        };
-        let target = stage.join(inside.strip_prefix("/").unwrap_or(&inside));
+        }
+        let target = stage.join(&inside);
         s.volume(m, &target)?;
         s.flags(&target, propagation_flags(m.propagation) | libc::MS_REC)?;
+        if m.source.is_dir() {
+            layers.volumes.push(Layer {
+                inside,
+                source: m.source.clone(),
+                read_only: m.read_only,
+            });
+        }
     }
     if view.read_only_root {
         s.flags(
@@ -959,5 +1040,98 @@ mod tests {
         );
         fs::remove_dir_all(&root).unwrap();
         fs::remove_dir_all(&volume).unwrap();
+    }
+    fn volume_at(source: &Path, target: &str, read_only: bool) -> BindMount {
+        BindMount {
+            source: source.to_owned(),
+            target: target.to_owned(),
+            read_only,
+            propagation: Propagation::Private,
+            optional: false,
+            sub_path: false,
+            tree: None,
+        }
+    }
+
+    #[test]
+    fn a_mount_point_under_a_volume_is_made_in_that_volume() {
+        let root = tempdir("layered");
+        let etc = tempdir("layered-etc");
+        let data = tempdir("layered-data");
+        let hosts = root.join("hosts-source");
+        fs::write(&hosts, "").unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        // A symlink in a volume resolves inside the container, here back
+        // into the root.
+        symlink("/srv", etc.join("srv")).unwrap();
+        let view = View {
+            root: Root::Dir(root.clone()),
+            hidden: Vec::new(),
+            stage: PathBuf::from("/stage"),
+            shm: PathBuf::from("/dev/shm"),
+            mounts: vec![
+                volume_at(&hosts, "/etc/hosts", false),
+                volume_at(&etc, "/etc", false),
+                volume_at(&data, "/etc/srv/data", false),
+                volume_at(&hosts, "/etc/deep/er/file", false),
+            ],
+            read_only_root: false,
+            privileged: false,
+        };
+        let steps = build(&view).unwrap();
+        assert!(etc.join("hosts").is_file(), "made in the volume at /etc");
+        assert!(!root.join("etc/hosts").exists(), "not in the root it hides");
+        assert!(etc.join("deep/er/file").is_file());
+        assert!(
+            root.join("srv/data").is_dir(),
+            "through the volume's symlink"
+        );
+        let described: Vec<String> = steps.iter().map(Step::describe).collect();
+        for (source, target) in [
+            (&etc, "/stage/etc"),
+            (&hosts, "/stage/etc/hosts"),
+            (&data, "/stage/srv/data"),
+        ] {
+            assert!(
+                described.contains(&format!("mount {} on {target}", source.display())),
+                "{described:?}"
+            );
+        }
+
+        // A read-only volume is never written: a missing mount point in it
+        // is an error that names both.
+        fs::remove_file(etc.join("hosts")).unwrap();
+        let read_only = View {
+            mounts: vec![
+                volume_at(&etc, "/etc", true),
+                volume_at(&hosts, "/etc/hosts", false),
+            ],
+            ..view.clone()
+        };
+        let err = build(&read_only).unwrap_err();
+        assert!(matches!(err, RootfsError::InReadOnlyVolume { .. }), "{err}");
+        assert!(err.to_string().contains("/etc/hosts"), "{err}");
+        assert!(!etc.join("hosts").exists());
+        // One it already has is mounted on.
+        fs::write(etc.join("hosts"), "").unwrap();
+        build(&read_only).unwrap();
+        for dir in [&root, &etc, &data] {
+            fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_mount_point_is_never_made_through_a_symlink() {
+        let base = tempdir("nofollow");
+        let elsewhere = tempdir("nofollow-elsewhere");
+        symlink(&elsewhere, base.join("swapped")).unwrap();
+        let err = make_mount_point(&base, Path::new("swapped/x"), true).unwrap_err();
+        assert!(err.to_string().contains("swapped/x"), "{err}");
+        assert!(!elsewhere.join("x").exists());
+        make_mount_point(&base, Path::new("a/b/file"), false).unwrap();
+        make_mount_point(&base, Path::new("a/b/file"), false).unwrap();
+        assert!(base.join("a/b/file").is_file());
+        fs::remove_dir_all(&base).unwrap();
+        fs::remove_dir_all(&elsewhere).unwrap();
     }
 }

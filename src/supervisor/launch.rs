@@ -259,7 +259,13 @@ impl Launcher<'_> {
         };
         // Open until the child has attached them.
         let _pins = rootfs::pin_sub_paths(&mut view.mounts).map_err(|e| e.to_string())?;
-        let steps = rootfs::build(&view).map_err(|e| e.to_string())?;
+        // What runc does while it mounts (make mount points, follow the
+        // root's symlinks): its failures are a StartError, not a retried
+        // CreateContainerError.
+        let steps = match rootfs::build(&view) {
+            Ok(steps) => steps,
+            Err(e) => return Ok(Outcome::StartFailed(e.to_string())),
+        };
 
         let cmd = match Command::new(&cfg.argv, &cfg.env, Some(&cfg.cwd), cfg.root.path()) {
             Ok(cmd) => cmd,
