@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,6 +68,11 @@ pub const LOG_ROOT: &str = "/var/log/podrun";
 /// images and logs): no container may see them, not even one whose root
 /// is the host's.
 pub const OWN_DIRS: [&str; 3] = [RUN_ROOT, "/var/lib/podrun", LOG_ROOT];
+
+/// `OWN_DIRS` as paths.
+pub fn own_dirs() -> Vec<PathBuf> {
+    OWN_DIRS.iter().map(PathBuf::from).collect()
+}
 
 /// A pod's directories: run state (pins, shm, container stages, state
 /// file), data (volumes) and logs.
@@ -155,33 +160,51 @@ pub struct Claim {
 /// more after removing the directory of a supervisor that died before it
 /// saved the pod's state there).
 pub fn claim(dirs: &PodDirs, name: &str) -> Result<Claim, PodError> {
+    let parent = dirs.run.parent().unwrap_or(Path::new(RUN_ROOT));
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(RUN_ROOT)
-        .map_err(io(Path::new(RUN_ROOT)))?;
-    let mut retried = false;
-    loop {
+        .create(parent)
+        .map_err(io(parent))?;
+    let exists = || PodError::Exists(name.to_owned());
+    let mut removed_stale = false;
+    // Between the mkdir and the lock, another podrun may take the new
+    // directory for a dead claim and remove it (and a third make it
+    // again): the lock then holds a directory no longer there, so the
+    // claim starts over.
+    for _ in 0..3 {
         match fs::DirBuilder::new().mode(0o700).create(&dirs.run) {
-            Ok(()) => break,
+            Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                if retried || !remove_stale_claim(&dirs.run)? {
-                    return Err(PodError::Exists(name.to_owned()));
+                if removed_stale || !remove_stale_claim(&dirs.run)? {
+                    return Err(exists());
                 }
-                retried = true;
+                removed_stale = true;
+                continue;
             }
             Err(e) => return Err(io(&dirs.run)(e)),
         }
+        let dir = match fs::File::open(&dirs.run) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&dirs.run)(e)),
+        };
+        let lock = match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => return Err(exists()),
+            Err((_, errno)) => return Err(io(&dirs.run)(errno.into())),
+        };
+        let held = lock.metadata().map_err(io(&dirs.run))?;
+        match fs::symlink_metadata(&dirs.run) {
+            Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
+                return Ok(Claim { _lock: lock });
+            }
+            Ok(_) => return Err(exists()),
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&dirs.run)(e)),
+        }
     }
-    let dir = fs::File::open(&dirs.run).map_err(io(&dirs.run))?;
-    // Nobody else can hold it yet: only a reader that found no state file
-    // locks it, and then it sees this one's lock.
-    let lock =
-        Flock::lock(dir, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| PodError::Io {
-            path: dirs.run.clone(),
-            source: errno.into(),
-        })?;
-    Ok(Claim { _lock: lock })
+    Err(exists())
 }
 
 /// Removes the run directory `run` of a pod whose supervisor died between
@@ -409,6 +432,25 @@ mod tests {
         fs::write(run.join("state.json.tmp"), "{").unwrap();
         assert!(remove_stale_claim(&run).unwrap(), "its claimant died");
         assert!(!run.exists());
+    }
+
+    #[test]
+    fn a_name_is_claimed_once_until_its_claimant_dies() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = PodDirs {
+            run: root.path().join("run/web"),
+            data: root.path().join("data"),
+            logs: root.path().join("logs"),
+        };
+        let first = claim(&dirs, "web").unwrap();
+        assert!(matches!(claim(&dirs, "web"), Err(PodError::Exists(n)) if n == "web"));
+        // Its supervisor died before saving any state: the name is free.
+        drop(first);
+        let second = claim(&dirs, "web").unwrap();
+        fs::write(dirs.run.join("state.json"), "{}").unwrap();
+        drop(second);
+        // A saved pod keeps its name whether its supervisor lives or not.
+        assert!(matches!(claim(&dirs, "web"), Err(PodError::Exists(_))));
     }
 
     #[test]
