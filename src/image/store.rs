@@ -104,7 +104,11 @@ impl Store {
             && store.images.join("index.json").is_file()
             && store.blob_dir().is_dir()
             && store.layer_dir().is_dir()
-            && store.lock.is_file();
+            && store.lock.is_file()
+            // A store made before it was kept private is made so now.
+            && [&store.images, &store.layers]
+                .iter()
+                .all(|dir| fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o077 == 0));
         if !complete {
             store.create()?;
         }

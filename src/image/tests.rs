@@ -1071,3 +1071,24 @@ fn layers_an_overlay_still_mounts_survive_rm_and_prune() {
     assert_eq!(gone.len(), 1, "{gone:?}");
     assert!(!image.layers[0].exists());
 }
+
+#[test]
+fn a_store_made_readable_by_others_is_made_private_again() {
+    let t = TestStore::new();
+    let images = t.tmp.path().join("images");
+    let layers = t.tmp.path().join("layers");
+    for dir in [&images, &layers] {
+        assert_eq!(
+            fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    Store::open(&images, &layers).unwrap();
+    for dir in [&images, &layers] {
+        assert_eq!(
+            fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}
