@@ -4,10 +4,10 @@
 //! seconds), run as check processes, and their results fed back.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal as NixSignal, kill};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::{Due, Supervisor, now};
@@ -18,6 +18,8 @@ use crate::probe::{Handler, Timing};
 /// How long past its timeout a network check may take to report that it
 /// timed out before it is killed.
 const NETWORK_CHECK_GRACE_MS: i64 = 500;
+/// How long a pod's end waits for its killed checks to be reaped.
+const END_CHECKS_WAIT: Duration = Duration::from_secs(3);
 
 /// A probe of one container run, between StartProbe and StopProbe.
 pub struct Worker {
@@ -233,13 +235,26 @@ impl Supervisor<'_> {
 
     /// Kills the checks still running and reaps them, as the pod ends:
     /// none outlives it (a network check holds the pod's network
-    /// namespace, and its results have nobody to go to).
+    /// namespace, and its results have nobody to go to). One stuck in the
+    /// kernel (a hung mount) is not waited for past a few seconds: exec
+    /// checks die with the container's cgroup at teardown, and anything
+    /// else is reaped by init once the supervisor exits.
     pub(super) fn end_checks(&mut self) {
         for pid in self.probes.checks.keys() {
             let _ = kill(*pid, NixSignal::SIGKILL);
         }
-        for (pid, _) in self.probes.checks.drain() {
-            let _ = waitpid(pid, None);
+        let deadline = Instant::now() + END_CHECKS_WAIT;
+        let mut left: Vec<Pid> = self.probes.checks.drain().map(|(pid, _)| pid).collect();
+        while !left.is_empty() && Instant::now() < deadline {
+            left.retain(|pid| {
+                matches!(
+                    waitpid(*pid, Some(WaitPidFlag::WNOHANG)),
+                    Ok(WaitStatus::StillAlive)
+                )
+            });
+            if !left.is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 
