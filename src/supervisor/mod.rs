@@ -16,7 +16,7 @@ pub mod support;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -850,11 +850,11 @@ pub fn down(
         // known to be this supervisor's (not a reused pid) once its start
         // time still matches.
         let pidfd = pidfd_open(pid).filter(|_| running(&state));
-        let _ = kill(target, NixSignal::SIGTERM);
+        signal(pidfd.as_ref(), target, NixSignal::SIGTERM);
         let deadline = std::time::Instant::now() + wait;
         wait_exit(pidfd.as_ref(), deadline, || running(&state));
         if running(&state) {
-            let _ = kill(target, NixSignal::SIGKILL);
+            signal(pidfd.as_ref(), target, NixSignal::SIGKILL);
             let forever = std::time::Instant::now() + std::time::Duration::from_secs(3600);
             wait_exit(pidfd.as_ref(), forever, || running(&state));
         }
@@ -880,6 +880,29 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     // SAFETY: a fresh descriptor from the kernel, owned from here on.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Signals the process of `pidfd`, which cannot be another one that has
+/// taken its pid since; `pid` only without a pidfd.
+fn signal(pidfd: Option<&OwnedFd>, pid: Pid, sig: NixSignal) {
+    match pidfd {
+        Some(fd) => {
+            // SAFETY: pidfd_send_signal(2) with a descriptor this process
+            // owns, a signal number and no siginfo.
+            let _ = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig as libc::c_int,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
+        None => {
+            let _ = kill(pid, sig);
+        }
+    }
 }
 
 /// Waits until the process of `pidfd` exits or `deadline` passes; without
