@@ -41,8 +41,7 @@ fn print(records: &[Record], output: Output, header: &mut bool) {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    super::check_name(&args.name)?;
-    let state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
+    let state = super::load(&args.name)?;
     let mut header = false;
     let mut seen = 0;
     loop {

@@ -52,35 +52,18 @@ fn failure(e: ImageError) -> Failure {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     // Names and sources are checked before the store is touched.
-    let mut parsed = None;
-    match &args.verb {
-        Verb::Import { source, name } => {
-            parsed = Some(Source::parse(source).map_err(failure)?);
-            if let Some(n) = name {
-                image::normalize(n).map_err(failure)?;
-            }
-        }
-        Verb::Inspect { name } => {
-            image::normalize(name).map_err(failure)?;
-        }
-        Verb::Rm { names } => {
-            for n in names {
-                image::normalize(n).map_err(failure)?;
-            }
-        }
-        Verb::Ls { .. } | Verb::Prune => {}
-    }
-    let store = Store::open_default().map_err(failure)?;
+    let store = || Store::open_default().map_err(failure);
     match args.verb {
-        Verb::Import { name, .. } => {
-            // Parsed with the other checks, above.
-            if let Some(source) = &parsed {
-                let imported = store.import(source, name.as_deref()).map_err(failure)?;
-                println!("{} {}", imported.reference, imported.digest);
+        Verb::Import { source, name } => {
+            if let Some(n) = &name {
+                image::normalize(n).map_err(failure)?;
             }
+            let source = Source::parse(&source).map_err(failure)?;
+            let imported = store()?.import(&source, name.as_deref()).map_err(failure)?;
+            println!("{} {}", imported.reference, imported.digest);
         }
         Verb::Ls { output } => {
-            let entries = store.list().map_err(failure)?;
+            let entries = store()?.list().map_err(failure)?;
             match output {
                 Output::Json => println!(
                     "{}",
@@ -90,7 +73,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
         }
         Verb::Inspect { name } => {
-            let bytes = store.config_bytes(&name).map_err(failure)?;
+            image::normalize(&name).map_err(failure)?;
+            let bytes = store()?.config_bytes(&name).map_err(failure)?;
             let config: serde_json::Value = serde_json::from_slice(&bytes)
                 .with_context(|| format!("the stored config of {name} is not JSON"))?;
             println!(
@@ -99,7 +83,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             );
         }
         Verb::Rm { names } => {
-            let removed = store.remove(&names).map_err(failure)?;
+            for n in &names {
+                image::normalize(n).map_err(failure)?;
+            }
+            let removed = store()?.remove(&names).map_err(failure)?;
             for name in removed.untagged {
                 println!("Untagged: {name}");
             }
@@ -108,7 +95,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
         }
         Verb::Prune => {
-            let (removed, freed) = store.prune().map_err(failure)?;
+            let (removed, freed) = store()?.prune().map_err(failure)?;
             for path in &removed {
                 println!("deleted {}", path.display());
             }

@@ -1,7 +1,7 @@
 //! `podrun rm NAME`: forgets a finished pod (its state and logs).
 
 use anyhow::Context;
-use podrun::supervisor::{self, state::State};
+use podrun::supervisor;
 
 use super::Failure;
 
@@ -20,7 +20,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         println!("pod/{} removed", args.name);
         return Ok(());
     }
-    let mut state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
+    let mut state = super::load(&args.name)?;
     if !state.torn_down {
         if !args.force && state.supervisor_alive() {
             return Err(Failure::Input(format!(

@@ -2,7 +2,6 @@
 //! disk (still there after the pod finished, until `podrun rm`).
 
 use anyhow::Context;
-use podrun::supervisor::state::State;
 
 use super::Failure;
 
@@ -23,8 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    super::check_name(&args.name)?;
-    let state = State::load(&args.name).map_err(|e| Failure::Input(e.to_string()))?;
+    let state = super::load(&args.name)?;
     match args.output {
         Output::Json => {
             let json = serde_json::to_string_pretty(&state.status).context("encoding")?;

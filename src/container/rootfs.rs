@@ -70,10 +70,7 @@ impl Root {
     /// The root a `rootfs:` image names; one inside podrun's own
     /// directories (`OWN_DIRS`) is refused.
     pub fn from_image(image: &str) -> Result<Root, RootfsError> {
-        let own: Vec<PathBuf> = crate::sandbox::pod::OWN_DIRS
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let own = crate::sandbox::pod::own_dirs();
         Root::from_image_outside(image, &own)
     }
 

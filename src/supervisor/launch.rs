@@ -243,10 +243,7 @@ impl Launcher<'_> {
         let host_ipc = self.pod.spec.host_ipc == Some(true);
         let mut view = View {
             root: cfg.root.clone(),
-            hidden: crate::sandbox::pod::OWN_DIRS
-                .iter()
-                .map(PathBuf::from)
-                .collect(),
+            hidden: crate::sandbox::pod::own_dirs(),
             stage,
             shm: if host_ipc {
                 PathBuf::from("/dev/shm")
