@@ -64,11 +64,16 @@ def root_overlay(pid: int) -> dict:
     return found
 
 
+def unoctal(field: str) -> str:
+    """A field of mountinfo (or /proc/self/mounts) as the kernel escapes it:
+    space, tab, newline and backslash as octal (\\040 for a space)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def unescape(path: str) -> str:
-    """A path as mountinfo shows it: octal escapes (\\040 for a space) and
-    overlayfs's backslash before , and :."""
-    path = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-    return re.sub(r"\\([,:\\])", r"\1", path)
+    """A path in overlayfs's options as mountinfo shows it: octal escapes
+    and overlayfs's backslash before , and :."""
+    return re.sub(r"\\([,:\\])", r"\1", unoctal(path))
 
 
 def manifest(name, containers, init=(), restart="Never", **spec):

@@ -39,6 +39,7 @@ from pods import (
     start,
     state,
     stop,
+    unoctal,
     up,
     wait_for,
 )
@@ -148,10 +149,6 @@ def in_fs(path):
     point, fs_root = best
     rest = path[len(point):].lstrip("/")
     return os.path.join(fs_root, rest) if rest else fs_root
-
-
-def unoctal(path):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
 @pytest.fixture
