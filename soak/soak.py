@@ -19,21 +19,31 @@ What "nothing left" means, checked after every pod is removed (`podrun rm`):
 A sentinel pod runs through the whole soak, with 1 s probes, and is exec'd
 into and read from every cycle: its supervisor's descriptors and RSS at the
 end are those of its start.
+
+At the end, whatever happened (a step that failed, an error of the soak's
+own, an interrupt), every pod named soak-* is removed, then the image and
+the work directory; the summary is printed (and written) all the same, and
+the exit status is non-zero.
 """
 
 import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "podrun.local/podrun-soak/busybox:1.35"
+# Every pod the soak makes is named so: at the end, whatever happened, what
+# is left of them is removed.
+PREFIX = "soak-"
 RUN_ROOT = Path("/run/podrun")
 DATA_ROOT = Path("/var/lib/podrun/pods")
 LOG_ROOT = Path("/var/log/podrun")
@@ -368,7 +378,7 @@ class Soak:
     # the sentinel pod: up through the whole soak
 
     def start_sentinel(self):
-        name = "soak-sentinel"
+        name = f"{PREFIX}sentinel"
         self.podrun("rm", "--force", name)
         self.podrun.must("up", "-d", self.podrun.write(pod_manifest(name)))
         wait_for(lambda: ready(name), "the sentinel to be Ready")
@@ -413,7 +423,7 @@ class Soak:
     # up / down cycles
 
     def cycle(self, i):
-        name = f"soak-cycle-{i % 10}"
+        name = f"{PREFIX}cycle-{i % 10}"
         file = self.podrun.write(pod_manifest(name))
         self.podrun.must("up", "-d", file)
         pod = Pod(name, state(name))
@@ -437,7 +447,7 @@ class Soak:
     # a supervisor killed at a random moment
 
     def kill_trial(self, i, phase):
-        name = f"soak-kill-{i % 10}"
+        name = f"{PREFIX}kill-{i % 10}"
         if phase == "init":
             # An init container that takes a while: the kill falls before
             # the state exists, in the sandbox's making, or during init.
@@ -500,7 +510,7 @@ class Soak:
     # many pods stopped at once
 
     def concurrent(self, n):
-        names = [f"soak-many-{i}" for i in range(n)]
+        names = [f"{PREFIX}many-{i}" for i in range(n)]
         for name in names:
             self.podrun("rm", "--force", name)
         files = [self.podrun.write(pod_manifest(name)) for name in names]
@@ -545,6 +555,29 @@ def import_image(podrun, work):
         stdout=subprocess.DEVNULL,
     )
     podrun.must("image", "import", f"oci:{layout}", IMAGE)
+
+
+def clean_up(podrun, work):
+    """Removes every pod the soak made (the one a failed step left up, a
+    claimed name without state), then the image (a pod that uses it would
+    keep it), then the work directory. Each step is tried whatever the one
+    before did; what fails is said, as it is of no pod being checked."""
+    for name in listdir(RUN_ROOT):
+        if not name.startswith(PREFIX):
+            continue
+        try:
+            r = podrun("rm", "--force", name)
+        except (OSError, subprocess.SubprocessError) as e:
+            say(f"soak: clean-up: podrun rm --force {name}: {e}")
+            continue
+        if r.returncode != 0 and "no pod named" not in r.stderr:
+            say(f"soak: clean-up: podrun rm --force {name} exited {r.returncode}: {r.stderr.strip()}")
+    for args in (("image", "rm", IMAGE), ("image", "prune")):
+        try:
+            podrun(*args)
+        except (OSError, subprocess.SubprocessError) as e:
+            say(f"soak: clean-up: podrun {' '.join(args)}: {e}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -594,12 +627,18 @@ def main():
         soak.check("the soak", lambda: soak.snapshot.new_since())
     except Failure as e:
         soak.problems.append(("a step", [str(e)]))
+        summary["error"] = str(e)
         say(f"soak: FAILED: {e}")
+    except (Exception, KeyboardInterrupt) as e:
+        # Not a finding of the soak but a fault of it (or of the machine):
+        # still a failure, with its summary.
+        say(traceback.format_exc().rstrip())
+        what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        soak.problems.append(("the soak itself", [what]))
+        summary["error"] = what
+        say(f"soak: FAILED: {what}")
     finally:
-        if soak.sentinel:
-            podrun("rm", "--force", soak.sentinel.name)
-        podrun("image", "rm", IMAGE)
-        podrun("image", "prune")
+        clean_up(podrun, work)
     summary["counts"] = soak.counts
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["problems"] = [{"where": w, "found": f} for w, f in soak.problems]
