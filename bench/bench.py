@@ -486,9 +486,28 @@ def versions(podrun):
 # --- sections -------------------------------------------------------------
 
 
+def clean_all(pods):
+    """Every pod's clean-up, each tried whatever the others did."""
+    for p in pods:
+        try:
+            p.clean()
+        except Exception as e:
+            say(f"  clean-up of {p.tool} failed: {e}")
+
+
 def bench_start_down(pods, runs):
     """Pod start and down, every tool once per round. A tool that fails a
-    round is cleaned up and counted; its times are of the rounds it ran."""
+    round is cleaned up and counted; its times are of the rounds it ran.
+    Any other failure (a clean-up that fails, a timeout, an interrupt)
+    ends the section with every tool's pod cleaned up."""
+    try:
+        return start_down_rounds(pods, runs)
+    except BaseException:
+        clean_all(pods)
+        raise
+
+
+def start_down_rounds(pods, runs):
     times = {p.tool: {"start": [], "down": [], "failures": []} for p in pods}
     for p in pods:
         p.clean()
@@ -530,10 +549,25 @@ def bench_start_down(pods, runs):
     }
 
 
+def scale_names(n):
+    return [f"bench-scale-{i}" for i in range(n)]
+
+
 def bench_scale(podrun, counts, runs):
+    """1, 10, 100 pods up and down at once. Should a run fail (an up or a
+    down, a wait that times out), none of its supervisors is left running."""
+    try:
+        return scale_runs(podrun, counts, runs)
+    except BaseException:
+        for name in scale_names(max(counts)):
+            podrun.forget(name)
+        raise
+
+
+def scale_runs(podrun, counts, runs):
     out = {}
     for n in counts:
-        names = [f"bench-scale-{i}" for i in range(n)]
+        names = scale_names(n)
         files = [podrun.write(pod_manifest(name)) for name in names]
         for name in names:
             podrun.forget(name)
@@ -638,9 +672,10 @@ def bench_idle(podrun, work, seconds):
     }
     for name in (idle, "bench-jitter"):
         podrun.forget(name)
-    podrun("up", "-d", podrun.write(pod_manifest(idle)))
-    podrun("up", "-d", podrun.write(jitter))
     try:
+        # Both in the try: should the second fail, the first is stopped.
+        podrun("up", "-d", podrun.write(pod_manifest(idle)))
+        podrun("up", "-d", podrun.write(jitter))
         pid = podrun.state(idle)["supervisorPid"]
         # The supervisor drops its start-up code once the pod runs; the
         # sampling starts after that has settled.
@@ -854,21 +889,25 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="podrun-bench."))
     podrun = Podrun(args.podrun.resolve(), work)
-    results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(podrun),
-        "runs": runs,
-        "quick": args.quick,
-        "rule": "only ratios taken in this one run count; absolute times are this machine's, today",
-        "notes": [],
-    }
-    podman_why = None
-    env = podman_env(work)
+    podman_used = False
+    env = None
     try:
+        results = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "versions": versions(podrun),
+            "runs": runs,
+            "quick": args.quick,
+            "rule": "only ratios taken in this one run count; absolute times are this machine's, today",
+            "notes": [],
+        }
+        env = podman_env(work)
         say("bench: building and importing the test image")
         layout, rootfs = build_image(work, podrun)
         if "start" in sections:
+            # From here the image may be in podman's store (a failed
+            # podman_ready may have copied it there all the same).
+            podman_used = shutil.which("podman") is not None
             podman_why = podman_ready(work, layout, env)
             pods = [PodrunPod(podrun, "bench-start"), RuncPod(work, rootfs), RuncRunPod(work, rootfs)]
             if podman_why is None:
@@ -893,7 +932,7 @@ def main():
             say("bench: validate and plan of a 200-container manifest (hyperfine)")
             results["plan"] = bench_plan(podrun, work, runs)
     finally:
-        if podman_why is None and shutil.which("podman"):
+        if podman_used:
             quiet(["podman", "rmi", "--force", IMAGE], env=env)
         quiet([podrun.bin, "image", "rm", IMAGE])
         quiet([podrun.bin, "image", "prune"])
