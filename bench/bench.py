@@ -31,6 +31,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The helpers shared with runtime-tests (standard library only).
+sys.path.insert(0, str(ROOT / "runtime-tests"))
+import podrun_host  # noqa: E402
+from podrun_host import state  # noqa: E402
+
 # The bench's own image name: a user's images are never replaced.
 IMAGE = "podrun.local/podrun-bench/busybox:1.35"
 # A PID 1 without a SIGTERM handler ignores SIGTERM: each long-running
@@ -150,13 +155,7 @@ def settled(pid):
 
 
 def wait_until(predicate, what, timeout=30.0, step=0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise RuntimeError(f"timed out waiting for {what}")
+    return podrun_host.wait_for(predicate, what, timeout, step, error=RuntimeError)
 
 
 def proc_status(pid):
@@ -224,9 +223,6 @@ class Podrun:
         path.write_text(json.dumps(pod))
         return path
 
-    def state(self, name):
-        return json.loads((Path("/run/podrun") / name / "state.json").read_text())
-
     def forget(self, name):
         quiet([self.bin, "rm", "--force", name])
 
@@ -248,7 +244,7 @@ class PodrunPod:
             raise RuntimeError(self.podrun("up", "-d", self.file, check=False).stderr)
 
     def pids(self):
-        containers = self.podrun.state(self.name)["containers"]
+        containers = state(self.name)["containers"]
         return [containers[c]["pid"] for c in ("sidecar", "app")]
 
     def down(self):
@@ -588,19 +584,9 @@ def scale_runs(podrun, counts, runs):
             if errors:
                 raise RuntimeError(f"{len(errors)} of {n} pods did not start: {errors[0].decode()[:300]}")
 
-            def all_ready():
-                for name in names:
-                    try:
-                        conditions = podrun.state(name)["status"].get("conditions") or []
-                    except (OSError, ValueError):
-                        return False
-                    if not any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-                        return False
-                return True
-
-            wait_until(all_ready, f"{n} pods Ready", timeout=300, step=0.005)
+            wait_until(lambda: all(podrun_host.ready(name) for name in names), f"{n} pods Ready", timeout=300, step=0.005)
             ready = time.perf_counter()
-            supervisors = [podrun.state(name)["supervisorPid"] for name in names]
+            supervisors = [state(name)["supervisorPid"] for name in names]
             rss.append(sum(rss_kib(pid) for pid in supervisors))
             pss.append(sum(pss_kib(pid) for pid in supervisors))
             # Idle: once each supervisor has been quiet for a second (and
@@ -608,7 +594,7 @@ def scale_runs(podrun, counts, runs):
             time.sleep(2)
             idle_rss.append(sum(rss_kib(pid) for pid in supervisors))
             idle_pss.append(sum(pss_kib(pid) for pid in supervisors))
-            pids = [pid for name in names for pid in (podrun.state(name)["containers"][c]["pid"] for c in ("sidecar", "app"))]
+            pids = [pid for name in names for pid in (state(name)["containers"][c]["pid"] for c in ("sidecar", "app"))]
             wait_until(lambda: all(settled(pid) for pid in pids), "handlers", timeout=120)
             d0 = time.perf_counter()
             downs = [
@@ -676,7 +662,7 @@ def bench_idle(podrun, work, seconds):
         # Both in the try: should the second fail, the first is stopped.
         podrun("up", "-d", podrun.write(pod_manifest(idle)))
         podrun("up", "-d", podrun.write(jitter))
-        pid = podrun.state(idle)["supervisorPid"]
+        pid = state(idle)["supervisorPid"]
         # The supervisor drops its start-up code once the pod runs; the
         # sampling starts after that has settled.
         time.sleep(2)

@@ -40,15 +40,17 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The helpers shared with runtime-tests (standard library only).
+sys.path.insert(0, str(ROOT / "runtime-tests"))
+import podrun_host  # noqa: E402
+from podrun_host import RUN_ROOT, is_zombie, mount_points, proc_stat, ready, start_time  # noqa: E402
+
 IMAGE = "podrun.local/podrun-soak/busybox:1.35"
 # Every pod the soak makes is named so: at the end, whatever happened, what
 # is left of them is removed.
 PREFIX = "soak-"
-RUN_ROOT = Path("/run/podrun")
 DATA_ROOT = Path("/var/lib/podrun/pods")
 LOG_ROOT = Path("/var/log/podrun")
-# PID 1 of a container ignores a signal it has no handler for.
-SERVE = "trap 'exit 0' TERM; sleep 3600 & wait"
 # busybox's httpd on the pod's loopback, for the sidecar's HTTP probes.
 HTTPD = "mkdir -p /www && echo ok > /www/healthz && trap 'exit 0' TERM; httpd -f -p 127.0.0.1:8080 -h /www & wait"
 
@@ -135,36 +137,18 @@ class Podrun:
 
 
 def state(name):
+    """The pod's state, or None while it has none."""
     try:
-        return json.loads((RUN_ROOT / name / "state.json").read_text())
+        return podrun_host.state(name)
     except (OSError, ValueError):
         return None
 
 
-def ready(name):
-    s = state(name)
-    conditions = (s or {}).get("status", {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 def wait_for(predicate, what, timeout=60.0, step=0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise Failure(f"timed out after {timeout:.0f}s waiting for {what}")
+    return podrun_host.wait_for(predicate, what, timeout, step, error=Failure)
 
 
 # --- what the kernel holds ------------------------------------------------
-
-
-def mount_points():
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        points.append(line.split()[4].replace("\\040", " "))
-    return points
 
 
 def pids():
@@ -183,16 +167,6 @@ def read(path):
         return Path(path).read_text()
     except OSError:
         return ""
-
-
-def is_zombie(pid):
-    stat = read(f"/proc/{pid}/stat")
-    return not stat or stat.rsplit(")", 1)[-1].split()[0] == "Z"
-
-
-def start_time(pid):
-    stat = read(f"/proc/{pid}/stat")
-    return int(stat.rsplit(")", 1)[-1].split()[19]) if stat else None
 
 
 def listdir(path):
@@ -283,7 +257,7 @@ def leftovers(pod, kept_state=False):
 
 def describe(pid):
     """A podrun process, as ps would show it."""
-    stat = read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+    stat = proc_stat(pid) or []
     command = read(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
     state, ppid = (stat[0], stat[1]) if len(stat) > 1 else ("?", "?")
     return f"podrun process {pid} (state {state}, parent {ppid}): {command}"
