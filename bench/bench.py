@@ -31,6 +31,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The helpers shared with runtime-tests (standard library only).
+sys.path.insert(0, str(ROOT / "runtime-tests"))
+import podrun_host  # noqa: E402
+from podrun_host import state  # noqa: E402
+
 # The bench's own image name: a user's images are never replaced.
 IMAGE = "podrun.local/podrun-bench/busybox:1.35"
 # A PID 1 without a SIGTERM handler ignores SIGTERM: each long-running
@@ -150,13 +155,7 @@ def settled(pid):
 
 
 def wait_until(predicate, what, timeout=30.0, step=0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise RuntimeError(f"timed out waiting for {what}")
+    return podrun_host.wait_for(predicate, what, timeout, step, error=RuntimeError)
 
 
 def proc_status(pid):
@@ -224,9 +223,6 @@ class Podrun:
         path.write_text(json.dumps(pod))
         return path
 
-    def state(self, name):
-        return json.loads((Path("/run/podrun") / name / "state.json").read_text())
-
     def forget(self, name):
         quiet([self.bin, "rm", "--force", name])
 
@@ -248,7 +244,7 @@ class PodrunPod:
             raise RuntimeError(self.podrun("up", "-d", self.file, check=False).stderr)
 
     def pids(self):
-        containers = self.podrun.state(self.name)["containers"]
+        containers = state(self.name)["containers"]
         return [containers[c]["pid"] for c in ("sidecar", "app")]
 
     def down(self):
@@ -486,9 +482,28 @@ def versions(podrun):
 # --- sections -------------------------------------------------------------
 
 
+def clean_all(pods):
+    """Every pod's clean-up, each tried whatever the others did."""
+    for p in pods:
+        try:
+            p.clean()
+        except Exception as e:
+            say(f"  clean-up of {p.tool} failed: {e}")
+
+
 def bench_start_down(pods, runs):
     """Pod start and down, every tool once per round. A tool that fails a
-    round is cleaned up and counted; its times are of the rounds it ran."""
+    round is cleaned up and counted; its times are of the rounds it ran.
+    Any other failure (a clean-up that fails, a timeout, an interrupt)
+    ends the section with every tool's pod cleaned up."""
+    try:
+        return start_down_rounds(pods, runs)
+    except BaseException:
+        clean_all(pods)
+        raise
+
+
+def start_down_rounds(pods, runs):
     times = {p.tool: {"start": [], "down": [], "failures": []} for p in pods}
     for p in pods:
         p.clean()
@@ -530,10 +545,25 @@ def bench_start_down(pods, runs):
     }
 
 
+def scale_names(n):
+    return [f"bench-scale-{i}" for i in range(n)]
+
+
 def bench_scale(podrun, counts, runs):
+    """1, 10, 100 pods up and down at once. Should a run fail (an up or a
+    down, a wait that times out), none of its supervisors is left running."""
+    try:
+        return scale_runs(podrun, counts, runs)
+    except BaseException:
+        for name in scale_names(max(counts)):
+            podrun.forget(name)
+        raise
+
+
+def scale_runs(podrun, counts, runs):
     out = {}
     for n in counts:
-        names = [f"bench-scale-{i}" for i in range(n)]
+        names = scale_names(n)
         files = [podrun.write(pod_manifest(name)) for name in names]
         for name in names:
             podrun.forget(name)
@@ -554,19 +584,9 @@ def bench_scale(podrun, counts, runs):
             if errors:
                 raise RuntimeError(f"{len(errors)} of {n} pods did not start: {errors[0].decode()[:300]}")
 
-            def all_ready():
-                for name in names:
-                    try:
-                        conditions = podrun.state(name)["status"].get("conditions") or []
-                    except (OSError, ValueError):
-                        return False
-                    if not any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-                        return False
-                return True
-
-            wait_until(all_ready, f"{n} pods Ready", timeout=300, step=0.005)
+            wait_until(lambda: all(podrun_host.ready(name) for name in names), f"{n} pods Ready", timeout=300, step=0.005)
             ready = time.perf_counter()
-            supervisors = [podrun.state(name)["supervisorPid"] for name in names]
+            supervisors = [state(name)["supervisorPid"] for name in names]
             rss.append(sum(rss_kib(pid) for pid in supervisors))
             pss.append(sum(pss_kib(pid) for pid in supervisors))
             # Idle: once each supervisor has been quiet for a second (and
@@ -574,7 +594,7 @@ def bench_scale(podrun, counts, runs):
             time.sleep(2)
             idle_rss.append(sum(rss_kib(pid) for pid in supervisors))
             idle_pss.append(sum(pss_kib(pid) for pid in supervisors))
-            pids = [pid for name in names for pid in (podrun.state(name)["containers"][c]["pid"] for c in ("sidecar", "app"))]
+            pids = [pid for name in names for pid in (state(name)["containers"][c]["pid"] for c in ("sidecar", "app"))]
             wait_until(lambda: all(settled(pid) for pid in pids), "handlers", timeout=120)
             d0 = time.perf_counter()
             downs = [
@@ -638,10 +658,11 @@ def bench_idle(podrun, work, seconds):
     }
     for name in (idle, "bench-jitter"):
         podrun.forget(name)
-    podrun("up", "-d", podrun.write(pod_manifest(idle)))
-    podrun("up", "-d", podrun.write(jitter))
     try:
-        pid = podrun.state(idle)["supervisorPid"]
+        # Both in the try: should the second fail, the first is stopped.
+        podrun("up", "-d", podrun.write(pod_manifest(idle)))
+        podrun("up", "-d", podrun.write(jitter))
+        pid = state(idle)["supervisorPid"]
         # The supervisor drops its start-up code once the pod runs; the
         # sampling starts after that has settled.
         time.sleep(2)
@@ -854,21 +875,25 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="podrun-bench."))
     podrun = Podrun(args.podrun.resolve(), work)
-    results = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(podrun),
-        "runs": runs,
-        "quick": args.quick,
-        "rule": "only ratios taken in this one run count; absolute times are this machine's, today",
-        "notes": [],
-    }
-    podman_why = None
-    env = podman_env(work)
+    podman_used = False
+    env = None
     try:
+        results = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "versions": versions(podrun),
+            "runs": runs,
+            "quick": args.quick,
+            "rule": "only ratios taken in this one run count; absolute times are this machine's, today",
+            "notes": [],
+        }
+        env = podman_env(work)
         say("bench: building and importing the test image")
         layout, rootfs = build_image(work, podrun)
         if "start" in sections:
+            # From here the image may be in podman's store (a failed
+            # podman_ready may have copied it there all the same).
+            podman_used = shutil.which("podman") is not None
             podman_why = podman_ready(work, layout, env)
             pods = [PodrunPod(podrun, "bench-start"), RuncPod(work, rootfs), RuncRunPod(work, rootfs)]
             if podman_why is None:
@@ -893,7 +918,7 @@ def main():
             say("bench: validate and plan of a 200-container manifest (hyperfine)")
             results["plan"] = bench_plan(podrun, work, runs)
     finally:
-        if podman_why is None and shutil.which("podman"):
+        if podman_used:
             quiet(["podman", "rmi", "--force", IMAGE], env=env)
         quiet([podrun.bin, "image", "rm", IMAGE])
         quiet([podrun.bin, "image", "prune"])

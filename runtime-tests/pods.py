@@ -11,12 +11,11 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from conftest import podrun_bin
-
-RUN_ROOT = Path("/run/podrun")
+# Shared with the soak and the bench; imported by tests from here.
+from podrun_host import RUN_ROOT, is_zombie, mount_points, state, wait_for  # noqa: F401
 
 
 def container(name, script, **extra):
@@ -64,11 +63,16 @@ def root_overlay(pid: int) -> dict:
     return found
 
 
+def unoctal(field: str) -> str:
+    """A field of mountinfo (or /proc/self/mounts) as the kernel escapes it:
+    space, tab, newline and backslash as octal (\\040 for a space)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def unescape(path: str) -> str:
-    """A path as mountinfo shows it: octal escapes (\\040 for a space) and
-    overlayfs's backslash before , and :."""
-    path = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-    return re.sub(r"\\([,:\\])", r"\1", path)
+    """A path in overlayfs's options as mountinfo shows it: octal escapes
+    and overlayfs's backslash before , and :."""
+    return re.sub(r"\\([,:\\])", r"\1", unoctal(path))
 
 
 def manifest(name, containers, init=(), restart="Never", **spec):
@@ -111,10 +115,6 @@ def output_of(stdout: str, name: str):
     return [line[len(prefix):] for line in stdout.splitlines() if line.startswith(prefix)]
 
 
-def state(name: str) -> dict:
-    return json.loads((RUN_ROOT / name / "state.json").read_text())
-
-
 def status(name: str) -> dict:
     result = subprocess.run(
         [str(podrun_bin()), "status", name, "-o", "json"],
@@ -135,16 +135,6 @@ def container_status(pod_status: dict, name: str) -> dict:
     raise AssertionError(f"no status for container {name}: {pod_status}")
 
 
-def wait_for(predicate, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def running(name: str, containers) -> bool:
     """Every named container has a process."""
     try:
@@ -161,13 +151,6 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout=60):
     return proc.returncode, out, err
 
 
-def mount_points():
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        points.append(line.split()[4].replace("\\040", " "))
-    return points
-
-
 def processes_in(cgroup_rel: str):
     """PIDs whose cgroup (v2 line) contains `cgroup_rel`. Zombies do not
     count: they have ended and wait for their parent (init, once their
@@ -178,10 +161,9 @@ def processes_in(cgroup_rel: str):
             continue
         try:
             text = Path("/proc", entry, "cgroup").read_text()
-            stat = Path("/proc", entry, "stat").read_text()
         except OSError:
             continue
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        if is_zombie(entry):
             continue
         if any(line.startswith("0::") and cgroup_rel in line for line in text.splitlines()):
             found.append(int(entry))

@@ -16,21 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import IN_VM
+from pods import unoctal
 
 LIMIT_CONTROLLERS = {"cpu", "memory", "pids"}
-
-
-def unescape(field: str) -> str:
-    """/proc/self/mounts escapes space, tab, newline and backslash as \\ooo."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def mounts():
@@ -39,7 +27,7 @@ def mounts():
     for line in Path("/proc/self/mounts").read_text().splitlines():
         fields = line.split()
         if len(fields) >= 4:
-            result.append((unescape(fields[1]), fields[2], fields[3]))
+            result.append((unoctal(fields[1]), fields[2], fields[3]))
     return result
 
 

@@ -39,6 +39,7 @@ from pods import (
     start,
     state,
     stop,
+    unoctal,
     up,
     wait_for,
 )
@@ -150,10 +151,6 @@ def in_fs(path):
     return os.path.join(fs_root, rest) if rest else fs_root
 
 
-def unoctal(path):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
 @pytest.fixture
 def own_images(podrun, name):
     """Imports images made by a test under names of their own; at the end
@@ -217,6 +214,9 @@ def cgroup_roots():
     return roots
 
 
+# Where a careless runtime's container would find a cgroupfs to write.
+CGROUP_DIRS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+
 # Writes `$2` to `$1` and says how it went, prefixed with `$3`.
 WRITE = (
     'w() { if e=$( (echo "$2" > "$1") 2>&1 ); then echo "$3 $1: written"; '
@@ -258,7 +258,7 @@ def test_writes_to_sys_and_proc_sys_and_remounts_fail_and_the_hosts_values_stay(
         + "writes before; "
         # A careless runtime's cgroupfs: make a cgroup, or move this
         # process out of the pod's cgroup into the root one.
-        + f"for d in /sys/fs/cgroup /sys/fs/cgroup/unified; do "
+        + f"for d in {' '.join(CGROUP_DIRS)}; do "
         + f"if e=$(mkdir $d/{cg} 2>&1); then echo \"cgroup $d: made\"; else echo \"cgroup $d: $e\"; fi; "
         + "w $d/cgroup.procs $$ cgroup.procs; done; "
         + "".join(f"if {m} 2>/dev/null; then echo 'mount: {m}: done'; else echo 'mount: {m}: refused'; fi; " for m in remounts)
@@ -285,10 +285,16 @@ def test_writes_to_sys_and_proc_sys_and_remounts_fail_and_the_hosts_values_stay(
             (line,) = [line for line in out if line.startswith(f"{tag} {p}:")]
             assert "Read-only file system" in line, out
     # The host's cgroupfs is not there to write: /sys is a fresh, read-only
-    # sysfs whose /sys/fs/cgroup is an empty directory.
-    for line in out:
-        if line.startswith(("cgroup /", "cgroup.procs ")):
-            assert re.search(r"Read-only file system|No such file or directory|nonexistent", line, re.I), out
+    # sysfs whose /sys/fs/cgroup is an empty directory. Each directory has
+    # its mkdir line and its cgroup.procs line (a change in the script's
+    # output fails here rather than leaving nothing to check).
+    cgroup_lines = [line for line in out if line.startswith(("cgroup /", "cgroup.procs "))]
+    expected = [p for d in CGROUP_DIRS for p in (f"cgroup {d}: ", f"cgroup.procs {d}/cgroup.procs: ")]
+    for prefix in expected:
+        assert sum(line.startswith(prefix) for line in cgroup_lines) == 1, (prefix, out)
+    assert len(cgroup_lines) == len(expected), out
+    for line in cgroup_lines:
+        assert re.search(r"Read-only file system|No such file or directory|nonexistent", line, re.I), out
     for m in remounts:
         assert f"mount: {m}: refused" in out, out
     uid = state(name)["uid"]

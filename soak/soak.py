@@ -19,26 +19,38 @@ What "nothing left" means, checked after every pod is removed (`podrun rm`):
 A sentinel pod runs through the whole soak, with 1 s probes, and is exec'd
 into and read from every cycle: its supervisor's descriptors and RSS at the
 end are those of its start.
+
+At the end, whatever happened (a step that failed, an error of the soak's
+own, an interrupt), every pod named soak-* is removed, then the image and
+the work directory; the summary is printed (and written) all the same, and
+the exit status is non-zero.
 """
 
 import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The helpers shared with runtime-tests (standard library only).
+sys.path.insert(0, str(ROOT / "runtime-tests"))
+import podrun_host  # noqa: E402
+from podrun_host import RUN_ROOT, is_zombie, mount_points, proc_stat, ready, start_time  # noqa: E402
+
 IMAGE = "podrun.local/podrun-soak/busybox:1.35"
-RUN_ROOT = Path("/run/podrun")
+# Every pod the soak makes is named so: at the end, whatever happened, what
+# is left of them is removed.
+PREFIX = "soak-"
 DATA_ROOT = Path("/var/lib/podrun/pods")
 LOG_ROOT = Path("/var/log/podrun")
-# PID 1 of a container ignores a signal it has no handler for.
-SERVE = "trap 'exit 0' TERM; sleep 3600 & wait"
 # busybox's httpd on the pod's loopback, for the sidecar's HTTP probes.
 HTTPD = "mkdir -p /www && echo ok > /www/healthz && trap 'exit 0' TERM; httpd -f -p 127.0.0.1:8080 -h /www & wait"
 
@@ -125,36 +137,18 @@ class Podrun:
 
 
 def state(name):
+    """The pod's state, or None while it has none."""
     try:
-        return json.loads((RUN_ROOT / name / "state.json").read_text())
+        return podrun_host.state(name)
     except (OSError, ValueError):
         return None
 
 
-def ready(name):
-    s = state(name)
-    conditions = (s or {}).get("status", {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 def wait_for(predicate, what, timeout=60.0, step=0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise Failure(f"timed out after {timeout:.0f}s waiting for {what}")
+    return podrun_host.wait_for(predicate, what, timeout, step, error=Failure)
 
 
 # --- what the kernel holds ------------------------------------------------
-
-
-def mount_points():
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        points.append(line.split()[4].replace("\\040", " "))
-    return points
 
 
 def pids():
@@ -173,16 +167,6 @@ def read(path):
         return Path(path).read_text()
     except OSError:
         return ""
-
-
-def is_zombie(pid):
-    stat = read(f"/proc/{pid}/stat")
-    return not stat or stat.rsplit(")", 1)[-1].split()[0] == "Z"
-
-
-def start_time(pid):
-    stat = read(f"/proc/{pid}/stat")
-    return int(stat.rsplit(")", 1)[-1].split()[19]) if stat else None
 
 
 def listdir(path):
@@ -273,7 +257,7 @@ def leftovers(pod, kept_state=False):
 
 def describe(pid):
     """A podrun process, as ps would show it."""
-    stat = read(f"/proc/{pid}/stat").rsplit(")", 1)[-1].split()
+    stat = proc_stat(pid) or []
     command = read(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
     state, ppid = (stat[0], stat[1]) if len(stat) > 1 else ("?", "?")
     return f"podrun process {pid} (state {state}, parent {ppid}): {command}"
@@ -368,7 +352,7 @@ class Soak:
     # the sentinel pod: up through the whole soak
 
     def start_sentinel(self):
-        name = "soak-sentinel"
+        name = f"{PREFIX}sentinel"
         self.podrun("rm", "--force", name)
         self.podrun.must("up", "-d", self.podrun.write(pod_manifest(name)))
         wait_for(lambda: ready(name), "the sentinel to be Ready")
@@ -413,7 +397,7 @@ class Soak:
     # up / down cycles
 
     def cycle(self, i):
-        name = f"soak-cycle-{i % 10}"
+        name = f"{PREFIX}cycle-{i % 10}"
         file = self.podrun.write(pod_manifest(name))
         self.podrun.must("up", "-d", file)
         pod = Pod(name, state(name))
@@ -437,7 +421,7 @@ class Soak:
     # a supervisor killed at a random moment
 
     def kill_trial(self, i, phase):
-        name = f"soak-kill-{i % 10}"
+        name = f"{PREFIX}kill-{i % 10}"
         if phase == "init":
             # An init container that takes a while: the kill falls before
             # the state exists, in the sandbox's making, or during init.
@@ -500,7 +484,7 @@ class Soak:
     # many pods stopped at once
 
     def concurrent(self, n):
-        names = [f"soak-many-{i}" for i in range(n)]
+        names = [f"{PREFIX}many-{i}" for i in range(n)]
         for name in names:
             self.podrun("rm", "--force", name)
         files = [self.podrun.write(pod_manifest(name)) for name in names]
@@ -545,6 +529,29 @@ def import_image(podrun, work):
         stdout=subprocess.DEVNULL,
     )
     podrun.must("image", "import", f"oci:{layout}", IMAGE)
+
+
+def clean_up(podrun, work):
+    """Removes every pod the soak made (the one a failed step left up, a
+    claimed name without state), then the image (a pod that uses it would
+    keep it), then the work directory. Each step is tried whatever the one
+    before did; what fails is said, as it is of no pod being checked."""
+    for name in listdir(RUN_ROOT):
+        if not name.startswith(PREFIX):
+            continue
+        try:
+            r = podrun("rm", "--force", name)
+        except (OSError, subprocess.SubprocessError) as e:
+            say(f"soak: clean-up: podrun rm --force {name}: {e}")
+            continue
+        if r.returncode != 0 and "no pod named" not in r.stderr:
+            say(f"soak: clean-up: podrun rm --force {name} exited {r.returncode}: {r.stderr.strip()}")
+    for args in (("image", "rm", IMAGE), ("image", "prune")):
+        try:
+            podrun(*args)
+        except (OSError, subprocess.SubprocessError) as e:
+            say(f"soak: clean-up: podrun {' '.join(args)}: {e}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -594,12 +601,18 @@ def main():
         soak.check("the soak", lambda: soak.snapshot.new_since())
     except Failure as e:
         soak.problems.append(("a step", [str(e)]))
+        summary["error"] = str(e)
         say(f"soak: FAILED: {e}")
+    except (Exception, KeyboardInterrupt) as e:
+        # Not a finding of the soak but a fault of it (or of the machine):
+        # still a failure, with its summary.
+        say(traceback.format_exc().rstrip())
+        what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        soak.problems.append(("the soak itself", [what]))
+        summary["error"] = what
+        say(f"soak: FAILED: {what}")
     finally:
-        if soak.sentinel:
-            podrun("rm", "--force", soak.sentinel.name)
-        podrun("image", "rm", IMAGE)
-        podrun("image", "prune")
+        clean_up(podrun, work)
     summary["counts"] = soak.counts
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["problems"] = [{"where": w, "found": f} for w, f in soak.problems]
