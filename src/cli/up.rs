@@ -102,6 +102,18 @@ fn detach(pod: &Pod, plan: &Plan) -> Result<(), Failure> {
             let _ = setsid();
             quiet_stdio();
             let report = write_end.try_clone().ok();
+            // Its stderr is gone: a panic's message goes to the waiting
+            // `up` instead (or nowhere, once that has its word).
+            if let Ok(fd) = write_end.try_clone() {
+                let name = pod.name.clone();
+                std::panic::set_hook(Box::new(move |info| {
+                    let what = info.to_string().replace('\n', " ");
+                    let line = format!(
+                        "error: the supervisor {what} (`podrun down {name}` removes what it left)\n"
+                    );
+                    let _ = nix::unistd::write(&fd, line.as_bytes());
+                }));
+            }
             let options = Options {
                 echo: false,
                 ready: Some(write_end),
@@ -134,9 +146,11 @@ fn detach(pod: &Pod, plan: &Plan) -> Result<(), Failure> {
                         .unwrap_or_default();
                     Err(anyhow!("pod/{} Failed{why}", pod.name).into())
                 }
-                "" => {
-                    Err(anyhow!("the supervisor of pod {:?} ended without a word", pod.name).into())
-                }
+                "" => Err(anyhow!(
+                    "the supervisor of pod {:?} ended without a word (`podrun down {0}` removes what it left)",
+                    pod.name
+                )
+                .into()),
                 other => Err(anyhow!(
                     "running pod {:?}: {}",
                     pod.name,
