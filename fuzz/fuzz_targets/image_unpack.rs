@@ -18,16 +18,16 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::ffi::{CString, OsStr, OsString};
-use std::fs::{self, File};
+use std::ffi::CString;
+use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use podrun::image::tree;
 use podrun::image::unpack::{self, Options};
 
 /// Where layers are unpacked as root: a tmpfs in the target's own mount
@@ -78,7 +78,7 @@ fuzz_target!(
             // The decompressor alone, on whatever the unpacker refused.
             let _ = unpack::diff_id(&blob[..]);
         }
-        remove(&layer);
+        tree::remove(&layer).expect("removing the layer");
         fs::remove_dir_all(&canary).expect("removing the canary");
     }
 );
@@ -102,11 +102,12 @@ fn too_big(blob: &[u8]) -> bool {
 }
 
 fn work() -> Work {
-    if nix_root() {
+    let options = Options::for_this_process();
+    if !options.rootless {
         sandbox();
         Work {
             dir: PathBuf::from(SANDBOX),
-            options: Options { rootless: false },
+            options,
         }
     } else {
         // Without root nothing privileged happens (ownership, whiteouts and
@@ -119,22 +120,14 @@ fn work() -> Work {
         // libFuzzer ends with exit(), which drops nothing.
         // SAFETY: remove_temp_dir is an extern "C" fn without arguments.
         unsafe { libc::atexit(remove_temp_dir) };
-        Work {
-            dir,
-            options: Options { rootless: true },
-        }
+        Work { dir, options }
     }
 }
 
 extern "C" fn remove_temp_dir() {
     if let Some(work) = WORK.get() {
-        let _ = fs::remove_dir_all(&work.dir);
+        let _ = tree::remove(&work.dir);
     }
-}
-
-fn nix_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 fn cstr(p: &str) -> CString {
@@ -283,99 +276,26 @@ fn check(dir: &Path, layer: &Path, canary: &Path) {
     assert!(root.is_dir(), "the layer directory was replaced");
     // Hard links: every link of an inode in the layer is in the layer.
     let mut links: HashMap<u64, (u64, u64)> = HashMap::new();
-    walk(layer, |path, m| {
-        assert_eq!(m.dev(), root.dev(), "{path:?} is on another filesystem");
-        let t = m.file_type();
-        if t.is_block_device() || t.is_fifo() || t.is_socket() {
+    tree::walk(layer, |path, st| {
+        assert_eq!(st.st_dev, root.dev(), "{path:?} is on another filesystem");
+        let kind = st.st_mode & libc::S_IFMT;
+        if matches!(kind, libc::S_IFBLK | libc::S_IFIFO | libc::S_IFSOCK) {
             panic!("{path:?}: a device node, FIFO or socket was created");
         }
-        if t.is_char_device() {
+        if kind == libc::S_IFCHR {
             assert_eq!(
-                m.rdev(),
-                0,
+                st.st_rdev, 0,
                 "{path:?}: a character device that is no whiteout"
             );
         }
-        if !t.is_dir() && m.nlink() > 1 {
-            links.entry(m.ino()).or_insert((m.nlink(), 0)).1 += 1;
+        if kind != libc::S_IFDIR && st.st_nlink > 1 {
+            links.entry(st.st_ino).or_insert((st.st_nlink, 0)).1 += 1;
         }
-    });
+    })
+    .expect("walking the layer");
     for (ino, (nlink, seen)) in links {
         assert_eq!(nlink, seen, "inode {ino} has links outside the layer");
     }
-}
-
-/// `name` in the open directory `dir`, by a path short whatever the depth
-/// (a layer may nest deeper than PATH_MAX).
-fn at(dir: &File, name: &OsStr) -> PathBuf {
-    Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
-}
-
-fn open_dir(path: &Path) -> File {
-    // Directories of mode 0 are listed too (unprivileged, rootless mode).
-    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(path)
-        .unwrap_or_else(|e| panic!("opening a layer directory: {e}"))
-}
-
-/// Calls `visit` with every entry under `top` (not following symlinks),
-/// holding one directory open at a time, then removes what `remove` says.
-fn walk_with(top: &Path, mut visit: impl FnMut(&Path, &fs::Metadata), remove: bool) {
-    let mut dir = open_dir(top);
-    // Per level: the subdirectories still to visit, and the name of the
-    // directory itself.
-    let mut levels: Vec<(Vec<OsString>, OsString)> = Vec::new();
-    let mut subdirs = Vec::new();
-    let mut list = |dir: &File, subdirs: &mut Vec<OsString>| {
-        for e in fs::read_dir(at(dir, OsStr::new(""))).expect("listing a layer directory") {
-            let name = e.expect("a layer entry").file_name();
-            let path = at(dir, &name);
-            let m = fs::symlink_metadata(&path).expect("a layer entry's metadata");
-            visit(&path, &m);
-            if m.is_dir() {
-                subdirs.push(name);
-            } else if remove {
-                fs::remove_file(&path).expect("removing a layer entry");
-            }
-        }
-    };
-    list(&dir, &mut subdirs);
-    levels.push((subdirs, OsString::new()));
-    while let Some((pending, _)) = levels.last_mut() {
-        if let Some(name) = pending.pop() {
-            dir = open_dir(&at(&dir, &name));
-            let mut subdirs = Vec::new();
-            list(&dir, &mut subdirs);
-            levels.push((subdirs, name));
-            continue;
-        }
-        let Some((_, name)) = levels.pop() else {
-            break;
-        };
-        if levels.is_empty() {
-            break;
-        }
-        dir = open_dir(&at(&dir, OsStr::new("..")));
-        if remove {
-            fs::remove_dir(at(&dir, &name)).expect("removing a layer directory");
-        }
-    }
-    drop(dir);
-    if remove {
-        fs::remove_dir(top).expect("removing the layer");
-    }
-}
-
-fn walk(top: &Path, visit: impl FnMut(&Path, &fs::Metadata)) {
-    walk_with(top, visit, false);
-}
-
-/// Removes the layer, however deep, whatever modes its directories have.
-fn remove(layer: &Path) {
-    walk_with(layer, |_, _| {}, true);
 }
 
 // --- layers built from the input -----------------------------------------

@@ -13,6 +13,7 @@ mod source;
 mod store;
 #[cfg(test)]
 mod tests;
+pub mod tree;
 pub mod unpack;
 
 use std::path::PathBuf;

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use super::digest::sha256_hex;
 use super::reference::Reference;
+use super::tree;
 use super::unpack::LayerInfo;
 use super::{DeviceNode, Image, ImageError, content, io_err};
 use crate::supervisor::state::{self, State};
@@ -428,7 +429,11 @@ impl Store {
         }
         let mut freed = 0;
         for path in &doomed {
-            freed += tree_size(path);
+            // Only reported: a tree that cannot be measured is still removed.
+            freed += tree::size(path).unwrap_or_else(|e| {
+                tracing::warn!("measuring {}: {e}", path.display());
+                0
+            });
             remove_tree(path)?;
         }
         Ok((doomed, freed))
@@ -693,41 +698,10 @@ fn read_dir(dir: &Path) -> Result<Vec<std::ffi::OsString>, ImageError> {
     Ok(names)
 }
 
-fn tree_size(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| tree_size(&e.path()))
-        .sum()
-}
-
-/// Removes a file or a directory tree without following symlinks. A
-/// directory is made writable first, so a tree unpacked by an
-/// unprivileged user (read-only directories included) can be removed.
+/// Removes a file or a directory tree (see [`tree::remove`]): by
+/// descriptor, as a layer may nest deeper than PATH_MAX.
 pub(super) fn remove_tree(path: &Path) -> Result<(), ImageError> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(path)(e)),
-    };
-    if !meta.is_dir() {
-        return fs::remove_file(path).map_err(io_err(path));
-    }
-    if meta.permissions().mode() & 0o700 != 0o700 {
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-    }
-    for entry in fs::read_dir(path).map_err(io_err(path))? {
-        let entry = entry.map_err(io_err(path))?;
-        remove_tree(&entry.path())?;
-    }
-    fs::remove_dir(path).map_err(io_err(path))
+    tree::remove(path).map_err(io_err(path))
 }
 
 /// docker's "N days ago" is computed from the config's `created`: seconds

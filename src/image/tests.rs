@@ -1037,6 +1037,31 @@ fn prune_removes_what_nothing_references() {
     assert!(t.store.resolve("good:1").unwrap().is_some());
 }
 
+/// A layer unpacks however deep it nests (the unpacker walks by
+/// descriptor): prune measures and removes one deeper than PATH_MAX.
+#[test]
+fn prune_removes_a_layer_deeper_than_path_max() {
+    let t = store_with_an_image();
+    let kept = t.snapshot();
+    let outside = t.tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("keep"), b"keep").unwrap();
+    let stray_layer = t
+        .tmp
+        .path()
+        .join("layers/sha256")
+        .join(&sha256(b"deep")[7..]);
+    // Long names take the paths past PATH_MAX in a few levels, quickly.
+    let name = "d".repeat(200);
+    let bytes = tree::tests::deep_tree(&stray_layer, 30, &name, &outside);
+    let (removed, freed) = t.store.prune().unwrap();
+    assert_eq!(removed, std::slice::from_ref(&stray_layer));
+    assert_eq!(freed, bytes);
+    assert!(fs::symlink_metadata(&stray_layer).is_err());
+    assert!(outside.join("keep").exists());
+    assert_eq!(t.snapshot(), kept);
+}
+
 #[test]
 fn layers_an_overlay_still_mounts_survive_rm_and_prune() {
     if !is_root() {

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tar::EntryType;
 
 use super::digest::HashingReader;
+use super::tree::{self, proc_path};
 use super::{DeviceKind, DeviceNode, ImageError};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -473,10 +474,9 @@ impl Unpacker {
             Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(self.fail(name, format!("inspecting what is there: {e}"))),
             Ok(st) if kind_of(&st) == SFlag::S_IFDIR => {
-                // Through the fd's /proc link, so the path cannot be
-                // redirected; remove_dir_all follows no symlink inside.
-                let path = proc_path(dir, last);
-                std::fs::remove_dir_all(&path)
+                // By descriptor, however deep the directory goes: std's
+                // remove_dir_all holds one per level, and runs out.
+                tree::remove_at(dir, OsStr::from_bytes(last))
                     .map_err(|e| self.fail(name, format!("replacing a directory: {e}")))
             }
             Ok(_) => nix::unistd::unlinkat(dir, last, nix::unistd::UnlinkatFlags::NoRemoveDir)
@@ -805,12 +805,6 @@ fn kind_of(st: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
 }
 
-/// `/proc/self/fd/<dir>/<name>`: a path that reaches `name` in that very
-/// directory whatever happens to the path that led to it.
-fn proc_path(dir: &OwnedFd, name: &[u8]) -> std::path::PathBuf {
-    Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(OsStr::from_bytes(name))
-}
-
 /// A PAX time: seconds with an optional fraction (`1700000000.123456789`).
 fn pax_time(value: &[u8]) -> Option<TimeSpec> {
     let s = std::str::from_utf8(value).ok()?;
@@ -838,6 +832,40 @@ mod tests {
         assert!(c("../x").is_err());
         assert!(c("a/../../x").is_err());
         assert!(c("/../etc/passwd").is_err());
+    }
+
+    /// A directory deeper than PATH_MAX and than the open-file limit,
+    /// which a later entry replaces: removing it takes a walk by
+    /// descriptor that holds few of them.
+    #[test]
+    fn replaces_a_directory_deeper_than_path_max() {
+        let deep = "d/".repeat(3000);
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data) in [
+            (&deep[..], EntryType::Directory, &b""[..]),
+            (&format!("{deep}f"), EntryType::Regular, b"abc"),
+            ("d", EntryType::Regular, b"replaced"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o755);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            // Long names go in GNU long-name entries.
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        let blob = b.into_inner().unwrap();
+        let tmp = super::tree::tests::fast_tempdir();
+        unpack(
+            &blob[..],
+            "sha256:deep",
+            tmp.path(),
+            Options::for_this_process(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("d")).unwrap(), b"replaced");
     }
 
     #[test]
