@@ -747,6 +747,18 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    fn volume_at(source: &Path, target: &str, read_only: bool) -> BindMount {
+        BindMount {
+            source: source.to_owned(),
+            target: target.to_owned(),
+            read_only,
+            propagation: Propagation::Private,
+            optional: false,
+            sub_path: false,
+            tree: None,
+        }
+    }
+
     fn tempdir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("podrun-rootfs-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -777,15 +789,11 @@ mod tests {
             hidden: Vec::new(),
             stage: PathBuf::from("/stage"),
             shm: PathBuf::from("/dev/shm"),
-            mounts: vec![BindMount {
-                source: volume.join("file"),
-                target: "/dev/net/../net/tun".to_owned(),
-                read_only: false,
-                propagation: Propagation::Private,
-                optional: false,
-                sub_path: false,
-                tree: None,
-            }],
+            mounts: vec![volume_at(
+                &volume.join("file"),
+                "/dev/net/../net/tun",
+                false,
+            )],
             read_only_root: false,
             privileged: false,
         };
@@ -820,15 +828,7 @@ mod tests {
             hidden: hidden.clone(),
             stage: PathBuf::from("/stage"),
             shm: PathBuf::from("/dev/shm"),
-            mounts: vec![BindMount {
-                source: volume.clone(),
-                target: "/srv".to_owned(),
-                read_only: false,
-                propagation: Propagation::Private,
-                optional: false,
-                sub_path: false,
-                tree: None,
-            }],
+            mounts: vec![volume_at(&volume, "/srv", false)],
             read_only_root: false,
             privileged: false,
         };
@@ -990,15 +990,7 @@ mod tests {
             hidden: Vec::new(),
             stage: PathBuf::from("/stage"),
             shm: PathBuf::from("/dev/shm"),
-            mounts: vec![BindMount {
-                source: volume.clone(),
-                target: "/data/deep".to_owned(),
-                read_only: true,
-                propagation: Propagation::Private,
-                optional: false,
-                sub_path: false,
-                tree: None,
-            }],
+            mounts: vec![volume_at(&volume, "/data/deep", true)],
             read_only_root: true,
             privileged: false,
         };
@@ -1038,18 +1030,6 @@ mod tests {
         fs::remove_dir_all(&root).unwrap();
         fs::remove_dir_all(&volume).unwrap();
     }
-    fn volume_at(source: &Path, target: &str, read_only: bool) -> BindMount {
-        BindMount {
-            source: source.to_owned(),
-            target: target.to_owned(),
-            read_only,
-            propagation: Propagation::Private,
-            optional: false,
-            sub_path: false,
-            tree: None,
-        }
-    }
-
     #[test]
     fn a_mount_point_under_a_volume_is_made_in_that_volume() {
         let root = tempdir("layered");
