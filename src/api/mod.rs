@@ -5,6 +5,8 @@
 //! `docs/api.md` is its reference.
 
 pub mod client;
+pub mod events;
+pub mod state;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -12,7 +14,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodStatus;
 use serde::{Deserialize, Serialize};
 
-use crate::supervisor::events::Record;
+use events::Record;
 
 /// The protocol version this podrun speaks.
 pub const VERSION: u32 = 1;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use podrun::supervisor::events::{self, Record};
-use podrun::supervisor::state::State;
+use podrun::api::events::{self, Record};
+use podrun::api::state::State;
 
 use super::{Failure, Output};
 

@@ -86,7 +86,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
             for n in &names {
                 image::normalize(n).map_err(failure)?;
             }
-            let removed = store()?.remove(&names).map_err(failure)?;
+            // The pods of this machine say which images they use.
+            let in_use = || {
+                podrun::api::state::images_in_use()
+                    .into_iter()
+                    .map(|(pod, image)| image::ImageUse { pod, image })
+                    .collect()
+            };
+            let removed = store()?.remove(&names, &in_use).map_err(failure)?;
             for name in removed.untagged {
                 println!("Untagged: {name}");
             }

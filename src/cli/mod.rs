@@ -156,21 +156,19 @@ pub fn check_name(name: &str) -> Result<(), Failure> {
 /// Whether pod `name` was the leftover of a supervisor that died before it
 /// saved the pod's state (only its run directory), now removed.
 pub fn reclaimed(name: &str) -> Result<bool, Failure> {
-    let run = podrun::sandbox::pod::PodDirs::run_of(name);
+    let run = podrun::paths::PodDirs::run_of(name);
     podrun::sandbox::pod::remove_stale_claim(&run)
         .map_err(|e| Failure::Other(anyhow::anyhow!("pod {name:?}: {e}")))
 }
 
 /// The state of the pod named on the command line.
-pub fn load(name: &str) -> Result<podrun::supervisor::state::State, Failure> {
+pub fn load(name: &str) -> Result<podrun::api::state::State, Failure> {
     check_name(name)?;
-    podrun::supervisor::state::State::load(name).map_err(|e| Failure::Input(e.to_string()))
+    podrun::api::state::State::load(name).map_err(|e| Failure::Input(e.to_string()))
 }
 
 /// A connection to the supervisor of a pod that runs.
-pub fn connect(
-    state: &podrun::supervisor::state::State,
-) -> Result<podrun::api::client::Client, Failure> {
+pub fn connect(state: &podrun::api::state::State) -> Result<podrun::api::client::Client, Failure> {
     if !state.supervisor_alive() {
         return Err(Failure::Input(format!(
             "pod {:?} is not running",

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::ContainerStatus;
-use podrun::supervisor::state::{self, State};
+use podrun::api::state::{self, State};
 use serde::Serialize;
 
 use super::{Failure, Output};

@@ -9,11 +9,12 @@ use std::os::fd::AsRawFd;
 use anyhow::{Context, anyhow};
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, fork, pipe2, setsid};
+use podrun::api::state::State;
 use podrun::lifecycle::Phase;
 use podrun::manifest::Pod;
 use podrun::plan::{self, Plan, Settings};
 use podrun::sandbox::host;
-use podrun::supervisor::{self, Options, state::State, support};
+use podrun::supervisor::{self, Options, support};
 
 use super::{Failure, input};
 

@@ -9,3 +9,4 @@ pub mod log;
 pub mod pty;
 pub mod rootfs;
 pub mod spawn;
+pub mod step;

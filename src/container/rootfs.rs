@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::libc::{self, c_ulong};
 
-use super::spawn::Step;
+use super::step::Step;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -70,7 +70,7 @@ impl Root {
     /// The root a `rootfs:` image names; one inside podrun's own
     /// directories (`OWN_DIRS`) is refused.
     pub fn from_image(image: &str) -> Result<Root, RootfsError> {
-        let own = crate::sandbox::pod::own_dirs();
+        let own = crate::paths::own_dirs();
         Root::from_image_outside(image, &own)
     }
 

@@ -10,7 +10,7 @@
 //! async-signal-safe system calls and allocates nothing.
 
 use std::ffi::{CString, c_char};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -19,6 +19,9 @@ use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::wait::waitpid;
 use nix::unistd::{Pid, pipe2, read};
+
+use super::step::Step;
+use crate::sys::process::{Cloned, SigmaskGuard, clone3};
 
 /// runc's PATH when the container's environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -144,68 +147,6 @@ impl Command {
     }
 }
 
-/// One step of the child's mount setup, prepared in the parent.
-#[derive(Debug)]
-pub enum Step {
-    Mount {
-        source: Option<CString>,
-        target: CString,
-        fstype: Option<CString>,
-        flags: libc::c_ulong,
-        data: Option<CString>,
-    },
-    /// Attaches a detached mount tree (an `open_tree` clone the parent
-    /// made of `source`, held open as `tree`) at `target`.
-    Attach {
-        tree: libc::c_int,
-        source: CString,
-        target: CString,
-    },
-    /// Lazily unmounts whatever is at `target`; nothing mounted is fine.
-    Detach { target: CString },
-    /// Creates a directory; one already there is fine.
-    Mkdir { path: CString },
-    /// Creates an empty file to bind a file onto; one already there is fine.
-    Touch { path: CString },
-    /// Creates a symlink; one already there is fine.
-    Symlink { target: CString, link: CString },
-    /// Makes `root` the root: pivot_root into it and drop the old root.
-    Pivot { root: CString },
-    /// A step about a path the kernel may not have: ENOENT is fine.
-    IfExists(Box<Step>),
-}
-
-impl Step {
-    /// What the step does, for the message when it fails.
-    pub fn describe(&self) -> String {
-        let s = |c: &CString| c.to_string_lossy().into_owned();
-        match self {
-            Step::Mount {
-                source,
-                target,
-                fstype,
-                ..
-            } => format!(
-                "mount {} on {}",
-                source
-                    .as_ref()
-                    .or(fstype.as_ref())
-                    .map_or_else(|| "(flags)".to_owned(), s),
-                s(target)
-            ),
-            Step::Attach { source, target, .. } => {
-                format!("mount {} on {}", s(source), s(target))
-            }
-            Step::Detach { target } => format!("unmount {}", s(target)),
-            Step::Mkdir { path } => format!("mkdir {}", s(path)),
-            Step::Touch { path } => format!("create {}", s(path)),
-            Step::Symlink { link, .. } => format!("symlink {}", s(link)),
-            Step::Pivot { root } => format!("pivot_root into {}", s(root)),
-            Step::IfExists(step) => step.describe(),
-        }
-    }
-}
-
 /// Who the process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Creds {
@@ -267,9 +208,6 @@ const STEP_SESSION: u32 = 9;
 const STEP_TTY: u32 = 10;
 const STEP_MOUNT: u32 = 1000;
 
-/// clone3's flag (libc's constant is an `int` that cannot hold it).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
 /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
 const CAP_V3: u32 = 0x2008_0522;
 
@@ -301,7 +239,7 @@ pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
     // Signals wait until the child has put back the default handlers: the
     // supervisor's must never run in it.
     let blocked = SigmaskGuard::block_all();
-    let cloned = clone3(iso.clone_flags, cgroup);
+    let cloned = clone3(iso.clone_flags, cgroup).map_err(SpawnError::Fork);
     if let Ok(Cloned::Child) = cloned {
         child_after_clone(cmd, iso, &write_end)
     }
@@ -330,37 +268,6 @@ pub fn spawn(cmd: &Command, iso: &Isolation) -> Result<Child, SpawnError> {
     }
 }
 
-/// Blocks every signal until dropped (then restores the mask before).
-pub struct SigmaskGuard(libc::sigset_t);
-
-impl SigmaskGuard {
-    pub fn block_all() -> SigmaskGuard {
-        // SAFETY: sigset_t is plain data; pthread_sigmask only reads and
-        // writes the two sets.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-            SigmaskGuard(old)
-        }
-    }
-}
-
-impl Drop for SigmaskGuard {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved by block_all.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
-    }
-}
-
-/// Which side of a clone this is.
-#[derive(Debug)]
-pub enum Cloned {
-    Child,
-    Parent { pid: Pid, pidfd: OwnedFd },
-}
-
 /// Makes the next child of this process start in `target`'s PID
 /// namespace; returns this process's own, to go back to.
 fn enter_pid_namespace(target: &OwnedFd) -> Result<OwnedFd, SpawnError> {
@@ -378,39 +285,6 @@ fn enter_pid_namespace(target: &OwnedFd) -> Result<OwnedFd, SpawnError> {
         });
     }
     Ok(own)
-}
-
-/// clone3 with a pidfd, the child optionally born in the cgroup `cgroup`.
-pub fn clone3(flags: u64, cgroup: Option<i32>) -> Result<Cloned, SpawnError> {
-    let mut pidfd: libc::c_int = -1;
-    // SAFETY: an all-zero clone_args is its valid "no options" value.
-    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = flags | libc::CLONE_PIDFD as u64;
-    args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
-    args.exit_signal = libc::SIGCHLD as u64;
-    if let Some(fd) = cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
-    }
-    // SAFETY: clone3 without a new stack behaves as fork; the caller's
-    // child branch makes only async-signal-safe calls and never returns.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of!(args),
-            std::mem::size_of::<libc::clone_args>(),
-        )
-    };
-    match ret {
-        -1 => Err(SpawnError::Fork(Errno::last())),
-        0 => Ok(Cloned::Child),
-        pid => Ok(Cloned::Parent {
-            pid: Pid::from_raw(pid as libc::pid_t),
-            // SAFETY: the kernel gave the parent this new descriptor
-            // (CLONE_PIDFD).
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-        }),
-    }
 }
 
 /// The child between clone and exec: no allocation, no locks, no return.

@@ -24,7 +24,7 @@ pub use digest::short as short_digest;
 pub use import::Imported;
 pub use reference::{Reference, normalize};
 pub use source::Source;
-pub use store::{ListEntry, Removed, Store, parse_rfc3339};
+pub use store::{ImageUse, ListEntry, Removed, Store, parse_rfc3339};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

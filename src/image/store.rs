@@ -30,7 +30,6 @@ use super::reference::Reference;
 use super::tree;
 use super::unpack::LayerInfo;
 use super::{DeviceNode, Image, ImageError, content, io_err};
-use crate::supervisor::state::{self, State};
 
 pub const DEFAULT_IMAGES: &str = "/var/lib/podrun/images";
 pub const DEFAULT_LAYERS: &str = "/var/lib/podrun/layers";
@@ -46,8 +45,13 @@ pub struct Store {
     /// Beside `images`, on its filesystem: staging dirs and the lock.
     pub(super) parent: PathBuf,
     lock: PathBuf,
-    /// Where pods keep `<name>/state.json` (to refuse removing an image in use).
-    run_root: PathBuf,
+}
+
+/// A pod that uses an image, by the name its manifest gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    pub pod: String,
+    pub image: String,
 }
 
 /// A held flock on the store's lock file; released on drop.
@@ -99,7 +103,6 @@ impl Store {
             layers: layers.to_owned(),
             lock: parent.join(lock_name),
             parent,
-            run_root: PathBuf::from(crate::sandbox::pod::RUN_ROOT),
         };
         let complete = store.images.join("oci-layout").is_file()
             && store.images.join("index.json").is_file()
@@ -114,12 +117,6 @@ impl Store {
             store.create()?;
         }
         Ok(store)
-    }
-
-    /// Looks for pods' state under `run_root` instead of `/run/podrun`.
-    pub fn with_run_root(mut self, run_root: &Path) -> Store {
-        self.run_root = run_root.to_owned();
-        self
     }
 
     fn create(&self) -> Result<(), ImageError> {
@@ -335,12 +332,17 @@ impl Store {
     }
 
     /// Removes the names, then the blobs and unpacked layers no remaining
-    /// image uses. Refuses (removing nothing) a missing name or an image a
-    /// pod that has not finished uses.
-    pub fn remove(&self, names: &[String]) -> Result<Removed, ImageError> {
+    /// image uses. Refuses (removing nothing) a missing name or an image in
+    /// use: `in_use` says which pods use which images (the store knows
+    /// nothing of pods), asked once the store is locked.
+    pub fn remove(
+        &self,
+        names: &[String],
+        in_use: &dyn Fn() -> Vec<ImageUse>,
+    ) -> Result<Removed, ImageError> {
         let _lock = self.lock(FlockArg::LockExclusive)?;
         let index = self.read_index()?;
-        let pods = self.pods_in_use();
+        let pods = in_use();
         let mut doomed: Vec<(String, String)> = Vec::new();
         for name in names {
             let found = self
@@ -476,33 +478,17 @@ impl Store {
         }
         Ok(refs)
     }
-
-    /// The pods, by name, that may still use images: all but those
-    /// finished and torn down (a finished pod whose teardown failed may
-    /// still have its overlays mounted on the layers).
-    fn pods_in_use(&self) -> Vec<State> {
-        state::names_in(&self.run_root)
-            .iter()
-            .filter_map(|name| {
-                state::load_from(name, &self.run_root.join(name).join("state.json")).ok()
-            })
-            .filter(|s| !(s.finished && s.torn_down))
-            .collect()
-    }
 }
 
-/// The first of `pods` whose containers name this image (by normalised
-/// name, or by its digest).
-fn used_by(pods: &[State], reference: &str, digest: &str) -> Option<String> {
-    pods.iter()
-        .find(|state| {
-            pod_images(state.pod.as_ref()).iter().any(|image| {
-                Reference::parse(image).is_ok_and(|r| {
-                    r.to_string() == reference || r.digest.as_deref() == Some(digest)
-                })
-            })
+/// The first pod in `uses` that names this image (by normalised name, or
+/// by its digest).
+fn used_by(uses: &[ImageUse], reference: &str, digest: &str) -> Option<String> {
+    uses.iter()
+        .find(|u| {
+            Reference::parse(&u.image)
+                .is_ok_and(|r| r.to_string() == reference || r.digest.as_deref() == Some(digest))
         })
-        .map(|state| state.name.clone())
+        .map(|u| u.pod.clone())
 }
 
 impl Store {
@@ -578,18 +564,6 @@ struct Refs {
 }
 
 /// `spec.containers[*].image` and `spec.initContainers[*].image` of a pod as JSON.
-fn pod_images(pod: Option<&serde_json::Value>) -> Vec<String> {
-    let Some(spec) = pod.and_then(|p| p.get("spec")) else {
-        return Vec::new();
-    };
-    ["initContainers", "containers", "ephemeralContainers"]
-        .iter()
-        .filter_map(|k| spec.get(k)?.as_array())
-        .flatten()
-        .filter_map(|c| c.get("image")?.as_str().map(str::to_owned))
-        .collect()
-}
-
 pub(super) fn is_index(media_type: &MediaType) -> bool {
     match media_type {
         MediaType::ImageIndex => true,
@@ -806,15 +780,5 @@ mod tests {
                 format!("sha256:{b}")
             ]
         );
-    }
-
-    #[test]
-    fn pod_images_from_the_pod_json() {
-        let pod = serde_json::json!({"spec": {
-            "initContainers": [{"name": "i", "image": "busybox:1.36"}],
-            "containers": [{"name": "a", "image": "rootfs:/"}, {"name": "b"}]
-        }});
-        assert_eq!(pod_images(Some(&pod)), ["busybox:1.36", "rootfs:/"]);
-        assert!(pod_images(None).is_empty());
     }
 }

@@ -185,10 +185,20 @@ struct TestStore {
 impl TestStore {
     fn new() -> TestStore {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("images"), &tmp.path().join("layers"))
-            .unwrap()
-            .with_run_root(&tmp.path().join("run"));
+        let store = Store::open(&tmp.path().join("images"), &tmp.path().join("layers")).unwrap();
         TestStore { tmp, store }
+    }
+
+    /// `Store::remove`, told of the pods whose state is under the test's
+    /// own run directory, as the CLI tells it of this machine's.
+    fn remove(&self, names: &[String]) -> Result<Removed, ImageError> {
+        let run = self.tmp.path().join("run");
+        self.store.remove(names, &|| {
+            crate::api::state::images_in_use_under(&run)
+                .into_iter()
+                .map(|(pod, image)| ImageUse { pod, image })
+                .collect()
+        })
     }
 
     /// A directory for sources, outside the store.
@@ -972,7 +982,7 @@ fn rm_refuses_an_image_in_use_and_removes_only_what_no_other_image_uses() {
 
     write_state(&t, "web", "docker.io/library/a:1", false);
     let before = t.snapshot();
-    let e = t.store.remove(&["a:1".to_owned()]).unwrap_err();
+    let e = t.remove(&["a:1".to_owned()]).unwrap_err();
     assert!(
         matches!(&e, ImageError::InUse { pod, .. } if pod == "web"),
         "{e}"
@@ -981,15 +991,15 @@ fn rm_refuses_an_image_in_use_and_removes_only_what_no_other_image_uses() {
     // By digest too.
     write_state(&t, "web", &format!("a@{}", ra.digest), false);
     assert!(matches!(
-        t.store.remove(&["a".to_owned() + ":1"]),
+        t.remove(&["a".to_owned() + ":1"]),
         Err(ImageError::InUse { .. })
     ));
-    let e = t.store.remove(&["nothere".to_owned()]).unwrap_err();
+    let e = t.remove(&["nothere".to_owned()]).unwrap_err();
     assert!(matches!(e, ImageError::NotFound(_)), "{e}");
 
     // Once the pod finished, the image goes; the layer b shares stays.
     write_state(&t, "web", "a:1", true);
-    let removed = t.store.remove(&["a:1".to_owned()]).unwrap();
+    let removed = t.remove(&["a:1".to_owned()]).unwrap();
     assert_eq!(removed.untagged, ["docker.io/library/a:1"]);
     assert_eq!(removed.deleted, std::slice::from_ref(&ra.digest));
     assert!(t.store.resolve("a:1").unwrap().is_none());
@@ -1085,7 +1095,7 @@ fn layers_an_overlay_still_mounts_survive_rm_and_prune() {
         Some(format!("lowerdir={lower}").as_str()),
     )
     .unwrap();
-    let removed = t.store.remove(&["good:1".to_owned()]);
+    let removed = t.remove(&["good:1".to_owned()]);
     let pruned = t.store.prune();
     let still_there = image.layers[0].join("bin/busybox").is_file();
     nix::mount::umount(&merged).unwrap();

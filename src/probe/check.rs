@@ -16,7 +16,8 @@ use nix::libc;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
 
 use super::Handler;
-use crate::container::spawn::{Command, Creds, Isolation, SigmaskGuard, SpawnError, spawn};
+use crate::container::spawn::{Command, Creds, Isolation, SpawnError, spawn};
+use crate::sys::process::SigmaskGuard;
 
 /// An exec that did not start.
 #[derive(Debug, thiserror::Error)]

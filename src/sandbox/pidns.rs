@@ -12,8 +12,8 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::unistd::Pid;
 
-use crate::container::spawn::{Cloned, SpawnError, clone3};
 use crate::sandbox::cgroup::{CgroupError, PodCgroup};
+use crate::sys::process::{Cloned, clone3};
 
 /// The leaf cgroup the init lives in: a name no container can have
 /// (container names are DNS labels, without dots).
@@ -24,7 +24,7 @@ pub enum PidNamespaceError {
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error("cannot start the pod's PID namespace: {0}")]
-    Clone(SpawnError),
+    Clone(Errno),
     #[error("cannot open the pod's PID namespace: {0}")]
     Open(std::io::Error),
 }

@@ -19,12 +19,12 @@ use crate::container::spawn::{self, Child, Command, Isolation, SpawnError};
 use crate::image::Store;
 use crate::lifecycle::{Hook, ProbeKind};
 use crate::manifest::Pod;
+use crate::paths::PodDirs;
 use crate::plan::Plan;
 use crate::probe::check::{self, ExecAs, ExecError, Running, Session};
 use crate::probe::{Handler, Timing};
 use crate::sandbox::cgroup::PodCgroup;
 use crate::sandbox::namespaces::{self, Kind};
-use crate::sandbox::pod::PodDirs;
 
 /// The pod-wide facts every container start uses.
 pub struct Launcher<'a> {
@@ -243,7 +243,7 @@ impl Launcher<'_> {
         let host_ipc = self.pod.spec.host_ipc == Some(true);
         let mut view = View {
             root: cfg.root.clone(),
-            hidden: crate::sandbox::pod::own_dirs(),
+            hidden: crate::paths::own_dirs(),
             stage,
             shm: if host_ipc {
                 PathBuf::from("/dev/shm")

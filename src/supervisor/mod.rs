@@ -5,18 +5,16 @@
 //! child subreaper, and writes the pod's state on every change.
 
 mod api;
-pub mod events;
 pub mod images;
 pub mod launch;
 pub mod logs;
 mod probes;
-pub mod state;
 pub mod support;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -27,17 +25,20 @@ use nix::sys::signal::{Signal as NixSignal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, pipe2, read};
 
+use crate::api::events;
+use crate::api::state::{self, ContainerState, Limits, State, StateError};
 use crate::lifecycle::{
     Action, Engine, Event, ExitStatus, Hook, LifecycleError, Phase, PodModel, ProbeKind, Signal,
     Time, Timer, TimerKind,
 };
 use crate::manifest::Pod;
+use crate::paths::PodDirs;
 use crate::plan::Plan;
 use crate::sandbox::cgroup::{self, CgroupError, PodCgroup, PodrunRoot};
-use crate::sandbox::pod::{self as sandbox_pod, PodDirs, PodError};
+use crate::sandbox::pod::{self as sandbox_pod, PodError};
+use crate::sys::pidfd;
 use launch::{Launcher, Outcome};
 use logs::{Echo, LogPipe};
-use state::{ContainerState, Limits, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
@@ -849,12 +850,12 @@ pub fn down(
         // Its exit is awaited on a pidfd, opened before the signal and
         // known to be this supervisor's (not a reused pid) once its start
         // time still matches.
-        let pidfd = pidfd_open(pid).filter(|_| running(&state));
-        signal(pidfd.as_ref(), target, NixSignal::SIGTERM);
+        let pidfd = pidfd::open(pid).filter(|_| running(&state));
+        pidfd::signal(pidfd.as_ref(), target, NixSignal::SIGTERM);
         let deadline = std::time::Instant::now() + wait;
         wait_exit(pidfd.as_ref(), deadline, || running(&state));
         if running(&state) {
-            signal(pidfd.as_ref(), target, NixSignal::SIGKILL);
+            pidfd::signal(pidfd.as_ref(), target, NixSignal::SIGKILL);
             let forever = std::time::Instant::now() + std::time::Duration::from_secs(3600);
             wait_exit(pidfd.as_ref(), forever, || running(&state));
         }
@@ -871,38 +872,6 @@ pub fn down(
         state.save()?;
     }
     Ok(state)
-}
-
-/// A pidfd of process `pid`, if it is there (and the kernel has pidfds).
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open(2) with integer arguments; a descriptor it returns
-    // is this process's own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    // SAFETY: a fresh descriptor from the kernel, owned from here on.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Signals the process of `pidfd`, which cannot be another one that has
-/// taken its pid since; `pid` only without a pidfd.
-fn signal(pidfd: Option<&OwnedFd>, pid: Pid, sig: NixSignal) {
-    match pidfd {
-        Some(fd) => {
-            // SAFETY: pidfd_send_signal(2) with a descriptor this process
-            // owns, a signal number and no siginfo.
-            let _ = unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    sig as libc::c_int,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
-        }
-        None => {
-            let _ = kill(pid, sig);
-        }
-    }
 }
 
 /// Waits until the process of `pidfd` exits or `deadline` passes; without

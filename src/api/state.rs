@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::PodStatus;
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::pod::PodDirs;
+use crate::paths::PodDirs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -272,7 +272,7 @@ pub(crate) fn load_from(name: &str, path: &Path) -> Result<State, StateError> {
 
 /// The pods that have state, by name.
 pub fn names() -> Vec<String> {
-    names_in(Path::new(crate::sandbox::pod::RUN_ROOT))
+    names_in(Path::new(crate::paths::RUN_ROOT))
 }
 
 /// The pods that have a state file under `run_root`, by name.
@@ -286,6 +286,40 @@ pub(crate) fn names_in(run_root: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The images the pods under `run_root` may still use (every pod but those
+/// finished and torn down: a finished pod whose teardown failed may still
+/// have its overlays mounted on the layers), each with its pod's name.
+pub fn images_in_use_under(run_root: &Path) -> Vec<(String, String)> {
+    names_in(run_root)
+        .iter()
+        .filter_map(|name| load_from(name, &run_root.join(name).join("state.json")).ok())
+        .filter(|s| !(s.finished && s.torn_down))
+        .flat_map(|s| {
+            pod_images(s.pod.as_ref())
+                .into_iter()
+                .map(move |image| (s.name.clone(), image))
+        })
+        .collect()
+}
+
+/// [`images_in_use_under`] the pods of this machine.
+pub fn images_in_use() -> Vec<(String, String)> {
+    images_in_use_under(Path::new(crate::paths::RUN_ROOT))
+}
+
+/// The images a pod's spec (as the state keeps it) names.
+fn pod_images(pod: Option<&serde_json::Value>) -> Vec<String> {
+    let Some(spec) = pod.and_then(|p| p.get("spec")) else {
+        return Vec::new();
+    };
+    ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|k| spec.get(k)?.as_array())
+        .flatten()
+        .filter_map(|c| c.get("image")?.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A process's start time (field 22 of `/proc/<pid>/stat`); `None` once it
@@ -421,6 +455,16 @@ mod tests {
         let spec = &s.pod.as_ref().unwrap()["spec"];
         assert_eq!(spec["initContainers"][0]["image"], "a:2");
         assert_eq!(spec["containers"][0]["image"], "b:1");
+    }
+
+    #[test]
+    fn pod_images_from_the_pod_json() {
+        let pod = serde_json::json!({"spec": {
+            "initContainers": [{"name": "i", "image": "busybox:1.36"}],
+            "containers": [{"name": "a", "image": "rootfs:/"}, {"name": "b"}]
+        }});
+        assert_eq!(pod_images(Some(&pod)), ["busybox:1.36", "rootfs:/"]);
+        assert!(pod_images(None).is_empty());
     }
 
     #[test]
