@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub const EVENTS_FILE: &str = "events.jsonl";

@@ -6,15 +6,19 @@
 
 pub mod client;
 pub mod events;
+pub mod runtime;
 pub mod state;
 pub mod wire;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodStatus;
 use serde::{Deserialize, Serialize};
 
 use events::Record;
+
+/// A pod's status as the API (and `podrun status`) shows it: Kubernetes'
+/// own.
+pub use k8s_openapi::api::core::v1::{ContainerStatus, PodCondition, PodStatus};
 
 /// The protocol version this podrun speaks.
 pub const VERSION: u32 = 1;

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::PodStatus;
+use super::PodStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::PodDirs;
@@ -345,7 +345,7 @@ mod tests {
         let statuses = |names: &[&str]| {
             names
                 .iter()
-                .map(|n| k8s_openapi::api::core::v1::ContainerStatus {
+                .map(|n| crate::api::ContainerStatus {
                     name: (*n).to_owned(),
                     ..Default::default()
                 })

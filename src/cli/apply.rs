@@ -4,7 +4,6 @@
 //! the pod's socket API.
 
 use anyhow::anyhow;
-use k8s_openapi::api::core::v1::PodSpec;
 use podrun::api::{self, client::CallError};
 use std::collections::BTreeMap;
 
@@ -19,29 +18,6 @@ pub struct Args {
 /// The kubelet-side rule of ValidatePodUpdate, for what podrun runs.
 const FORBIDDEN: &str = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
-/// Container name → image, for init and app containers.
-fn images(spec: &PodSpec) -> BTreeMap<String, String> {
-    spec.init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers)
-        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
-        .collect()
-}
-
-fn without_images(spec: &PodSpec) -> serde_json::Value {
-    let mut spec = spec.clone();
-    for c in spec
-        .init_containers
-        .iter_mut()
-        .flatten()
-        .chain(&mut spec.containers)
-    {
-        c.image = None;
-    }
-    serde_json::to_value(spec).unwrap_or_default()
-}
-
 pub fn run(args: Args) -> Result<(), Failure> {
     let new = input::load(&args.file)?.pod;
     let state = super::load(&new.name)?;
@@ -52,13 +28,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map(|v| v.to_string())
         .ok_or_else(|| anyhow!("the state of pod {:?} has no manifest", new.name))?;
     let old = podrun::manifest::parse(&old_text)?.pod;
-    if without_images(&old.spec) != without_images(&new.spec) {
+    if !old.differs_only_in_images(&new) {
         return Err(Failure::Input(format!(
             "The Pod {:?} is invalid: {FORBIDDEN}",
             new.name
         )));
     }
-    let (before, after) = (images(&old.spec), images(&new.spec));
+    let (before, after) = (old.images(), new.images());
     let changed: BTreeMap<String, String> = after
         .into_iter()
         .filter(|(name, image)| before.get(name) != Some(image))

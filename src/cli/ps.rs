@@ -2,7 +2,7 @@
 //! (NAME READY STATUS RESTARTS AGE; sidecars count in READY).
 
 use anyhow::Context;
-use k8s_openapi::api::core::v1::ContainerStatus;
+use podrun::api::ContainerStatus;
 use podrun::api::state::{self, State};
 use serde::Serialize;
 

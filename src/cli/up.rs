@@ -11,10 +11,10 @@ use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, fork, pipe2, setsid};
 use podrun::api::state::State;
 use podrun::lifecycle::Phase;
-use podrun::manifest::Pod;
-use podrun::plan::{self, Plan, Settings};
+use podrun::plan::{self, Settings};
+use podrun::pod::{self, Identity, PodPlan};
 use podrun::sandbox::host;
-use podrun::supervisor::{self, Options, support};
+use podrun::supervisor::{self, Options};
 
 use super::{Failure, input};
 
@@ -34,20 +34,31 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Failure> {
     let manifest = input::load(&args.file)?;
     let pod = manifest.pod;
-    let unsupported = support::unsupported(&pod);
-    if !unsupported.is_empty() {
-        return Err(Failure::Input(format!(
+    let node = host::node_facts().context("reading this machine's facts")?;
+    let settings = Settings {
+        pod_pids_limit: args.pod_max_pids,
+    };
+    let resources = plan::plan(&pod, &node, &settings);
+    let id = Identity {
+        uid: podrun::sys::random::uuid_v4()
+            .map_err(|e| anyhow!("making the pod's uid: reading random bytes: {e}"))?,
+        node_name: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let plan = pod::compile(&pod, &resources, &id).map_err(|unsupported| {
+        Failure::Input(format!(
             "pod {:?} cannot run here yet:\n* {}",
             pod.name,
             unsupported.join("\n* ")
-        )));
-    }
+        ))
+    })?;
     if !nix::unistd::geteuid().is_root() {
         return Err(Failure::Input(
             "podrun up must run as root (it makes cgroups, namespaces and mounts)".to_owned(),
         ));
     }
-    let images = podrun::supervisor::images::refusals(&pod);
+    let images = supervisor::images::refusals(&plan);
     if !images.is_empty() {
         return Err(Failure::Input(format!(
             "pod {:?} cannot start:\n* {}",
@@ -55,28 +66,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
             images.join("\n* ")
         )));
     }
-    let node = host::node_facts().context("reading this machine's facts")?;
-    let settings = Settings {
-        pod_pids_limit: args.pod_max_pids,
-    };
-    let plan = plan::plan(&pod, &node, &settings);
-    if !plan.admission.admitted {
+    if !resources.admission.admitted {
         return Err(anyhow!(
             "pod {:?} does not fit this node: {}",
             pod.name,
-            plan.admission.reasons.join("; ")
+            resources.admission.reasons.join("; ")
         )
         .into());
     }
     if args.detach {
-        return detach(&pod, &plan);
+        return detach(&plan);
     }
     let options = Options {
         echo: true,
         ready: None,
     };
-    let phase = supervisor::run(&pod, &plan, options)
-        .with_context(|| format!("running pod {:?}", pod.name))?;
+    let phase =
+        supervisor::run(&plan, options).with_context(|| format!("running pod {:?}", pod.name))?;
     match phase {
         Phase::Succeeded => {
             eprintln!("pod/{} Succeeded", pod.name);
@@ -93,7 +99,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 /// `up -d`: the supervisor runs in a child of its own session; this
 /// process waits for its word that the pod is up (or why it is not).
-fn detach(pod: &Pod, plan: &Plan) -> Result<(), Failure> {
+fn detach(pod: &PodPlan) -> Result<(), Failure> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("making a pipe")?;
     // SAFETY: the CLI is single-threaded here; the child runs the
     // supervisor, which is what this process would otherwise do.
@@ -119,7 +125,7 @@ fn detach(pod: &Pod, plan: &Plan) -> Result<(), Failure> {
                 echo: false,
                 ready: Some(write_end),
             };
-            let code = match supervisor::run(pod, plan, options) {
+            let code = match supervisor::run(pod, options) {
                 Ok(Phase::Succeeded) => 0,
                 Ok(_) => 1,
                 Err(e) => {

@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use caps::Capability;
-use k8s_openapi::api::core::v1::SecurityContext;
+
+use crate::api::runtime::Security;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapsError {
@@ -54,13 +55,11 @@ fn is_all(name: &str) -> bool {
 /// podrun holds and can pass on (for `privileged` and `add: [ALL]`, as
 /// containerd's "all current capabilities"); the defaults podrun lacks are
 /// left out, an explicit `add` of one is refused.
-pub fn effective(sc: Option<&SecurityContext>, all: u64) -> Result<u64, CapsError> {
-    if sc.and_then(|s| s.privileged) == Some(true) {
+pub fn effective(sc: &Security, all: u64) -> Result<u64, CapsError> {
+    if sc.privileged {
         return Ok(all);
     }
-    let caps = sc.and_then(|s| s.capabilities.as_ref());
-    let add = caps.and_then(|c| c.add.as_deref()).unwrap_or_default();
-    let drop = caps.and_then(|c| c.drop.as_deref()).unwrap_or_default();
+    let (add, drop) = (&sc.add_capabilities, &sc.drop_capabilities);
     let mut set: BTreeSet<u8> = DEFAULT.iter().map(Capability::index).collect();
     if add.iter().any(|a| is_all(a)) {
         set = (0..64).filter(|i| all & (1 << i) != 0).collect();
@@ -132,15 +131,12 @@ pub fn kernel_all(last_cap: u8) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::Capabilities;
 
-    fn sc(add: &[&str], drop: &[&str]) -> SecurityContext {
-        let list = |l: &[&str]| Some(l.iter().map(|s| (*s).to_owned()).collect());
-        SecurityContext {
-            capabilities: Some(Capabilities {
-                add: list(add),
-                drop: list(drop),
-            }),
+    fn sc(add: &[&str], drop: &[&str]) -> Security {
+        let list = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect();
+        Security {
+            add_capabilities: list(add),
+            drop_capabilities: list(drop),
             ..Default::default()
         }
     }
@@ -150,7 +146,10 @@ mod tests {
     #[test]
     fn the_default_set_is_dockers() {
         // What `grep CapEff /proc/self/status` shows in a Docker container.
-        assert_eq!(effective(None, ALL).unwrap(), 0x00000000a80425fb);
+        assert_eq!(
+            effective(&Security::default(), ALL).unwrap(),
+            0x00000000a80425fb
+        );
     }
 
     #[test]
@@ -158,28 +157,28 @@ mod tests {
         let net_admin = 1 << 12;
         let chown = 1;
         assert_eq!(
-            effective(Some(&sc(&["NET_ADMIN"], &["CHOWN"])), ALL).unwrap(),
+            effective(&sc(&["NET_ADMIN"], &["CHOWN"]), ALL).unwrap(),
             0xa80425fb ^ chown | net_admin
         );
         assert_eq!(
-            effective(Some(&sc(&["ALL"], &["chown"])), ALL).unwrap(),
+            effective(&sc(&["ALL"], &["chown"]), ALL).unwrap(),
             ALL ^ chown
         );
         assert_eq!(
-            effective(Some(&sc(&["CAP_NET_ADMIN"], &["ALL"])), ALL).unwrap(),
+            effective(&sc(&["CAP_NET_ADMIN"], &["ALL"]), ALL).unwrap(),
             net_admin
         );
     }
 
     #[test]
     fn privileged_gets_everything_and_bad_names_are_refused() {
-        let privileged = SecurityContext {
-            privileged: Some(true),
+        let privileged = Security {
+            privileged: true,
             ..Default::default()
         };
-        assert_eq!(effective(Some(&privileged), ALL).unwrap(), ALL);
+        assert_eq!(effective(&privileged, ALL).unwrap(), ALL);
         assert_eq!(
-            effective(Some(&sc(&["FLY"], &[])), ALL).unwrap_err(),
+            effective(&sc(&["FLY"], &[]), ALL).unwrap_err(),
             CapsError::Unknown("FLY".to_owned())
         );
         assert_eq!(kernel_all(40), ALL);
@@ -189,14 +188,14 @@ mod tests {
     fn only_what_podrun_holds_is_given() {
         // A host without CAP_SYS_RESOURCE (24).
         let held = ALL & !(1 << 24);
-        let privileged = SecurityContext {
-            privileged: Some(true),
+        let privileged = Security {
+            privileged: true,
             ..Default::default()
         };
-        assert_eq!(effective(Some(&privileged), held).unwrap(), held);
-        assert_eq!(effective(Some(&sc(&["ALL"], &[])), held).unwrap(), held);
+        assert_eq!(effective(&privileged, held).unwrap(), held);
+        assert_eq!(effective(&sc(&["ALL"], &[]), held).unwrap(), held);
         assert_eq!(
-            effective(Some(&sc(&["SYS_RESOURCE"], &[])), held)
+            effective(&sc(&["SYS_RESOURCE"], &[]), held)
                 .unwrap_err()
                 .to_string(),
             "capability CAP_SYS_RESOURCE is not available: podrun itself does not hold it on this host"

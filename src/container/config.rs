@@ -1,18 +1,18 @@
-//! What a container runs as, taken from its manifest: command and args with
-//! `$(VAR)` expansion, the environment, working directory, identity,
-//! capabilities, no_new_privs and its volume mounts. An error here is the
-//! kubelet's `CreateContainerConfigError`.
+//! What a container's process runs as, from the runtime's configuration of
+//! it (`api::runtime::ContainerConfig`, already resolved by the kubelet
+//! half) and its image: the command line and environment with the image's
+//! defaults under the container's own, the working directory, identity
+//! (users and groups looked up in the root), capabilities and the volume
+//! mounts on the host. An error here is a `CreateContainerError`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSecurityContext, SecurityContext};
-
 use super::caps::{self, CapsError};
-use super::expand::{expand, resolve_env};
 use super::rootfs::{BindMount, Propagation, Root, RootfsError};
-use super::spawn::{Creds, DEFAULT_PATH};
-use crate::manifest::Pod;
+use super::spawn::Creds;
+use crate::api::runtime::{self, ContainerConfig, Security};
+use crate::pod::is_rootfs;
 use crate::sandbox::volumes::{VolumeError, resolve_subpath};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +39,6 @@ pub enum ConfigError {
     NoSuchGroup(String),
     #[error("image {0:?} is not ready for this container")]
     ImageNotReady(String),
-    #[error("{kind} {name:?} not found")]
-    NotFound { kind: &'static str, name: String },
-    #[error("env {name:?}: {what} is not available in podrun")]
-    Unavailable { name: String, what: String },
     #[error("volume {0:?} is not mounted in the pod")]
     UnknownVolume(String),
 }
@@ -68,18 +64,12 @@ pub struct ImageRun {
     pub defaults: ImageDefaults,
 }
 
-/// The pod-wide facts a container's configuration uses.
+/// What the sandbox gives each of its containers.
 #[derive(Debug, Clone)]
-pub struct PodFacts<'a> {
-    pub pod: &'a Pod,
-    pub uid: &'a str,
-    /// The pod's hostname (its UTS namespace's).
-    pub hostname: &'a str,
-    /// This machine's hostname: the node's name.
-    pub node_name: &'a str,
+pub struct SandboxFacts<'a> {
     /// Volume name → where its data is on the host.
     pub volumes: &'a BTreeMap<String, PathBuf>,
-    /// Every capability the kernel has.
+    /// Every capability podrun can pass on.
     pub all_caps: u64,
     /// Files the pod gives each container (`/etc/hosts`, `/etc/hostname`,
     /// `/etc/resolv.conf`): source on the host, path in the container.
@@ -100,125 +90,15 @@ pub struct Config {
     pub mounts: Vec<BindMount>,
 }
 
-/// A `valueFrom` this pod can answer.
-fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
-    let Some(from) = &e.value_from else {
-        return Ok(Some(e.value.clone().unwrap_or_default()));
-    };
-    let unavailable = |what: String| ConfigError::Unavailable {
-        name: e.name.clone(),
-        what,
-    };
-    if let Some(r) = &from.field_ref {
-        let meta = f.pod.template_metadata.as_ref().unwrap_or(&f.pod.metadata);
-        let key = |prefix: &str| {
-            r.field_path
-                .strip_prefix(prefix)
-                .and_then(|k| k.strip_prefix("['"))
-                .and_then(|k| k.strip_suffix("']"))
-                .map(str::to_owned)
-        };
-        let value = match r.field_path.as_str() {
-            "metadata.name" => Some(f.pod.name.clone()),
-            "metadata.namespace" => Some(f.pod.namespace.clone()),
-            "metadata.uid" => Some(f.uid.to_owned()),
-            "spec.nodeName" => Some(f.node_name.to_owned()),
-            "spec.serviceAccountName" => Some(
-                f.pod
-                    .spec
-                    .service_account_name
-                    .clone()
-                    .unwrap_or_else(|| "default".to_owned()),
-            ),
-            path => {
-                if let Some(k) = key("metadata.labels") {
-                    Some(f.pod.labels.get(&k).cloned().unwrap_or_default())
-                } else if let Some(k) = key("metadata.annotations") {
-                    Some(
-                        meta.annotations
-                            .as_ref()
-                            .and_then(|a| a.get(&k))
-                            .cloned()
-                            .unwrap_or_default(),
-                    )
-                } else {
-                    return Err(unavailable(format!("fieldRef {path}")));
-                }
-            }
-        };
-        return Ok(value);
-    }
-    let missing = |kind, name: &str, optional: Option<bool>| {
-        if optional == Some(true) {
-            Ok(None)
-        } else {
-            Err(ConfigError::NotFound {
-                kind,
-                name: name.to_owned(),
-            })
-        }
-    };
-    // podrun has no ConfigMaps or Secrets: a reference finds nothing.
-    if let Some(r) = &from.config_map_key_ref {
-        return missing("configmap", &r.name, r.optional);
-    }
-    if let Some(r) = &from.secret_key_ref {
-        return missing("secret", &r.name, r.optional);
-    }
-    Err(unavailable(
-        if from.resource_field_ref.is_some() {
-            "resourceFieldRef"
-        } else {
-            "fileKeyRef"
-        }
-        .to_owned(),
-    ))
-}
-
-fn environment(f: &PodFacts, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
-    let base = vec![
-        ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
-        // A hostNetwork pod has the node's hostname.
-        (
-            "HOSTNAME".to_owned(),
-            if f.pod.spec.host_network == Some(true) {
-                f.node_name
-            } else {
-                f.hostname
-            }
-            .to_owned(),
-        ),
-    ];
-    for from in c.env_from.iter().flatten() {
-        if let Some(r) = &from.config_map_ref {
-            missing_source("configmap", &r.name, r.optional)?;
-        }
-        if let Some(r) = &from.secret_ref {
-            missing_source("secret", &r.name, r.optional)?;
-        }
-    }
-    let mut env = Vec::new();
-    for e in c.env.iter().flatten() {
-        if let Some(value) = value_from(f, e)? {
-            env.push((e.name.clone(), value));
-        }
-    }
-    Ok(resolve_env(&base, &env))
-}
-
 /// The image's environment under the container's, as the runtime sets it
 /// (after `$(VAR)` expansion, which sees only the container's own
 /// variables): it replaces the defaults (PATH) and adds what the container
 /// does not set.
-fn with_image_env(
-    own: Vec<(String, String)>,
-    c: &Container,
-    image: Option<&ImageDefaults>,
-) -> Vec<(String, String)> {
-    let mut out = own;
+fn with_image_env(c: &ContainerConfig, image: Option<&ImageDefaults>) -> Vec<(String, String)> {
+    let mut out = c.env.clone();
     let mut at = 2; // after PATH and HOSTNAME
     for (name, value) in image.map(|i| i.env.as_slice()).unwrap_or_default() {
-        if c.env.iter().flatten().any(|e| e.name == *name) {
+        if c.own_env.contains(name) {
             continue;
         }
         match out.iter_mut().find(|(k, _)| k == name) {
@@ -230,21 +110,6 @@ fn with_image_env(
         }
     }
     out
-}
-
-fn missing_source(
-    kind: &'static str,
-    name: &str,
-    optional: Option<bool>,
-) -> Result<(), ConfigError> {
-    if optional == Some(true) {
-        Ok(())
-    } else {
-        Err(ConfigError::NotFound {
-            kind,
-            name: name.to_owned(),
-        })
-    }
 }
 
 /// A user's name and primary group in the root's `/etc/passwd`.
@@ -319,17 +184,11 @@ fn image_user(root: &Path, spec: &str) -> Result<(i64, Option<i64>), ConfigError
 /// added.
 fn creds(
     root: &Path,
-    pod: Option<&PodSecurityContext>,
-    own: Option<&SecurityContext>,
+    security: &Security,
     image_user_spec: Option<&str>,
 ) -> Result<Creds, ConfigError> {
-    let run_as_user = own
-        .and_then(|s| s.run_as_user)
-        .or(pod.and_then(|p| p.run_as_user));
-    let non_root = own
-        .and_then(|s| s.run_as_non_root)
-        .or(pod.and_then(|p| p.run_as_non_root))
-        .unwrap_or(false);
+    let run_as_user = security.run_as_user;
+    let non_root = security.run_as_non_root;
     let image_user_spec = image_user_spec.filter(|u| !u.is_empty());
     if non_root && run_as_user.is_none() {
         // The kubelet's check: a name cannot be verified before the
@@ -347,9 +206,8 @@ fn creds(
     };
     let uid = run_as_user.unwrap_or(image_uid);
     let entry = passwd_entry(root, uid);
-    let gid = own
-        .and_then(|s| s.run_as_group)
-        .or(pod.and_then(|p| p.run_as_group))
+    let gid = security
+        .run_as_group
         .or(image_gid)
         .or(entry.as_ref().map(|(_, gid)| *gid))
         .unwrap_or(0);
@@ -359,11 +217,10 @@ fn creds(
     if non_root && uid == 0 {
         return Err(ConfigError::RunAsRoot);
     }
-    let mut groups: Vec<u32> = pod
-        .and_then(|p| p.supplemental_groups.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(pod.and_then(|p| p.fs_group))
+    let mut groups: Vec<u32> = security
+        .supplemental_groups
+        .iter()
+        .copied()
         .chain(from_group_file)
         .map(|g| g as u32)
         .collect();
@@ -376,45 +233,30 @@ fn creds(
     })
 }
 
-fn mounts(
-    f: &PodFacts,
-    c: &Container,
-    env: &[(String, String)],
-) -> Result<Vec<BindMount>, ConfigError> {
-    let lookup = |name: &str| {
-        env.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+/// The volume mounts, on the host: each volume's data, or a subPath
+/// resolved inside it (which must not leave it).
+fn mounts(f: &SandboxFacts, c: &ContainerConfig) -> Result<Vec<BindMount>, ConfigError> {
     let mut out = Vec::new();
-    for m in c.volume_mounts.iter().flatten() {
+    for m in &c.mounts {
         let root = f
             .volumes
-            .get(&m.name)
-            .ok_or_else(|| ConfigError::UnknownVolume(m.name.clone()))?;
-        let sub = match (m.sub_path.as_deref(), m.sub_path_expr.as_deref()) {
-            (Some(s), _) if !s.is_empty() => Some(s.to_owned()),
-            (_, Some(e)) if !e.is_empty() => Some(expand(e, lookup)),
-            _ => None,
-        };
-        let sub_path = sub.is_some();
-        let source = match sub {
-            Some(sub) => resolve_subpath(root, &sub)?,
+            .get(&m.volume)
+            .ok_or_else(|| ConfigError::UnknownVolume(m.volume.clone()))?;
+        let source = match &m.sub_path {
+            Some(sub) => resolve_subpath(root, sub)?,
             None => root.clone(),
-        };
-        let propagation = match m.mount_propagation.as_deref() {
-            Some("HostToContainer") => Propagation::Slave,
-            Some("Bidirectional") => Propagation::Shared,
-            _ => Propagation::Private,
         };
         out.push(BindMount {
             source,
-            target: m.mount_path.clone(),
-            read_only: m.read_only == Some(true),
-            propagation,
+            target: m.container_path.clone(),
+            read_only: m.read_only,
+            propagation: match m.propagation {
+                runtime::Propagation::None => Propagation::Private,
+                runtime::Propagation::HostToContainer => Propagation::Slave,
+                runtime::Propagation::Bidirectional => Propagation::Shared,
+            },
             optional: false,
-            sub_path,
+            sub_path: m.sub_path.is_some(),
             tree: None,
         });
     }
@@ -440,46 +282,32 @@ fn command_line(
     }
 }
 
-/// The configuration of one container of the pod; `image` is its run's
-/// root when the container's image is one of the store's (not `rootfs:`).
+/// How container `c` runs; `image` is its run's root when its image is
+/// one of the store's (not `rootfs:`).
 pub fn config(
-    f: &PodFacts,
-    c: &Container,
+    f: &SandboxFacts,
+    c: &ContainerConfig,
     image: Option<&ImageRun>,
 ) -> Result<Config, ConfigError> {
-    let name = c.image.as_deref().unwrap_or_default();
-    let root = match (Root::is_rootfs(name), image) {
-        (true, _) => Root::from_image(name)?,
+    let root = match (is_rootfs(&c.image), image) {
+        (true, _) => Root::from_image(&c.image)?,
         (false, Some(run)) => Root::Dir(run.rootfs.clone()),
-        (false, None) => return Err(ConfigError::ImageNotReady(name.to_owned())),
+        (false, None) => return Err(ConfigError::ImageNotReady(c.image.clone())),
     };
-    let defaults = image
-        .filter(|_| !Root::is_rootfs(name))
-        .map(|i| &i.defaults);
-    let own = environment(f, c)?;
-    let lookup = |name: &str| {
-        own.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let expanded = |v: &Option<Vec<String>>| -> Vec<String> {
-        v.iter().flatten().map(|a| expand(a, lookup)).collect()
-    };
-    let argv = command_line(expanded(&c.command), expanded(&c.args), defaults);
+    let defaults = image.filter(|_| !is_rootfs(&c.image)).map(|i| &i.defaults);
+    let argv = command_line(c.command.clone(), c.args.clone(), defaults);
     if argv.is_empty() {
         return Err(match defaults {
             Some(_) => ConfigError::NoImageCommand,
             None => ConfigError::NoCommand,
         });
     }
-    if defaults.is_none() && c.command.as_ref().is_none_or(Vec::is_empty) {
+    if defaults.is_none() && c.command.is_empty() {
         return Err(ConfigError::NoCommand);
     }
-    let sc = c.security_context.as_ref();
-    let privileged = sc.and_then(|s| s.privileged) == Some(true);
-    let mut mounts = mounts(f, c, &own)?;
-    let env = with_image_env(own, c, defaults);
+    let sc = &c.security;
+    let mut mounts = mounts(f, c)?;
+    let env = with_image_env(c, defaults);
     // The pod's own /etc files, unless a volume already mounts there (as
     // the kubelet leaves a container's own /etc/hosts mount alone).
     for (source, target) in f.etc_files {
@@ -501,67 +329,58 @@ pub fn config(
     let cwd = c
         .working_dir
         .clone()
-        .filter(|d| !d.is_empty())
         .or_else(|| defaults.and_then(|d| d.working_dir.clone()))
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "/".to_owned());
     Ok(Config {
         argv,
         cwd,
-        creds: creds(
-            root.path(),
-            f.pod.spec.security_context.as_ref(),
-            sc,
-            defaults.and_then(|d| d.user.as_deref()),
-        )?,
+        creds: creds(root.path(), sc, defaults.and_then(|d| d.user.as_deref()))?,
         caps: caps::effective(sc, f.all_caps)?,
-        // Kubernetes allows escalation unless told not to.
-        no_new_privs: !privileged && sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
-        read_only_root: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
-        privileged,
+        no_new_privs: sc.no_new_privs,
+        read_only_root: sc.read_only_root,
+        privileged: sc.privileged,
         root,
         mounts,
         env,
     })
 }
 
-/// The hostname of a pod, as the kubelet makes it: `spec.hostname` or the
-/// pod's name, cut to 63 characters without a trailing `-` or `.`.
-pub fn hostname(pod: &Pod) -> String {
-    let name = pod
-        .spec
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| pod.name.clone());
-    let cut: String = name.chars().take(63).collect();
-    cut.trim_end_matches(['-', '.']).to_owned()
-}
-
-/// Where a container's root is as the parent sees it, for PATH lookups.
-pub fn root_path(config: &Config) -> &Path {
-    config.root.path()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
+    use crate::manifest::{self, Pod};
+    use crate::pod::container::PodFacts;
 
     fn pod(yaml: &str) -> Pod {
         manifest::parse(yaml).unwrap().pod
     }
 
-    fn facts<'a>(pod: &'a Pod, volumes: &'a BTreeMap<String, PathBuf>) -> PodFacts<'a> {
-        PodFacts {
-            pod,
-            uid: "1234",
-            hostname: "web",
-            node_name: "node-1",
+    fn facts<'a>(volumes: &'a BTreeMap<String, PathBuf>) -> SandboxFacts<'a> {
+        SandboxFacts {
             volumes,
             all_caps: (1 << 41) - 1,
             etc_files: &[],
         }
+    }
+
+    /// Container `c` of pod `p` as the kubelet half compiles it and this
+    /// runtime configures it.
+    fn configure(
+        f: &SandboxFacts,
+        p: &Pod,
+        i: usize,
+        run: Option<&ImageRun>,
+    ) -> Result<Config, String> {
+        let c = &p.spec.containers[i];
+        let pod_facts = PodFacts {
+            pod: p,
+            uid: "1234",
+            hostname: "web",
+            node_name: "node-1",
+        };
+        let compiled = crate::pod::container::config(&pod_facts, c).map_err(|e| e.to_string())?;
+        config(f, &compiled, run).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -602,7 +421,7 @@ spec:
 "#;
         let p = pod(&yaml.replace("ROOT", &format!("rootfs:{}", root.display())));
         let volumes = BTreeMap::new();
-        let c = config(&facts(&p, &volumes), &p.spec.containers[0], None).unwrap();
+        let c = configure(&facts(&volumes), &p, 0, None).unwrap();
         assert_eq!(
             c.argv,
             ["sh", "-c", "echo hello web $(MISSING) $(GREETING)"]
@@ -639,12 +458,9 @@ spec:
   - {name: d, image: "nginx", command: [x]}
 "#);
         let volumes = BTreeMap::new();
-        let f = facts(&p, &volumes);
-        let errors: Vec<String> = p
-            .spec
-            .containers
-            .iter()
-            .map(|c| config(&f, c, None).unwrap_err().to_string())
+        let f = facts(&volumes);
+        let errors: Vec<String> = (0..p.spec.containers.len())
+            .map(|i| configure(&f, &p, i, None).unwrap_err())
             .collect();
         assert_eq!(
             errors,
@@ -682,9 +498,9 @@ spec:
 "#);
         let volumes = BTreeMap::new();
         let etc = [(PathBuf::from("/pod/etc/hosts"), "/etc/hosts".to_owned())];
-        let f = PodFacts {
+        let f = SandboxFacts {
             etc_files: &etc,
-            ..facts(&p, &volumes)
+            ..facts(&volumes)
         };
         let run = ImageRun {
             rootfs: root.clone(),
@@ -701,7 +517,7 @@ spec:
                 user: Some("www:staff".to_owned()),
             },
         };
-        let cfg = |i: usize| config(&f, &p.spec.containers[i], Some(&run));
+        let cfg = |i: usize| configure(&f, &p, i, Some(&run));
         assert_eq!(cfg(0).unwrap().argv, ["echo", "hi"]);
         assert_eq!(
             cfg(1).unwrap().argv,
@@ -724,7 +540,7 @@ spec:
         assert_eq!((neither.creds.uid, neither.creds.gid), (33, 50));
         assert_eq!(cfg(4).unwrap().creds.uid, 7);
         assert_eq!(
-            cfg(5).unwrap_err().to_string(),
+            cfg(5).unwrap_err(),
             "container has runAsNonRoot and image has non-numeric user (www), cannot verify user is non-root"
         );
         assert!(neither.mounts.iter().any(|m| m.target == "/etc/hosts"));
@@ -736,9 +552,7 @@ spec:
             ..run.clone()
         };
         assert_eq!(
-            config(&f, &p.spec.containers[3], Some(&unknown))
-                .unwrap_err()
-                .to_string(),
+            configure(&f, &p, 3, Some(&unknown)).unwrap_err(),
             "unable to find user nobody-here: no matching entries in passwd file"
         );
         let empty = ImageRun {
@@ -746,29 +560,13 @@ spec:
             ..run.clone()
         };
         assert_eq!(
-            config(&f, &p.spec.containers[3], Some(&empty))
-                .unwrap_err()
-                .to_string(),
+            configure(&f, &p, 3, Some(&empty)).unwrap_err(),
             "no command specified"
         );
         assert_eq!(
-            config(&f, &p.spec.containers[3], None)
-                .unwrap_err()
-                .to_string(),
+            configure(&f, &p, 3, None).unwrap_err(),
             "image \"busybox:1.36\" is not ready for this container"
         );
         std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn hostnames_are_cut_as_the_kubelet_cuts_them() {
-        let mut p = pod(
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: c, image: x}]}\n",
-        );
-        assert_eq!(hostname(&p), "web");
-        p.name = format!("{}-.x", "a".repeat(62));
-        assert_eq!(hostname(&p), "a".repeat(62));
-        p.spec.hostname = Some("db".to_owned());
-        assert_eq!(hostname(&p), "db");
     }
 }

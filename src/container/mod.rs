@@ -1,10 +1,8 @@
-//! Container processes: what a container runs as (`config`, `caps`,
-//! `expand`), the filesystem it sees (`rootfs`), how it is started
+//! Container processes: what a container runs as (`config`, `caps`), the filesystem it sees (`rootfs`), how it is started
 //! (`spawn`) and the format its output is kept in (`log`).
 
 pub mod caps;
 pub mod config;
-pub mod expand;
 pub mod log;
 pub mod pty;
 pub mod rootfs;

@@ -13,11 +13,12 @@ use std::path::{Component, Path, PathBuf};
 use nix::libc::{self, c_ulong};
 
 use super::step::Step;
+use crate::pod::{RootfsFormError, rootfs_dir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
-    #[error("image {0:?}: a rootfs image is rootfs:/ or rootfs:/ABSOLUTE/DIR")]
-    UnsupportedImage(String),
+    #[error(transparent)]
+    Form(#[from] RootfsFormError),
     #[error("rootfs {0}: not a directory")]
     NotADirectory(PathBuf),
     #[error(
@@ -64,7 +65,7 @@ impl Root {
     /// `rootfs:...`: a root podrun takes as it is, not an image of the
     /// store.
     pub fn is_rootfs(image: &str) -> bool {
-        image.starts_with("rootfs:")
+        crate::pod::is_rootfs(image)
     }
 
     /// The root a `rootfs:` image names; one inside podrun's own
@@ -75,16 +76,15 @@ impl Root {
     }
 
     fn from_image_outside(image: &str, own: &[PathBuf]) -> Result<Root, RootfsError> {
-        match image.strip_prefix("rootfs:") {
-            Some("/") => Ok(Root::Host),
-            Some(dir) if dir.starts_with('/') => {
+        match rootfs_dir(image)? {
+            "/" => Ok(Root::Host),
+            dir => {
                 let real = real_path(Path::new(dir));
                 match own.iter().find(|o| real.starts_with(real_path(o))) {
                     Some(o) => Err(RootfsError::OwnDirectory(real, o.clone())),
                     None => Ok(Root::Dir(PathBuf::from(dir))),
                 }
             }
-            _ => Err(RootfsError::UnsupportedImage(image.to_owned())),
         }
     }
 

@@ -81,6 +81,10 @@ pub struct Container {
     pub completed: bool,
     pub ready: bool,
     pub probes: Vec<ProbeKind>,
+    /// Per probe slot: the generation of its pending tick (0: none), and
+    /// whether a check of it is running.
+    pub probe_timers: [u64; 3],
+    pub probe_busy: [bool; 3],
     pub successes: [u32; 3],
     pub failures: [u32; 3],
     pub stopping: Option<Stopping>,
@@ -111,6 +115,8 @@ impl Container {
             completed: false,
             ready: false,
             probes: Vec::new(),
+            probe_timers: [0; 3],
+            probe_busy: [false; 3],
             successes: [0; 3],
             failures: [0; 3],
             stopping: None,

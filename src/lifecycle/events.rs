@@ -40,12 +40,7 @@ pub enum Signal {
     Kill,
 }
 
-/// How a container's main process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(i32),
-    Signal(i32),
-}
+pub use crate::api::runtime::ExitStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 /// Events about one run of a container carry the `run` number of the
@@ -125,6 +120,14 @@ pub enum TimerKind {
     PodGrace,
     /// `activeDeadlineSeconds` after the pod started.
     ActiveDeadline,
+    /// A probe's next check is due (its initial delay, then each period).
+    Probe { container: String, probe: ProbeKind },
+    /// A sleep hook of a container run is over.
+    HookSleep {
+        container: String,
+        run: u64,
+        hook: Hook,
+    },
 }
 
 /// A timer the engine asked for; it carries a generation so that a timer
@@ -163,19 +166,30 @@ pub enum Action {
         restart_count: u32,
         image: String,
     },
+    /// Run a hook's check (never a sleep: the engine times those); a
+    /// preStop hook has what is left of the grace period.
     RunHook {
         container: String,
         run: u64,
         hook: Hook,
+        timeout_ms: Option<i64>,
     },
     Signal {
         container: String,
         signal: Signal,
     },
+    /// A probe's worker starts; its checks follow as `RunProbe`.
     StartProbe {
         container: String,
         run: u64,
         probe: ProbeKind,
+    },
+    /// One check of a probe, answered by a `ProbeResult`.
+    RunProbe {
+        container: String,
+        run: u64,
+        probe: ProbeKind,
+        timeout_ms: i64,
     },
     StopProbe {
         container: String,

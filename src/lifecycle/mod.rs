@@ -4,11 +4,13 @@
 //! it returns; the engine owns every deadline and asks for timers.
 //!
 //! One file per concern: `ordering` (init sequence, apps), `restart`
-//! (exits, backoff), `probes` (startup, readiness, liveness, hooks),
-//! `termination` (ordered stop), `status` (the PodStatus view).
+//! (exits, backoff), `probes` (startup, readiness, liveness, hooks, and
+//! when each check runs), `termination` (ordered stop), `status` (the
+//! PodStatus view). `effects` is what the actions ask of the world.
 
 mod backoff;
 mod container;
+mod effects;
 mod events;
 mod model;
 mod ordering;
@@ -18,11 +20,12 @@ mod status;
 mod termination;
 
 pub use container::Terminated;
+pub use effects::{Effects, carry_out};
 pub use events::{
     Action, Event, ExitStatus, Hook, LifecycleError, Phase, ProbeKind, Signal, Time, Timer,
     TimerKind,
 };
-pub use model::{ContainerModel, PodModel, ProbeSpec, RestartPolicy};
+pub use model::{ContainerModel, HookSpec, PodModel, ProbeSpec, RestartPolicy};
 
 use container::Container;
 
@@ -205,6 +208,23 @@ impl Engine {
             // Past the pod's deadline every sidecar still waiting for its
             // turn gets it: reconcile's termination step sees the time.
             TimerKind::PodGrace => {}
+            TimerKind::Probe { container, probe } => {
+                if let Ok(i) = self.index(container) {
+                    self.on_probe_timer(now, i, *probe, timer.generation, actions);
+                }
+            }
+            TimerKind::HookSleep {
+                container,
+                run,
+                hook,
+            } => {
+                if let Ok(i) = self.index(container)
+                    && self.containers[i].run == *run
+                {
+                    // A sleep that ends is a hook that succeeded.
+                    let _ = self.on_hook_finished(now, i, *hook, Ok(()), actions);
+                }
+            }
             TimerKind::ActiveDeadline => {
                 if self.stop.is_none() && Some(timer.generation) == self.deadline_timer {
                     self.reason = Some((

@@ -1,17 +1,13 @@
 //! What the engine needs to know of a pod: its containers in start order,
-//! which hooks and probes each has, and the pod's policies.
+//! which hooks and probes each has (with their timing), and the pod's
+//! policies; taken from the compiled pod.
 
-use crate::manifest::{ContainerKind, Pod};
+use crate::manifest::ContainerKind;
+use crate::pod::{HookPlan, PodPlan, ProbePlan};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    Always,
-    OnFailure,
-    Never,
-}
+pub use crate::pod::RestartPolicy;
 
-/// The thresholds the engine applies to a probe's results; the probe runner
-/// owns the timing (initial delay, period, timeout).
+/// A probe as the engine runs it: when, and how its results count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeSpec {
     pub success_threshold: u32,
@@ -19,6 +15,32 @@ pub struct ProbeSpec {
     /// A probe's own `terminationGracePeriodSeconds`, used when its failure
     /// kills the container.
     pub termination_grace_seconds: Option<i64>,
+    /// The first check this long after the probe starts.
+    pub initial_delay_ms: i64,
+    pub period_ms: i64,
+    /// How long one check may take.
+    pub timeout_ms: i64,
+}
+
+impl Default for ProbeSpec {
+    /// The kubelet's defaults.
+    fn default() -> ProbeSpec {
+        ProbeSpec {
+            success_threshold: 1,
+            failure_threshold: 3,
+            termination_grace_seconds: None,
+            initial_delay_ms: 0,
+            period_ms: 10_000,
+            timeout_ms: 1000,
+        }
+    }
+}
+
+/// A lifecycle hook: a check the node runs, or a wait the engine times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookSpec {
+    Run,
+    Sleep { seconds: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +48,8 @@ pub struct ContainerModel {
     pub name: String,
     pub kind: ContainerKind,
     pub image: String,
-    pub post_start: bool,
-    pub pre_stop: bool,
+    pub post_start: Option<HookSpec>,
+    pub pre_stop: Option<HookSpec>,
     pub startup_probe: Option<ProbeSpec>,
     pub readiness_probe: Option<ProbeSpec>,
     pub liveness_probe: Option<ProbeSpec>,
@@ -44,51 +66,47 @@ pub struct PodModel {
     pub containers: Vec<ContainerModel>,
 }
 
-fn probe(p: Option<&k8s_openapi::api::core::v1::Probe>) -> Option<ProbeSpec> {
+fn probe(p: Option<&ProbePlan>) -> Option<ProbeSpec> {
     p.map(|p| ProbeSpec {
-        success_threshold: p.success_threshold.unwrap_or(1).max(1) as u32,
-        failure_threshold: p.failure_threshold.unwrap_or(3).max(1) as u32,
-        termination_grace_seconds: p.termination_grace_period_seconds,
+        success_threshold: p.success_threshold,
+        failure_threshold: p.failure_threshold,
+        termination_grace_seconds: p.termination_grace_seconds,
+        initial_delay_ms: p.timing.initial_delay_ms,
+        period_ms: p.timing.period_ms,
+        timeout_ms: p.timing.timeout_ms,
+    })
+}
+
+fn hook(h: Option<&HookPlan>) -> Option<HookSpec> {
+    h.map(|h| match h {
+        HookPlan::Sleep { seconds } => HookSpec::Sleep { seconds: *seconds },
+        HookPlan::Run(_) => HookSpec::Run,
     })
 }
 
 impl PodModel {
-    /// The model of a validated pod; `qos_class` comes from the plan.
-    pub fn from_pod(pod: &Pod, qos_class: &str) -> PodModel {
-        let restart_policy = match pod.spec.restart_policy.as_deref() {
-            Some("Never") => RestartPolicy::Never,
-            Some("OnFailure") => RestartPolicy::OnFailure,
-            _ => RestartPolicy::Always,
-        };
-        let containers = pod
-            .containers
-            .iter()
-            .filter_map(|info| {
-                let c = pod.container(info)?;
-                let lifecycle = c.lifecycle.as_ref();
-                Some(ContainerModel {
-                    name: info.name.clone(),
-                    kind: info.kind,
-                    image: c.image.clone().unwrap_or_default(),
-                    post_start: lifecycle.is_some_and(|l| l.post_start.is_some()),
-                    pre_stop: lifecycle.is_some_and(|l| l.pre_stop.is_some()),
+    /// The model of a compiled pod.
+    pub fn from_plan(plan: &PodPlan) -> PodModel {
+        PodModel {
+            name: plan.name.clone(),
+            restart_policy: plan.restart_policy,
+            grace_seconds: plan.grace_seconds,
+            active_deadline_seconds: plan.active_deadline_seconds,
+            qos_class: plan.qos_class.as_str().to_owned(),
+            containers: plan
+                .containers
+                .iter()
+                .map(|c| ContainerModel {
+                    name: c.name.clone(),
+                    kind: c.kind,
+                    image: c.image.clone(),
+                    post_start: hook(c.post_start.as_ref()),
+                    pre_stop: hook(c.pre_stop.as_ref()),
                     startup_probe: probe(c.startup_probe.as_ref()),
                     readiness_probe: probe(c.readiness_probe.as_ref()),
                     liveness_probe: probe(c.liveness_probe.as_ref()),
                 })
-            })
-            .collect();
-        PodModel {
-            name: pod.name.clone(),
-            restart_policy,
-            grace_seconds: pod
-                .spec
-                .termination_grace_period_seconds
-                .unwrap_or(30)
-                .max(0),
-            active_deadline_seconds: pod.spec.active_deadline_seconds,
-            qos_class: qos_class.to_owned(),
-            containers,
+                .collect(),
         }
     }
 }

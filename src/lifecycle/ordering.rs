@@ -89,15 +89,11 @@ impl Engine {
             pid,
             started_at: now,
         };
-        if c.model.post_start {
-            actions.push(Action::RunHook {
-                container: c.model.name.clone(),
-                run: c.run,
-                hook: Hook::PostStart,
-            });
+        if c.model.post_start.is_some() {
+            self.run_hook(now, i, Hook::PostStart, None, actions);
         } else {
             c.post_start_done = true;
-            self.after_post_start(i, actions);
+            self.after_post_start(now, i, actions);
         }
         Ok(())
     }

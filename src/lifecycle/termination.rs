@@ -171,16 +171,13 @@ impl Engine {
             });
             return;
         }
-        if c.model.pre_stop {
-            stopping.pre_stop_running = true;
-            actions.push(Action::RunHook {
-                container: name.clone(),
-                run: c.run,
-                hook: Hook::PreStop,
-            });
-        }
+        stopping.pre_stop_running = c.model.pre_stop.is_some();
         let term_now = !stopping.pre_stop_running && stopping.turn;
+        let pre_stop = stopping.pre_stop_running;
         c.stopping = Some(stopping);
+        if pre_stop {
+            self.run_hook(now, i, Hook::PreStop, Some(deadline), actions);
+        }
         actions.push(Action::ArmTimer {
             at: deadline,
             timer,

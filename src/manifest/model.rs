@@ -89,6 +89,34 @@ impl Pod {
             _ => self.init_containers().get(info.index),
         }
     }
+
+    /// Container name → image, for init and app containers.
+    pub fn images(&self) -> BTreeMap<String, String> {
+        self.init_containers()
+            .iter()
+            .chain(&self.spec.containers)
+            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Whether `new` differs from this pod in its containers' images at
+    /// most: the only update of a running pod's spec podrun makes (as
+    /// the API server allows for what podrun runs).
+    pub fn differs_only_in_images(&self, new: &Pod) -> bool {
+        fn without_images(spec: &PodSpec) -> PodSpec {
+            let mut spec = spec.clone();
+            for c in spec
+                .init_containers
+                .iter_mut()
+                .flatten()
+                .chain(&mut spec.containers)
+            {
+                c.image = None;
+            }
+            spec
+        }
+        without_images(&self.spec) == without_images(&new.spec)
+    }
 }
 
 /// Where the pod's parts sit in the document, for error paths.

@@ -448,7 +448,7 @@ pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Result<S
             port,
             service,
         } => super::grpc::health(host, *port, service, timeout),
-        Handler::Exec(_) | Handler::Sleep { .. } => Err("not a network check".to_owned()),
+        Handler::Exec(_) => Err("not a network check".to_owned()),
     }
 }
 

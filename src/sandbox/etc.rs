@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::PodSpec;
+use crate::api::runtime::{DnsConfig, HostsConfig, SandboxConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtcError {
@@ -80,25 +80,21 @@ fn option_name(option: &str) -> &str {
 /// too (podrun has no cluster DNS, and the kubelet falls back to the
 /// host's without one); only `dnsConfig` for `None`; `dnsConfig` appended
 /// in every case, as the kubelet merges it.
-pub fn resolv(spec: &PodSpec, host: &Resolv) -> Resolv {
-    let mut r = match spec.dns_policy.as_deref() {
-        Some("None") => Resolv::default(),
-        _ => host.clone(),
+pub fn resolv(dns: &DnsConfig, host: &Resolv) -> Resolv {
+    let mut r = if dns.from_host {
+        host.clone()
+    } else {
+        Resolv::default()
     };
-    if let Some(config) = &spec.dns_config {
-        push_new(
-            &mut r.nameservers,
-            config.nameservers.iter().flatten().cloned(),
-        );
-        push_new(&mut r.searches, config.searches.iter().flatten().cloned());
-        for o in config.options.iter().flatten() {
-            let option = match &o.value {
-                Some(v) => format!("{}:{v}", o.name.as_deref().unwrap_or_default()),
-                None => o.name.clone().unwrap_or_default(),
-            };
-            r.options.retain(|e| option_name(e) != option_name(&option));
-            r.options.push(option);
-        }
+    push_new(&mut r.nameservers, dns.nameservers.iter().cloned());
+    push_new(&mut r.searches, dns.searches.iter().cloned());
+    for (name, value) in &dns.options {
+        let option = match value {
+            Some(v) => format!("{name}:{v}"),
+            None => name.clone(),
+        };
+        r.options.retain(|e| option_name(e) != option_name(&option));
+        r.options.push(option);
     }
     r.nameservers.truncate(MAX_NAMESERVERS);
     r.searches.truncate(MAX_SEARCHES);
@@ -109,9 +105,9 @@ pub fn resolv(spec: &PodSpec, host: &Resolv) -> Resolv {
 /// hostname on its address (its loopback: a podrun pod has no other), and
 /// `hostAliases`. A hostNetwork pod gets the host's file instead, with its
 /// aliases.
-pub fn hosts(spec: &PodSpec, hostname: &str, host_hosts: &str) -> String {
+pub fn hosts(host_network: bool, config: &HostsConfig, hostname: &str, host_hosts: &str) -> String {
     let mut out = String::new();
-    if spec.host_network == Some(true) {
+    if host_network {
         out.push_str("# Kubernetes-managed hosts file (host network).\n");
         out.push_str(host_hosts);
         if !host_hosts.is_empty() && !host_hosts.ends_with('\n') {
@@ -125,25 +121,20 @@ pub fn hosts(spec: &PodSpec, hostname: &str, host_hosts: &str) -> String {
         out.push_str("fe00::0\tip6-mcastprefix\n");
         out.push_str("fe00::1\tip6-allnodes\n");
         out.push_str("fe00::2\tip6-allrouters\n");
-        let fqdn = spec
+        let fqdn = config
             .subdomain
             .as_deref()
-            .filter(|s| !s.is_empty())
             .map(|sub| format!("{hostname}.{sub}"));
         match fqdn {
             Some(fqdn) => out.push_str(&format!("127.0.0.1\t{fqdn}\t{hostname}\n")),
             None => out.push_str(&format!("127.0.0.1\t{hostname}\n")),
         }
     }
-    let aliases = spec.host_aliases.iter().flatten();
-    let mut first = true;
-    for alias in aliases {
-        if first {
-            out.push_str("\n# Entries added by HostAliases.\n");
-            first = false;
-        }
-        let names = alias.hostnames.clone().unwrap_or_default().join("\t");
-        out.push_str(&format!("{}\t{names}\n", alias.ip));
+    if !config.aliases.is_empty() {
+        out.push_str("\n# Entries added by HostAliases.\n");
+    }
+    for (ip, names) in &config.aliases {
+        out.push_str(&format!("{ip}\t{}\n", names.join("\t")));
     }
     out
 }
@@ -157,17 +148,13 @@ fn write(path: &Path, text: &str) -> Result<(), EtcError> {
 
 /// Writes the pod's files into `dir`; returns each with the path it has in
 /// a container.
-pub fn create(
-    dir: &Path,
-    spec: &PodSpec,
-    hostname: &str,
-    node_name: &str,
-) -> Result<Vec<(PathBuf, String)>, EtcError> {
+pub fn create(dir: &Path, config: &SandboxConfig) -> Result<Vec<(PathBuf, String)>, EtcError> {
     fs::create_dir_all(dir).map_err(|source| EtcError::Io {
         path: dir.to_owned(),
         source,
     })?;
-    let host_network = spec.host_network == Some(true);
+    let host_network = config.namespaces.host_network;
+    let (hostname, node_name) = (&config.hostname, &config.node_name);
     let host_hosts = if host_network {
         fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -175,7 +162,11 @@ pub fn create(
     };
     let host_resolv = Resolv::parse(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let files = [
-        ("hosts", hosts(spec, hostname, &host_hosts), "/etc/hosts"),
+        (
+            "hosts",
+            hosts(host_network, &config.hosts, hostname, &host_hosts),
+            "/etc/hosts",
+        ),
         (
             "hostname",
             format!("{}\n", if host_network { node_name } else { hostname }),
@@ -183,7 +174,7 @@ pub fn create(
         ),
         (
             "resolv.conf",
-            resolv(spec, &host_resolv).render(),
+            resolv(&config.dns, &host_resolv).render(),
             "/etc/resolv.conf",
         ),
     ];
@@ -200,8 +191,35 @@ pub fn create(
 mod tests {
     use super::*;
 
-    fn spec(yaml: &str) -> PodSpec {
-        serde_saphyr::from_str(yaml).unwrap()
+    /// A pod's sandbox settings, as the pod compiles them.
+    struct Spec {
+        host_network: bool,
+        dns: DnsConfig,
+        hosts: HostsConfig,
+    }
+
+    /// The settings of a pod whose spec is `yaml` (with one container).
+    fn spec(yaml: &str) -> Spec {
+        let spec: String = yaml
+            .replace("containers: []", "containers: [{name: c, image: i}]")
+            .lines()
+            .map(|l| format!("  {l}\n"))
+            .collect();
+        let text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n{spec}");
+        let pod = crate::manifest::parse(&text).unwrap().pod;
+        Spec {
+            host_network: crate::pod::sandbox::namespaces(&pod.spec).host_network,
+            dns: crate::pod::sandbox::dns(&pod.spec),
+            hosts: crate::pod::sandbox::hosts(&pod.spec),
+        }
+    }
+
+    fn hosts(spec: &Spec, hostname: &str, host_hosts: &str) -> String {
+        super::hosts(spec.host_network, &spec.hosts, hostname, host_hosts)
+    }
+
+    fn resolv(spec: &Spec, host: &Resolv) -> Resolv {
+        super::resolv(&spec.dns, host)
     }
 
     #[test]

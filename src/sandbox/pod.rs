@@ -16,9 +16,8 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use super::cgroup::{Applied, CgroupError, PodCgroup, PodrunRoot};
 use super::namespaces::{self, Kind, NamespaceError};
 use super::volumes::{self, VolumeError};
-use crate::manifest::{Pod, Quantity};
+use crate::api::runtime::SandboxConfig;
 use crate::paths::{PodDirs, RUN_ROOT};
-use crate::plan::CgroupFiles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PodError {
@@ -186,24 +185,20 @@ fn mount_tmpfs(what: &'static str, path: &Path, options: &str) -> Result<(), Pod
 /// Builds the sandbox of a claimed pod. The caller tears down on error.
 pub fn create(
     dirs: &PodDirs,
-    pod: &Pod,
+    config: &SandboxConfig,
     cgroup_root: &PodrunRoot,
-    uid: &str,
-    pod_files: &CgroupFiles,
-    hostname: &str,
-    node_name: &str,
 ) -> Result<Sandbox, PodError> {
     mkdirs(&dirs.data, 0o750)?;
     mkdirs(&dirs.logs, 0o750)?;
     cgroup_root.ensure()?;
-    let cgroup = cgroup_root.pod(uid)?;
-    let applied = cgroup.create(pod_files)?;
+    let cgroup = cgroup_root.pod(&config.uid)?;
+    let applied = cgroup.create(&config.cgroup)?;
 
-    let spec = &pod.spec;
-    let kinds = namespaces::wanted(spec.host_network == Some(true), spec.host_ipc == Some(true));
-    namespaces::create(&dirs.ns(), &kinds, hostname)?;
+    let ns = config.namespaces;
+    let kinds = namespaces::wanted(ns.host_network, ns.host_ipc);
+    namespaces::create(&dirs.ns(), &kinds, &config.hostname)?;
 
-    if spec.host_ipc != Some(true) {
+    if !ns.host_ipc {
         // The pod's /dev/shm, shared by its containers (64 MiB, as
         // containerd's sandbox has).
         mkdirs(&dirs.shm(), 0o755)?;
@@ -211,14 +206,8 @@ pub fn create(
     }
 
     let mut volumes = BTreeMap::new();
-    for v in spec.volumes.iter().flatten() {
-        let size = v
-            .empty_dir
-            .as_ref()
-            .and_then(|e| e.size_limit.as_ref())
-            .and_then(|q| Quantity::parse(&q.0).ok())
-            .map(|q| q.value_ceil().max(0) as u64);
-        let prepared = volumes::prepare(&dirs.data, v, size)?;
+    for v in &config.volumes {
+        let prepared = volumes::prepare(&dirs.data, v)?;
         if let Some(bytes) = prepared.tmpfs {
             let options = if bytes > 0 {
                 format!("mode=0777,size={bytes}")
@@ -240,8 +229,9 @@ pub fn create(
         }
         volumes.insert(prepared.name, prepared.host_path);
     }
-    let etc_files = super::etc::create(&dirs.etc(), spec, hostname, node_name)?;
-    let shared_pid = (spec.share_process_namespace == Some(true) && spec.host_pid != Some(true))
+    let etc_files = super::etc::create(&dirs.etc(), config)?;
+    let shared_pid = ns
+        .share_pid
         .then(|| super::pidns::create(&cgroup))
         .transpose()?;
     Ok(Sandbox {

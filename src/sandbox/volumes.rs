@@ -8,12 +8,10 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use k8s_openapi::api::core::v1::Volume;
+use crate::api::runtime::{Volume, VolumeSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
-    #[error("volume {name:?}: {kind} volumes are not supported by podrun yet")]
-    Unsupported { name: String, kind: &'static str },
     #[error("volume {name:?}: hostPath type check failed: {path} is not a {expected}")]
     HostPathType {
         name: String,
@@ -60,54 +58,35 @@ pub fn empty_dir_path(pod_dir: &Path, name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Makes the host side of a volume exist as its type requires. `size_limit`
-/// is a Memory emptyDir's parsed sizeLimit, in bytes.
-pub fn prepare(
-    pod_dir: &Path,
-    volume: &Volume,
-    size_limit: Option<u64>,
-) -> Result<Prepared, VolumeError> {
+/// Makes the host side of a volume exist as its type requires.
+pub fn prepare(pod_dir: &Path, volume: &Volume) -> Result<Prepared, VolumeError> {
     let name = volume.name.clone();
-    if let Some(empty) = &volume.empty_dir {
-        let path = empty_dir_path(pod_dir, &name);
-        // emptyDir is world-writable, as the kubelet makes it: containers
-        // run as any user.
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o777)
-            .create(&path)
-            .map_err(io(&path))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).map_err(io(&path))?;
-        let memory = empty.medium.as_deref() == Some("Memory");
-        return Ok(Prepared {
-            name,
-            host_path: path,
-            tmpfs: memory.then_some(size_limit.unwrap_or(0)),
-        });
+    match &volume.source {
+        VolumeSource::EmptyDir { memory, size_limit } => {
+            let path = empty_dir_path(pod_dir, &name);
+            // emptyDir is world-writable, as the kubelet makes it:
+            // containers run as any user.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o777)
+                .create(&path)
+                .map_err(io(&path))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).map_err(io(&path))?;
+            Ok(Prepared {
+                name,
+                host_path: path,
+                tmpfs: memory.then_some(size_limit.unwrap_or(0)),
+            })
+        }
+        VolumeSource::HostPath { path, kind } => {
+            check_host_path(&name, path, kind)?;
+            Ok(Prepared {
+                name,
+                host_path: path.clone(),
+                tmpfs: None,
+            })
+        }
     }
-    if let Some(host) = &volume.host_path {
-        let path = PathBuf::from(&host.path);
-        check_host_path(&name, &path, host.type_.as_deref().unwrap_or_default())?;
-        return Ok(Prepared {
-            name,
-            host_path: path,
-            tmpfs: None,
-        });
-    }
-    let kind = if volume.config_map.is_some() {
-        "configMap"
-    } else if volume.secret.is_some() {
-        "secret"
-    } else if volume.projected.is_some() {
-        "projected"
-    } else if volume.downward_api.is_some() {
-        "downwardAPI"
-    } else if volume.persistent_volume_claim.is_some() {
-        "persistentVolumeClaim"
-    } else {
-        "these"
-    };
-    Err(VolumeError::Unsupported { name, kind })
 }
 
 /// The checks of Kubernetes' hostPath `type`.
@@ -228,8 +207,16 @@ pub fn resolve_subpath(volume_root: &Path, subpath: &str) -> Result<PathBuf, Vol
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, HostPathVolumeSource};
     use std::os::unix::fs::symlink;
+
+    /// `super::prepare`, with a Memory emptyDir's size given.
+    fn prepare(dir: &Path, v: &Volume, size: Option<u64>) -> Result<Prepared, VolumeError> {
+        let mut volume = v.clone();
+        if let VolumeSource::EmptyDir { size_limit, .. } = &mut volume.source {
+            *size_limit = size.or(*size_limit);
+        }
+        super::prepare(dir, &volume)
+    }
 
     struct Scratch(PathBuf);
 
@@ -251,11 +238,10 @@ mod tests {
     fn host_path(name: &str, path: &Path, kind: &str) -> Volume {
         Volume {
             name: name.to_owned(),
-            host_path: Some(HostPathVolumeSource {
-                path: path.to_string_lossy().into_owned(),
-                type_: Some(kind.to_owned()),
-            }),
-            ..Default::default()
+            source: VolumeSource::HostPath {
+                path: path.to_owned(),
+                kind: kind.to_owned(),
+            },
         }
     }
 
@@ -264,8 +250,10 @@ mod tests {
         let s = Scratch::new("empty");
         let v = Volume {
             name: "data".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
+            source: VolumeSource::EmptyDir {
+                memory: false,
+                size_limit: None,
+            },
         };
         let p = prepare(&s.0, &v, None).unwrap();
         assert_eq!(
@@ -279,10 +267,10 @@ mod tests {
         );
         assert_eq!(p.tmpfs, None);
         let memory = Volume {
-            empty_dir: Some(EmptyDirVolumeSource {
-                medium: Some("Memory".to_owned()),
-                ..Default::default()
-            }),
+            source: VolumeSource::EmptyDir {
+                memory: true,
+                size_limit: None,
+            },
             ..v
         };
         assert_eq!(
@@ -316,20 +304,6 @@ mod tests {
         // No type: no check at all.
         prepare(&s.0, &host_path("any", &s.0.join("missing"), ""), None).unwrap();
         assert!(!s.0.join("missing").exists());
-    }
-
-    #[test]
-    fn unsupported_sources_are_refused_by_name() {
-        let v = Volume {
-            name: "cfg".to_owned(),
-            config_map: Some(Default::default()),
-            ..Default::default()
-        };
-        let err = prepare(Path::new("/nonexistent"), &v, None).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "volume \"cfg\": configMap volumes are not supported by podrun yet"
-        );
     }
 
     #[test]

@@ -19,7 +19,6 @@ use nix::sys::socket::{MsgFlags, getsockopt, sockopt::PeerCredentials};
 use nix::unistd::Pid;
 
 use crate::api::{self, ApiError, LogInfo, Reply, Request, wire};
-use crate::container::rootfs::Root;
 use crate::lifecycle::Event;
 use crate::probe::check::Session;
 
@@ -188,20 +187,19 @@ impl Supervisor<'_> {
         }
         let reply = match request {
             Request::Status { .. } => Reply {
-                status: Some(self.status()),
+                status: Some(self.driver.status()),
                 ..Reply::ok()
             },
             Request::Stop { grace_seconds, .. } => {
                 if grace_seconds.is_some_and(|g| g < 0) {
                     return refuse("graceSeconds must not be negative");
                 }
-                self.pending
-                    .push_back(Event::StopRequested { grace_seconds });
+                self.driver.push(Event::StopRequested { grace_seconds });
                 Reply::ok()
             }
             Request::Events { watch, .. } => {
-                let events: Vec<_> = self.events.since(0).cloned().collect();
-                let total = self.events.total();
+                let events: Vec<_> = self.driver.events().since(0).cloned().collect();
+                let total = self.driver.events().total();
                 if watch && let Some(c) = self.api.as_mut().and_then(|s| s.conn(conn)) {
                     c.watching = Some(total);
                 }
@@ -211,9 +209,10 @@ impl Supervisor<'_> {
                 }
             }
             Request::Apply { images, .. } => {
+                let plan = self.driver.node.plan();
                 let unknown: Vec<&String> = images
                     .keys()
-                    .filter(|n| !self.launcher.pod.containers.iter().any(|c| c.name == **n))
+                    .filter(|n| plan.container(n).is_none())
                     .collect();
                 if !unknown.is_empty() {
                     return refuse(format!("no container named {unknown:?} in this pod"));
@@ -224,26 +223,10 @@ impl Supervisor<'_> {
                 let missing: Vec<String> = images
                     .iter()
                     .filter_map(|(container, image)| {
-                        if Root::is_rootfs(image) {
-                            return Root::from_image(image)
-                                .err()
-                                .map(|e| format!("container {container:?}: {e}"));
-                        }
-                        let policy = self
-                            .launcher
-                            .pod
-                            .containers
-                            .iter()
-                            .find(|c| c.name == *container)
-                            .and_then(|info| self.launcher.pod.container(info))
-                            .and_then(|c| c.image_pull_policy.clone());
-                        let refused = match self.launcher.store() {
-                            Ok(store) => {
-                                super::images::refusal(store, image, policy.as_deref(), false)
-                            }
-                            Err(e) => Some(e),
-                        };
-                        refused.map(|r| format!("container {container:?}: {r}"))
+                        let policy = plan.container(container)?.pull_policy;
+                        let service = self.driver.node.sandbox.images();
+                        super::images::refusal(service, image, policy, false)
+                            .map(|r| format!("container {container:?}: {r}"))
                     })
                     .collect();
                 if !missing.is_empty() {
@@ -251,8 +234,7 @@ impl Supervisor<'_> {
                 }
                 for (container, image) in images {
                     self.state.set_image(&container, &image);
-                    self.pending
-                        .push_back(Event::ImageChanged { container, image });
+                    self.driver.push(Event::ImageChanged { container, image });
                 }
                 Reply::ok()
             }
@@ -337,16 +319,21 @@ impl Supervisor<'_> {
                 }
             }
         };
-        match self.launcher.exec(&name, pid, command, stdio, session) {
+        match self
+            .driver
+            .node
+            .sandbox
+            .exec(&name, command, stdio, session)
+        {
             Ok(child) => {
                 if let Some(server) = self.api.as_mut() {
-                    server.execs.insert(child.pid, conn);
+                    server.execs.insert(child, conn);
                     if let Some(c) = server.conn(conn) {
-                        c.exec = Some(child.pid);
+                        c.exec = Some(child);
                     }
                 }
                 let reply = Reply {
-                    pid: Some(child.pid.as_raw() as u32),
+                    pid: Some(child.as_raw() as u32),
                     ..Reply::ok()
                 };
                 (reply, terminal)
@@ -400,10 +387,11 @@ impl Supervisor<'_> {
         let Some(server) = self.api.as_mut() else {
             return;
         };
-        let total = self.events.total();
+        let events = self.driver.events();
+        let total = events.total();
         for conn in server.conns.iter_mut() {
             if let Some(sent) = conn.watching {
-                for record in self.events.since(sent) {
+                for record in events.since(sent) {
                     let reply = Reply {
                         event: Some(record.clone()),
                         ..Reply::ok()

@@ -4,3 +4,4 @@
 
 pub mod pidfd;
 pub mod process;
+pub mod random;

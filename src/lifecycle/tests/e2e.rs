@@ -8,7 +8,7 @@
 
 use super::sim::{Behaviour, Entry, Sim};
 use crate::lifecycle::{
-    Action, ContainerModel, Event, Hook, PodModel, ProbeSpec, RestartPolicy, Signal,
+    Action, ContainerModel, Event, Hook, HookSpec, PodModel, ProbeSpec, RestartPolicy, Signal,
 };
 use crate::manifest::ContainerKind;
 
@@ -53,6 +53,8 @@ fn probe(failure_threshold: u32) -> Option<ProbeSpec> {
         success_threshold: 1,
         failure_threshold,
         termination_grace_seconds: None,
+        // The simulated node's behaviour times the probe.
+        ..ProbeSpec::default()
     })
 }
 
@@ -69,8 +71,8 @@ fn pod(policy: RestartPolicy, grace: i64, containers: Vec<C>) -> Sim {
                 name: c.name.to_owned(),
                 kind: c.kind,
                 image: "busybox".to_owned(),
-                post_start: c.post_start,
-                pre_stop: c.pre_stop,
+                post_start: c.post_start.then_some(HookSpec::Run),
+                pre_stop: c.pre_stop.then_some(HookSpec::Run),
                 startup_probe: c.startup,
                 readiness_probe: c.readiness,
                 liveness_probe: c.liveness,

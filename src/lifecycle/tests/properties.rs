@@ -9,8 +9,8 @@ use proptest::prelude::*;
 
 use super::sim::{Behaviour, Entry, Sim};
 use crate::lifecycle::{
-    Action, ContainerModel, Event, ExitStatus, Hook, PodModel, ProbeKind, ProbeSpec, RestartPolicy,
-    Signal,
+    Action, ContainerModel, Event, ExitStatus, Hook, HookSpec, PodModel, ProbeKind, ProbeSpec,
+    RestartPolicy, Signal,
 };
 use crate::manifest::ContainerKind;
 
@@ -107,8 +107,8 @@ fn model(shape: &Shape) -> PodModel {
                 kind: *kind,
                 image: "i".to_owned(),
                 // A negative duration in the behaviour means "no hook".
-                post_start: shape.behaviours[i].post_start.0 >= 0,
-                pre_stop: shape.behaviours[i].pre_stop_ms >= 0,
+                post_start: (shape.behaviours[i].post_start.0 >= 0).then_some(HookSpec::Run),
+                pre_stop: (shape.behaviours[i].pre_stop_ms >= 0).then_some(HookSpec::Run),
                 // Startup probes that pass after a few tries (their failure
                 // threshold is never reached), readiness probes that flap.
                 startup_probe: (shape.behaviours[i].startup_failures != u32::MAX).then_some(
@@ -116,6 +116,7 @@ fn model(shape: &Shape) -> PodModel {
                         success_threshold: 1,
                         failure_threshold: 10,
                         termination_grace_seconds: None,
+                        ..ProbeSpec::default()
                     },
                 ),
                 readiness_probe: (shape.behaviours[i].readiness_failures != u32::MAX).then_some(
@@ -123,6 +124,7 @@ fn model(shape: &Shape) -> PodModel {
                         success_threshold: 1,
                         failure_threshold: 1,
                         termination_grace_seconds: None,
+                        ..ProbeSpec::default()
                     },
                 ),
                 liveness_probe: None,

@@ -1,12 +1,16 @@
-//! A simulated node: it carries out the engine's actions the way the
-//! supervisor will (processes that run for a while and exit, react to
-//! signals, hooks and probes that take time), on a fake clock, and records
-//! a readable trace.
+//! A simulated node: it carries out the engine's actions through the same
+//! `Effects` trait as the supervisor's node (processes that run for a
+//! while and exit, react to signals, hooks that take time, probe checks
+//! that answer at once), on a fake clock, and records a readable trace.
+//! The engine times the probes: a behaviour's `period_ms` stands for the
+//! probe's initial delay and period, so that each probe's first result
+//! comes one period after it starts.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::lifecycle::{
-    Action, Engine, Event, ExitStatus, Hook, PodModel, ProbeKind, Signal, Time, Timer,
+    Action, Effects, Engine, Event, ExitStatus, Hook, Phase, PodModel, ProbeKind, Signal, Time,
+    Timer, carry_out,
 };
 use crate::manifest;
 
@@ -97,15 +101,18 @@ pub struct Sim {
     seq: u64,
     runs: HashMap<String, u32>,
     alive: HashMap<String, bool>,
-    /// Running probes: results delivered so far, and the run they probe.
+    /// Running probes: results given so far, and the run they probe.
     probes: HashMap<(String, ProbeKind), (u32, u64)>,
+    /// The queue key of the event being handled: a probe check's result
+    /// takes its place, as the check answers at once.
+    current: (Time, u64),
     /// Each container's current run, from the engine's `Start`.
     current_run: HashMap<String, u64>,
     pub trace: Vec<String>,
     /// Every event delivered and every action returned, in the order they
     /// happened.
     pub log: Vec<(Time, Entry)>,
-    pub finished: Option<crate::lifecycle::Phase>,
+    pub finished: Option<Phase>,
     timers: HashMap<Timer, Time>,
 }
 
@@ -115,9 +122,21 @@ pub enum Entry {
     Action(Action),
 }
 
+/// The engine's model of a pod manifest, compiled as podrun compiles it.
 pub fn model(yaml: &str) -> PodModel {
     let m = manifest::parse(yaml).unwrap_or_else(|e| panic!("{e}"));
-    PodModel::from_pod(&m.pod, "BestEffort")
+    let node = crate::plan::NodeFacts {
+        memory_bytes: 8 << 30,
+        cpus: 4,
+        hugepage_sizes: Vec::new(),
+    };
+    let resources = crate::plan::plan(&m.pod, &node, &Default::default());
+    let id = crate::pod::Identity {
+        uid: "uid".to_owned(),
+        node_name: "node".to_owned(),
+    };
+    let plan = crate::pod::compile(&m.pod, &resources, &id).unwrap_or_else(|e| panic!("{e:?}"));
+    PodModel::from_plan(&plan)
 }
 
 impl Sim {
@@ -125,7 +144,7 @@ impl Sim {
         Sim::from_model(model(yaml), behaviours)
     }
 
-    pub fn from_model(model: PodModel, behaviours: &[(&str, Behaviour)]) -> Sim {
+    pub fn from_model(mut model: PodModel, behaviours: &[(&str, Behaviour)]) -> Sim {
         let mut map: HashMap<String, Behaviour> = model
             .containers
             .iter()
@@ -133,6 +152,20 @@ impl Sim {
             .collect();
         for (name, b) in behaviours {
             map.insert((*name).to_owned(), b.clone());
+        }
+        for c in &mut model.containers {
+            let period = map[&c.name].period_ms;
+            for p in [
+                &mut c.startup_probe,
+                &mut c.readiness_probe,
+                &mut c.liveness_probe,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                p.initial_delay_ms = period;
+                p.period_ms = period;
+            }
         }
         Sim {
             engine: Engine::new(model),
@@ -143,6 +176,7 @@ impl Sim {
             runs: HashMap::new(),
             alive: HashMap::new(),
             probes: HashMap::new(),
+            current: (Time(0), 0),
             current_run: HashMap::new(),
             trace: Vec::new(),
             log: Vec::new(),
@@ -192,68 +226,7 @@ impl Sim {
     fn apply(&mut self, actions: Vec<Action>) {
         for action in actions {
             self.log.push((self.now, Entry::Action(action.clone())));
-            match action {
-                Action::Start {
-                    container,
-                    run,
-                    restart_count,
-                    ..
-                } => {
-                    self.trace(format!("start {container}#{restart_count}"));
-                    self.current_run.insert(container.clone(), run);
-                    self.launch(&container, run);
-                }
-                Action::RunHook {
-                    container,
-                    run,
-                    hook,
-                } => {
-                    let b = self.behaviours[&container].clone();
-                    let (delay, result) = match hook {
-                        Hook::PostStart => (b.post_start.0, b.post_start.1.clone()),
-                        Hook::PreStop => {
-                            (b.pre_stop_ms, b.pre_stop_fails.clone().map_or(Ok(()), Err))
-                        }
-                    };
-                    self.trace(format!("{hook:?} {container}"));
-                    self.at(
-                        delay,
-                        Event::HookFinished {
-                            container,
-                            run,
-                            hook,
-                            result,
-                        },
-                    );
-                }
-                Action::Signal { container, signal } => {
-                    self.trace(format!("{signal:?} {container}"));
-                    self.signal(&container, signal);
-                }
-                Action::StartProbe {
-                    container,
-                    run,
-                    probe,
-                } => {
-                    self.trace(format!("probe+ {container} {probe:?}"));
-                    self.probes.insert((container.clone(), probe), (0, run));
-                    self.schedule_probe(&container, probe);
-                }
-                Action::StopProbe { container, probe } => {
-                    self.trace(format!("probe- {container} {probe:?}"));
-                    self.probes.remove(&(container, probe));
-                }
-                Action::ArmTimer { at, timer } => {
-                    self.timers.insert(timer.clone(), at);
-                    self.seq += 1;
-                    self.queue.insert((at, self.seq), Event::TimerFired(timer));
-                }
-                Action::KillPod => self.trace("kill pod".to_owned()),
-                Action::Finished { phase } => {
-                    self.trace(format!("finished {phase:?}"));
-                    self.finished = Some(phase);
-                }
-            }
+            carry_out([action], self);
         }
     }
 
@@ -305,7 +278,7 @@ impl Sim {
             .retain(|_, e| !matches!(e, Event::Exited { container, .. } if container == name));
     }
 
-    fn signal(&mut self, name: &str, signal: Signal) {
+    fn deliver(&mut self, name: &str, signal: Signal) {
         if !self.alive.get(name).copied().unwrap_or(false) {
             return;
         }
@@ -340,33 +313,38 @@ impl Sim {
         }
     }
 
-    fn schedule_probe(&mut self, name: &str, probe: ProbeKind) {
+    /// A probe's check answers at once: in the queue's place of the event
+    /// that asked for it.
+    fn answer_probe(&mut self, name: &str, probe: ProbeKind) {
         let b = &self.behaviours[name];
-        let delay = b.period_ms;
-        let (count, run) = self
-            .probes
-            .get(&(name.to_owned(), probe))
-            .copied()
-            .unwrap_or_default();
+        let key = (name.to_owned(), probe);
+        let Some((count, run)) = self.probes.get(&key).copied() else {
+            return;
+        };
         let success = match probe {
             ProbeKind::Startup => count >= b.startup_failures,
             ProbeKind::Readiness => count >= b.readiness_failures,
             ProbeKind::Liveness => b.liveness_passes.is_none_or(|n| count < n),
         };
-        self.at(
-            delay,
-            Event::ProbeResult {
-                container: name.to_owned(),
-                run,
-                probe,
-                success,
-                output: if success {
-                    String::new()
-                } else {
-                    "probe failed".to_owned()
-                },
+        self.probes.insert(key, (count + 1, run));
+        let event = Event::ProbeResult {
+            container: name.to_owned(),
+            run,
+            probe,
+            success,
+            output: if success {
+                String::new()
+            } else {
+                "probe failed".to_owned()
             },
-        );
+        };
+        let at = if self.queue.contains_key(&self.current) {
+            self.seq += 1;
+            (self.current.0, self.seq)
+        } else {
+            self.current
+        };
+        self.queue.insert(at, event);
     }
 
     /// Runs until the pod finishes or the clock reaches `limit_ms`; probe
@@ -379,28 +357,9 @@ impl Sim {
             }
             let event = self.queue.remove(&(t, seq)).expect("queued");
             self.now = t;
+            self.current = (t, seq);
             if !self.still_relevant(&event) {
                 continue;
-            }
-            if let Event::ProbeResult {
-                container,
-                probe,
-                run,
-                ..
-            } = &event
-            {
-                let key = (container.clone(), *probe);
-                // A stopped probe's runner is gone: its queued result never
-                // arrives. A result for an earlier run still reaches the
-                // engine (which drops it) but is not followed by another.
-                let Some((count, probing)) = self.probes.get_mut(&key) else {
-                    continue;
-                };
-                if *probing == *run {
-                    *count += 1;
-                    let (c, p) = key;
-                    self.schedule_probe(&c, p);
-                }
             }
 
             let event = self.note_event(event);
@@ -448,6 +407,73 @@ impl Sim {
 
     pub fn status_json(&self) -> serde_json::Value {
         serde_json::to_value(self.engine.status()).expect("status serializes")
+    }
+}
+
+impl Effects for Sim {
+    fn start(&mut self, container: &str, run: u64, restart_count: u32, _image: &str) {
+        self.trace(format!("start {container}#{restart_count}"));
+        self.current_run.insert(container.to_owned(), run);
+        self.launch(container, run);
+    }
+
+    fn run_hook(&mut self, container: &str, run: u64, hook: Hook, _timeout_ms: Option<i64>) {
+        let b = self.behaviours[container].clone();
+        let (delay, result) = match hook {
+            Hook::PostStart => (b.post_start.0, b.post_start.1.clone()),
+            Hook::PreStop => (b.pre_stop_ms, b.pre_stop_fails.clone().map_or(Ok(()), Err)),
+        };
+        self.trace(format!("{hook:?} {container}"));
+        self.at(
+            delay,
+            Event::HookFinished {
+                container: container.to_owned(),
+                run,
+                hook,
+                result,
+            },
+        );
+    }
+
+    fn start_probe(&mut self, container: &str, run: u64, probe: ProbeKind) {
+        self.trace(format!("probe+ {container} {probe:?}"));
+        self.probes.insert((container.to_owned(), probe), (0, run));
+    }
+
+    fn run_probe(&mut self, container: &str, _run: u64, probe: ProbeKind, _timeout_ms: i64) {
+        self.answer_probe(container, probe);
+    }
+
+    fn stop_probe(&mut self, container: &str, probe: ProbeKind) {
+        self.trace(format!("probe- {container} {probe:?}"));
+        self.probes.remove(&(container.to_owned(), probe));
+    }
+
+    fn signal(&mut self, container: &str, signal: Signal) {
+        self.trace(format!("{signal:?} {container}"));
+        self.deliver(container, signal);
+    }
+
+    fn kill_pod(&mut self) {
+        self.trace("kill pod".to_owned());
+    }
+
+    fn arm_timer(&mut self, at: Time, timer: Timer) {
+        // A sleep hook starts: the engine times it.
+        if let crate::lifecycle::TimerKind::HookSleep {
+            container, hook, ..
+        } = &timer.kind
+        {
+            self.trace(format!("{hook:?} {container}"));
+        }
+        self.timers.insert(timer.clone(), at);
+        self.seq += 1;
+        self.queue.insert((at, self.seq), Event::TimerFired(timer));
+    }
+
+    fn finished(&mut self, phase: Phase) {
+        self.trace(format!("finished {phase:?}"));
+        self.finished = Some(phase);
     }
 }
 

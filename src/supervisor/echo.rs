@@ -1,32 +1,14 @@
-//! A container run's stdout and stderr: pipes the supervisor holds and
-//! drains in its loop, written to the run's CRI log file (and, for `up` in
-//! the foreground, echoed with a `name | ` prefix). The pipes outlive the
-//! process until they are drained, so a restart loses no line.
+//! Container output echoed on stdout for `up` in the foreground, as
+//! `name | line`, without ever blocking the loop.
 
 use std::fs;
-use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
-use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::os::fd::AsFd;
 
-use k8s_openapi::jiff::Timestamp;
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::unistd::{pipe2, read};
 
-use crate::container::log::{LineSplitter, Record, Stream};
-
-/// One stream of one container run.
-pub struct LogPipe {
-    pub container: String,
-    stream: Stream,
-    fd: OwnedFd,
-    splitter: LineSplitter,
-    file: Rc<fs::File>,
-}
+use crate::container::log::Record;
+use crate::runtime::logs::LogSink;
 
 /// Container output echoed on stdout for `up` in the foreground. Written
 /// only as far as stdout takes it without blocking: a slow terminal or an
@@ -41,13 +23,6 @@ pub struct Echo {
     /// terminal (where POLLOUT does not promise room for a whole write).
     nonblocking: Option<fs::File>,
 }
-
-/// What one wake-up of the loop reads from one pipe at most.
-pub const PUMP_BUDGET: usize = 1 << 20;
-/// What is read from an ended run's pipes before its exit is reported (its
-/// processes are gone, so this only bounds a writer outside its PID
-/// namespace, with hostPID).
-pub const DRAIN_BUDGET: usize = 64 << 20;
 
 /// How much echoed output waits for a slow stdout before some is dropped.
 const ECHO_BACKLOG: usize = 4 << 20;
@@ -157,95 +132,8 @@ impl Echo {
 /// says it is writable.
 const PIPE_BUF: usize = 4096;
 
-/// The pipes of a new run: the supervisor's read ends and the child's
-/// write ends (stdout, stderr).
-pub fn open(container: &str, log_path: &Path) -> std::io::Result<(Vec<LogPipe>, [OwnedFd; 2])> {
-    // Not every local user's to read, as containerd keeps container logs
-    // (0640): a container's output may hold its secrets.
-    if let Some(dir) = log_path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(dir)?;
-    }
-    let file = Rc::new(
-        fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(log_path)?,
-    );
-    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
-    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
-    let pipes = [(out_r, Stream::Stdout), (err_r, Stream::Stderr)]
-        .into_iter()
-        .map(|(fd, stream)| {
-            fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-            Ok(LogPipe {
-                container: container.to_owned(),
-                stream,
-                fd,
-                splitter: LineSplitter::default(),
-                file: Rc::clone(&file),
-            })
-        })
-        .collect::<Result<Vec<_>, Errno>>()?;
-    Ok((pipes, [out_w, err_w]))
-}
-
-impl LogPipe {
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
-    }
-
-    /// Reads what is there, up to `budget` bytes (so that one chatty
-    /// container cannot hold the loop: poll comes back for the rest); true
-    /// at end of file (every writer gone).
-    pub fn pump(&mut self, echo: &mut Echo, budget: usize) -> bool {
-        let mut buf = [0u8; 64 * 1024];
-        let mut taken = 0;
-        while taken < budget {
-            match read(&self.fd, &mut buf) {
-                Ok(0) => {
-                    if let Some(last) = self.splitter.finish() {
-                        self.write(&[last], echo);
-                    }
-                    return true;
-                }
-                Ok(n) => {
-                    taken += n;
-                    let records = self.splitter.feed(&buf[..n]);
-                    self.write(&records, echo);
-                }
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => return false,
-                Err(e) => {
-                    tracing::warn!(container = %self.container, "reading its output: {e}");
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    fn write(&mut self, records: &[Record], echo: &mut Echo) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32).ok())
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        let mut bytes = Vec::new();
-        for r in records {
-            bytes.extend_from_slice(&r.encode(&now, self.stream));
-        }
-        if let Err(e) = (&*self.file).write_all(&bytes) {
-            tracing::warn!(container = %self.container, "writing its log: {e}");
-        }
-        echo.push(&self.container, records);
+impl LogSink for Echo {
+    fn lines(&mut self, container: &str, records: &[Record]) {
+        self.push(container, records);
     }
 }

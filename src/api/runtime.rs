@@ -1,0 +1,184 @@
+//! The runtime API's messages: what the kubelet half (the compiled pod,
+//! `pod`) gives the runtime half (`runtime`) to make a pod's
+//! sandbox and its containers and to check them. They follow the CRI's
+//! `PodSandboxConfig` and `ContainerConfig`, with what podrun's runtime
+//! does beyond containerd's: it makes the pod's volumes and its `/etc`
+//! files, and runs probe and hook checks in the pod's namespaces. Shared by
+//! both halves, as the CRI's api.proto is by the kubelet and containerd;
+//! nothing here knows of init containers, sidecars or restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// cgroup v2 file name → value.
+pub type CgroupFiles = BTreeMap<String, String>;
+
+/// What a pod's sandbox is made of (CRI's `PodSandboxConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    /// The pod's hostname (its UTS namespace's, and `/etc/hostname`).
+    pub hostname: String,
+    /// This machine's name: a hostNetwork pod's `/etc/hostname`.
+    pub node_name: String,
+    pub namespaces: NamespaceOptions,
+    pub dns: DnsConfig,
+    pub hosts: HostsConfig,
+    pub volumes: Vec<Volume>,
+    /// The pod cgroup's values.
+    pub cgroup: CgroupFiles,
+}
+
+/// Which of the host's namespaces the pod uses instead of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NamespaceOptions {
+    pub host_network: bool,
+    pub host_ipc: bool,
+    pub host_pid: bool,
+    /// One PID namespace for the whole pod (`shareProcessNamespace`).
+    pub share_pid: bool,
+}
+
+/// The pod's resolver configuration, before the host's is merged in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Start from the host's resolv.conf (every `dnsPolicy` but `None`).
+    pub from_host: bool,
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    /// `(name, value)`: `name` or `name:value` in the file.
+    pub options: Vec<(String, Option<String>)>,
+}
+
+/// What the pod's `/etc/hosts` adds to the kubelet's managed entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostsConfig {
+    pub subdomain: Option<String>,
+    /// `hostAliases`: an address and its names.
+    pub aliases: Vec<(String, Vec<String>)>,
+}
+
+/// A volume of the pod, made by the runtime with the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// With `memory`, a tmpfs of at most `size_limit` bytes (the kernel's
+    /// default when `None`).
+    EmptyDir {
+        memory: bool,
+        size_limit: Option<u64>,
+    },
+    /// `kind` is the hostPath `type` (`""` checks nothing).
+    HostPath { path: PathBuf, kind: String },
+}
+
+/// How a mount follows mounts made later on the host (Kubernetes'
+/// `mountPropagation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Propagation {
+    #[default]
+    None,
+    HostToContainer,
+    Bidirectional,
+}
+
+/// A volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub volume: String,
+    pub container_path: String,
+    /// `subPath`, or `subPathExpr` already expanded.
+    pub sub_path: Option<String>,
+    pub read_only: bool,
+    pub propagation: Propagation,
+}
+
+/// A container's identity and privileges (CRI's
+/// `LinuxContainerSecurityContext`), the pod's and the container's
+/// settings already merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub run_as_non_root: bool,
+    /// The pod's `supplementalGroups`, then its `fsGroup`.
+    pub supplemental_groups: Vec<i64>,
+    pub privileged: bool,
+    pub no_new_privs: bool,
+    pub read_only_root: bool,
+    /// Capability names as the manifest gives them (`NET_ADMIN`, `ALL`).
+    pub add_capabilities: Vec<String>,
+    pub drop_capabilities: Vec<String>,
+}
+
+/// One container (CRI's `ContainerConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerConfig {
+    pub name: String,
+    /// An image of the store, or `rootfs:/` / `rootfs:DIR`.
+    pub image: String,
+    /// `command` and `args` with `$(VAR)` expanded; the image's Entrypoint
+    /// and Cmd fill in where they are empty, as containerd does.
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    /// The environment: PATH and HOSTNAME, then the container's own, in
+    /// order, resolved.
+    pub env: Vec<(String, String)>,
+    /// The names the container sets itself: the image's environment does
+    /// not replace them (it replaces the defaults and adds the rest).
+    pub own_env: BTreeSet<String>,
+    pub working_dir: Option<String>,
+    pub mounts: Vec<Mount>,
+    pub security: Security,
+    /// The container cgroup's values.
+    pub cgroup: CgroupFiles,
+    pub oom_score_adj: i64,
+}
+
+/// What a probe or a hook checks, run by the runtime in the pod's
+/// namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handler {
+    /// A command run inside the container.
+    Exec(Vec<String>),
+    /// An HTTP GET (HTTPS when `tls`); success is a status in 200..=399.
+    Http {
+        tls: bool,
+        host: String,
+        port: u16,
+        path: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A TCP connection that opens.
+    Tcp { host: String, port: u16 },
+    /// A grpc.health.v1.Health/Check call answered SERVING.
+    Grpc {
+        host: String,
+        port: u16,
+        service: String,
+    },
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// As a shell reports it: the code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(code) => code,
+            ExitStatus::Signal(sig) => 128i32.saturating_add(sig),
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! A validated pod compiled once into what podrun runs: the `PodPlan`.
+//! Every default is resolved here (grace periods, probe timing, pull
+//! policies, the environment, the hostname), so that nothing above reads
+//! the manifest again: the lifecycle engine takes its model from the plan,
+//! the supervisor carries it out, the runtime is handed its sandbox and
+//! container configurations. Pure: the pod's uid and the node's name come
+//! in as arguments.
+
+pub mod container;
+mod expand;
+pub mod handler;
+pub mod sandbox;
+
+use crate::api::runtime::{ContainerConfig, Handler, Propagation, SandboxConfig};
+use crate::manifest::{ContainerKind, Pod};
+use crate::plan::{Plan, QosClass};
+
+pub use container::{DEFAULT_PATH, hostname};
+pub use expand::{expand, resolve_env};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// When an image is pulled (`imagePullPolicy`, defaulted from the tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// When a probe runs, in milliseconds (the kubelet's defaults resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub initial_delay_ms: i64,
+    pub period_ms: i64,
+    pub timeout_ms: i64,
+}
+
+impl Timing {
+    pub fn of(p: &k8s_openapi::api::core::v1::Probe) -> Timing {
+        let secs = |v: Option<i32>, default: i32| i64::from(v.unwrap_or(default).max(0)) * 1000;
+        Timing {
+            initial_delay_ms: secs(p.initial_delay_seconds, 0),
+            period_ms: secs(p.period_seconds, 10).max(1000),
+            timeout_ms: secs(p.timeout_seconds, 1).max(1000),
+        }
+    }
+}
+
+/// A probe: what it checks, when, and how its results count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePlan {
+    pub handler: Handler,
+    pub timing: Timing,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    /// The probe's own `terminationGracePeriodSeconds`, for the kill its
+    /// failure causes.
+    pub termination_grace_seconds: Option<i64>,
+}
+
+/// A lifecycle hook: a wait, or a check the runtime runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookPlan {
+    Sleep { seconds: i64 },
+    Run(Handler),
+}
+
+/// One container of the pod, in start order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub kind: ContainerKind,
+    pub image: String,
+    pub pull_policy: PullPolicy,
+    /// What the runtime creates it from; `Err` is the kubelet's
+    /// `CreateContainerConfigError`, met at each attempt to start it.
+    pub config: Result<ContainerConfig, String>,
+    pub startup_probe: Option<ProbePlan>,
+    pub readiness_probe: Option<ProbePlan>,
+    pub liveness_probe: Option<ProbePlan>,
+    pub post_start: Option<HookPlan>,
+    pub pre_stop: Option<HookPlan>,
+}
+
+/// What is not the manifest's but the pod's: given when it is compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: String,
+    /// This machine's name (`spec.nodeName`).
+    pub node_name: String,
+}
+
+/// The compiled pod.
+#[derive(Debug, Clone)]
+pub struct PodPlan {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub node_name: String,
+    pub restart_policy: RestartPolicy,
+    /// `terminationGracePeriodSeconds`.
+    pub grace_seconds: i64,
+    pub active_deadline_seconds: Option<i64>,
+    pub qos_class: QosClass,
+    pub sandbox: SandboxConfig,
+    /// Init containers (regular and sidecar) in order, then the apps.
+    pub containers: Vec<ContainerPlan>,
+    /// The resources plan (`podrun plan -o json`'s shape).
+    pub resources: Plan,
+    /// The pod as a v1 Pod (its metadata and spec), as podrun keeps it in
+    /// the pod's state.
+    pub manifest: serde_json::Value,
+}
+
+impl PodPlan {
+    pub fn container(&self, name: &str) -> Option<&ContainerPlan> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// The containers of a kind, in order.
+    pub fn names_of(&self, kind: ContainerKind) -> Vec<String> {
+        self.containers
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+/// `rootfs:...`: a root podrun takes as it is, not an image of the store.
+pub fn is_rootfs(image: &str) -> bool {
+    image.starts_with("rootfs:")
+}
+
+/// A `rootfs:` image that is not `rootfs:/` or `rootfs:/ABSOLUTE/DIR`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("image {0:?}: a rootfs image is rootfs:/ or rootfs:/ABSOLUTE/DIR")]
+pub struct RootfsFormError(pub String);
+
+/// The directory a `rootfs:` image names (`/` for the host's root).
+pub fn rootfs_dir(image: &str) -> Result<&str, RootfsFormError> {
+    match image.strip_prefix("rootfs:") {
+        Some(dir) if dir.starts_with('/') => Ok(dir),
+        _ => Err(RootfsFormError(image.to_owned())),
+    }
+}
+
+fn restart_policy(pod: &Pod) -> RestartPolicy {
+    match pod.spec.restart_policy.as_deref() {
+        Some("Never") => RestartPolicy::Never,
+        Some("OnFailure") => RestartPolicy::OnFailure,
+        _ => RestartPolicy::Always,
+    }
+}
+
+fn pull_policy(c: &k8s_openapi::api::core::v1::Container) -> PullPolicy {
+    match c.image_pull_policy.as_deref() {
+        Some("Always") => PullPolicy::Always,
+        Some("Never") => PullPolicy::Never,
+        _ => PullPolicy::IfNotPresent,
+    }
+}
+
+/// The pod as a v1 Pod: its metadata and spec.
+fn manifest_json(pod: &Pod) -> serde_json::Value {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    serde_json::to_value(k8s_openapi::api::core::v1::Pod {
+        metadata: ObjectMeta {
+            name: Some(pod.name.clone()),
+            namespace: Some(pod.namespace.clone()),
+            labels: Some(pod.labels.clone()),
+            annotations: Some(pod.annotations.clone()),
+            ..Default::default()
+        },
+        spec: Some(pod.spec.clone()),
+        status: None,
+    })
+    .unwrap_or_default()
+}
+
+/// Compiles a validated pod with its resources plan. `Err` lists, one line
+/// each, what the pod asks for that podrun cannot run (yet).
+pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Vec<String>> {
+    let hostname = hostname(pod);
+    let facts = container::PodFacts {
+        pod,
+        uid: &id.uid,
+        hostname: &hostname,
+        node_name: &id.node_name,
+    };
+    let mut refused = Vec::new();
+    let mut containers = Vec::new();
+    for info in &pod.containers {
+        let Some(c) = pod.container(info) else {
+            continue;
+        };
+        let name = &info.name;
+        let mut probe = |field: &str, p: Option<&k8s_openapi::api::core::v1::Probe>| {
+            let p = p?;
+            match handler::of_probe(p, c) {
+                Ok(handler) => Some(ProbePlan {
+                    handler,
+                    timing: Timing::of(p),
+                    success_threshold: p.success_threshold.unwrap_or(1).max(1) as u32,
+                    failure_threshold: p.failure_threshold.unwrap_or(3).max(1) as u32,
+                    termination_grace_seconds: p.termination_grace_period_seconds,
+                }),
+                Err(e) => {
+                    refused.push(format!("container {name:?}: {field}: {e}"));
+                    None
+                }
+            }
+        };
+        let startup_probe = probe("startupProbe", c.startup_probe.as_ref());
+        let readiness_probe = probe("readinessProbe", c.readiness_probe.as_ref());
+        let liveness_probe = probe("livenessProbe", c.liveness_probe.as_ref());
+        let lifecycle = c.lifecycle.as_ref();
+        let mut hook = |field: &str, h: Option<&k8s_openapi::api::core::v1::LifecycleHandler>| {
+            match handler::of_hook(h?, c) {
+                Ok(plan) => Some(plan),
+                Err(e) => {
+                    refused.push(format!("container {name:?}: lifecycle.{field}: {e}"));
+                    None
+                }
+            }
+        };
+        let post_start = hook("postStart", lifecycle.and_then(|l| l.post_start.as_ref()));
+        let pre_stop = hook("preStop", lifecycle.and_then(|l| l.pre_stop.as_ref()));
+        let image = c.image.clone().unwrap_or_default();
+        let config = container::config(&facts, c)
+            .map(|mut config| {
+                config.cgroup = resources
+                    .cgroup
+                    .containers
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_default();
+                config.oom_score_adj = resources.oom_score_adj.get(name).copied().unwrap_or(0);
+                config
+            })
+            .map_err(|e| e.to_string());
+        for m in config.iter().flat_map(|c| &c.mounts) {
+            if m.propagation == Propagation::Bidirectional {
+                refused.push(format!(
+                    "container {name:?}: volumeMounts {:?}: podrun does not do Bidirectional mount propagation yet",
+                    m.container_path
+                ));
+            }
+        }
+        if is_rootfs(&image)
+            && let Err(e) = rootfs_dir(&image)
+        {
+            refused.push(format!("container {name:?}: {e}"));
+        }
+        containers.push(ContainerPlan {
+            name: name.clone(),
+            kind: info.kind,
+            pull_policy: pull_policy(c),
+            image,
+            config,
+            startup_probe,
+            readiness_probe,
+            liveness_probe,
+            post_start,
+            pre_stop,
+        });
+    }
+    let mut volumes = Vec::new();
+    for v in pod.spec.volumes.iter().flatten() {
+        match sandbox::volume(v) {
+            Ok(volume) => volumes.push(volume),
+            Err(kind) => refused.push(format!(
+                "volume {:?}: {kind} volumes are not supported by podrun yet",
+                v.name
+            )),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(refused);
+    }
+    let spec = &pod.spec;
+    Ok(PodPlan {
+        name: pod.name.clone(),
+        namespace: pod.namespace.clone(),
+        uid: id.uid.clone(),
+        node_name: id.node_name.clone(),
+        restart_policy: restart_policy(pod),
+        grace_seconds: spec.termination_grace_period_seconds.unwrap_or(30).max(0),
+        active_deadline_seconds: spec.active_deadline_seconds,
+        qos_class: resources.qos_class,
+        sandbox: SandboxConfig {
+            name: pod.name.clone(),
+            namespace: pod.namespace.clone(),
+            uid: id.uid.clone(),
+            hostname,
+            node_name: id.node_name.clone(),
+            namespaces: sandbox::namespaces(spec),
+            dns: sandbox::dns(spec),
+            hosts: sandbox::hosts(spec),
+            volumes,
+            cgroup: resources.cgroup.pod.clone(),
+        },
+        containers,
+        resources: resources.clone(),
+        manifest: manifest_json(pod),
+    })
+}
+
+#[cfg(test)]
+mod tests;

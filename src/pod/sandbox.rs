@@ -1,0 +1,165 @@
+//! The pod's sandbox as the runtime is asked for it: which host namespaces
+//! it shares, its resolver and `/etc/hosts` settings, its volumes.
+
+use k8s_openapi::api::core::v1::{PodSpec, Volume as ApiVolume};
+
+use crate::api::runtime::{DnsConfig, HostsConfig, NamespaceOptions, Volume, VolumeSource};
+use crate::manifest::Quantity;
+
+pub fn namespaces(spec: &PodSpec) -> NamespaceOptions {
+    let host_pid = spec.host_pid == Some(true);
+    NamespaceOptions {
+        host_network: spec.host_network == Some(true),
+        host_ipc: spec.host_ipc == Some(true),
+        host_pid,
+        share_pid: spec.share_process_namespace == Some(true) && !host_pid,
+    }
+}
+
+/// `dnsPolicy` and `dnsConfig`: podrun has no cluster DNS, so
+/// `ClusterFirst` starts from the host's resolver as `Default` does (as
+/// the kubelet falls back without one); only `None` starts empty.
+pub fn dns(spec: &PodSpec) -> DnsConfig {
+    let config = spec.dns_config.as_ref();
+    DnsConfig {
+        from_host: spec.dns_policy.as_deref() != Some("None"),
+        nameservers: config
+            .and_then(|c| c.nameservers.clone())
+            .unwrap_or_default(),
+        searches: config.and_then(|c| c.searches.clone()).unwrap_or_default(),
+        options: config
+            .and_then(|c| c.options.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|o| (o.name.clone().unwrap_or_default(), o.value.clone()))
+            .collect(),
+    }
+}
+
+pub fn hosts(spec: &PodSpec) -> HostsConfig {
+    HostsConfig {
+        subdomain: spec.subdomain.clone().filter(|s| !s.is_empty()),
+        aliases: spec
+            .host_aliases
+            .iter()
+            .flatten()
+            .map(|a| (a.ip.clone(), a.hostnames.clone().unwrap_or_default()))
+            .collect(),
+    }
+}
+
+/// A volume podrun makes, or the kind it does not make yet.
+pub fn volume(v: &ApiVolume) -> Result<Volume, &'static str> {
+    let source = if let Some(empty) = &v.empty_dir {
+        VolumeSource::EmptyDir {
+            memory: empty.medium.as_deref() == Some("Memory"),
+            size_limit: empty
+                .size_limit
+                .as_ref()
+                .and_then(|q| Quantity::parse(&q.0).ok())
+                .map(|q| q.value_ceil().max(0) as u64),
+        }
+    } else if let Some(host) = &v.host_path {
+        VolumeSource::HostPath {
+            path: host.path.clone().into(),
+            kind: host.type_.clone().unwrap_or_default(),
+        }
+    } else if v.config_map.is_some() {
+        return Err("configMap");
+    } else if v.secret.is_some() {
+        return Err("secret");
+    } else if v.projected.is_some() {
+        return Err("projected");
+    } else if v.downward_api.is_some() {
+        return Err("downwardAPI");
+    } else if v.persistent_volume_claim.is_some() {
+        return Err("persistentVolumeClaim");
+    } else {
+        return Err("these");
+    };
+    Ok(Volume {
+        name: v.name.clone(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest;
+
+    #[test]
+    fn the_specs_sandbox_settings() {
+        let pod = manifest::parse(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  hostIPC: true
+  shareProcessNamespace: true
+  dnsPolicy: "None"
+  dnsConfig: {nameservers: [10.0.0.1], searches: [a.test], options: [{name: ndots, value: "2"}, {name: edns0}]}
+  subdomain: sub
+  hostAliases: [{ip: 10.1.1.1, hostnames: [a, b]}]
+  containers: [{name: c, image: x, volumeMounts: [{name: m, mountPath: /m}, {name: h, mountPath: /h}, {name: s, mountPath: /s}]}]
+  volumes:
+  - {name: m, emptyDir: {medium: Memory, sizeLimit: 1Mi}}
+  - {name: h, hostPath: {path: /srv, type: Directory}}
+  - {name: s, secret: {secretName: x}}
+"#,
+        )
+        .unwrap()
+        .pod;
+        let spec = &pod.spec;
+        assert_eq!(
+            namespaces(spec),
+            NamespaceOptions {
+                host_network: false,
+                host_ipc: true,
+                host_pid: false,
+                share_pid: true
+            }
+        );
+        assert_eq!(
+            dns(spec),
+            DnsConfig {
+                from_host: false,
+                nameservers: vec!["10.0.0.1".to_owned()],
+                searches: vec!["a.test".to_owned()],
+                options: vec![
+                    ("ndots".to_owned(), Some("2".to_owned())),
+                    ("edns0".to_owned(), None)
+                ],
+            }
+        );
+        assert_eq!(
+            hosts(spec),
+            HostsConfig {
+                subdomain: Some("sub".to_owned()),
+                aliases: vec![("10.1.1.1".to_owned(), vec!["a".to_owned(), "b".to_owned()])],
+            }
+        );
+        let volumes: Vec<_> = spec.volumes.iter().flatten().map(volume).collect();
+        assert_eq!(
+            volumes,
+            [
+                Ok(Volume {
+                    name: "m".to_owned(),
+                    source: VolumeSource::EmptyDir {
+                        memory: true,
+                        size_limit: Some(1 << 20)
+                    }
+                }),
+                Ok(Volume {
+                    name: "h".to_owned(),
+                    source: VolumeSource::HostPath {
+                        path: "/srv".into(),
+                        kind: "Directory".to_owned()
+                    }
+                }),
+                Err("secret"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,156 @@
+use super::*;
+use crate::manifest;
+use crate::plan::NodeFacts;
+
+fn compiled(yaml: &str) -> Result<PodPlan, Vec<String>> {
+    let pod = manifest::parse(yaml).unwrap_or_else(|e| panic!("{e}")).pod;
+    let node = NodeFacts {
+        memory_bytes: 8 << 30,
+        cpus: 4,
+        hugepage_sizes: vec![],
+    };
+    let resources = crate::plan::plan(&pod, &node, &Default::default());
+    let id = Identity {
+        uid: "u-1".to_owned(),
+        node_name: "node".to_owned(),
+    };
+    compile(&pod, &resources, &id)
+}
+
+#[test]
+fn names_each_thing_not_supported_yet() {
+    let refused = compiled(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: a
+    image: rootfs:srv
+    readinessProbe: {grpc: {port: 9000}}
+    livenessProbe: {httpGet: {port: admin, scheme: HTTPS}}
+    lifecycle: {preStop: {sleep: {seconds: 1}}, postStart: {httpGet: {port: 443, scheme: HTTPS}}}
+  - {name: b, image: "rootfs:/", command: ["true"], startupProbe: {grpc: {port: 9000, service: b}}}
+"#,
+    )
+    .unwrap_err();
+    // gRPC probes and HTTPS checks run: only the port and the rootfs
+    // are refused (images of the store are checked against it).
+    assert_eq!(
+        refused,
+        [
+            "container \"a\": livenessProbe: no port named \"admin\" in the container's ports",
+            "container \"a\": image \"rootfs:srv\": a rootfs image is rootfs:/ or rootfs:/ABSOLUTE/DIR",
+        ]
+    );
+}
+
+#[test]
+fn volumes_and_propagation_podrun_does_not_do_are_refused() {
+    let refused = compiled(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: a
+    image: busybox
+    securityContext: {privileged: true}
+    volumeMounts: [{name: cm, mountPath: /c}, {name: d, mountPath: /d, mountPropagation: Bidirectional}]
+  volumes: [{name: cm, configMap: {name: x}}, {name: d, emptyDir: {}}]
+"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused,
+        [
+            "container \"a\": volumeMounts \"/d\": podrun does not do Bidirectional mount propagation yet",
+            "volume \"cm\": configMap volumes are not supported by podrun yet",
+        ]
+    );
+}
+
+#[test]
+fn every_default_is_resolved_once() {
+    let plan = compiled(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  restartPolicy: OnFailure
+  initContainers:
+  - name: side
+    image: busybox:1.36
+    restartPolicy: Always
+    startupProbe: {tcpSocket: {port: 80}}
+    lifecycle: {preStop: {sleep: {seconds: 3}}}
+  containers:
+  - name: app
+    image: busybox
+    env: [{name: K, valueFrom: {secretKeyRef: {name: s, key: k}}}]
+    livenessProbe: {exec: {command: [x]}, periodSeconds: 2, failureThreshold: 5, terminationGracePeriodSeconds: 7}
+"#,
+    )
+    .unwrap();
+    assert_eq!(plan.restart_policy, RestartPolicy::OnFailure);
+    assert_eq!(plan.grace_seconds, 30);
+    assert_eq!(plan.uid, "u-1");
+    assert_eq!(plan.sandbox.hostname, "web");
+    let side = plan.container("side").unwrap();
+    assert_eq!(side.kind, ContainerKind::Sidecar);
+    assert_eq!(side.pull_policy, PullPolicy::IfNotPresent);
+    assert_eq!(
+        side.startup_probe.as_ref().unwrap().timing,
+        Timing {
+            initial_delay_ms: 0,
+            period_ms: 10_000,
+            timeout_ms: 1000
+        }
+    );
+    assert_eq!(side.pre_stop, Some(HookPlan::Sleep { seconds: 3 }));
+    let app = plan.container("app").unwrap();
+    assert_eq!(
+        app.pull_policy,
+        PullPolicy::Always,
+        "defaulted from the tag"
+    );
+    let live = app.liveness_probe.as_ref().unwrap();
+    assert_eq!(
+        (
+            live.timing.period_ms,
+            live.failure_threshold,
+            live.success_threshold,
+            live.termination_grace_seconds
+        ),
+        (2000, 5, 1, Some(7))
+    );
+    assert_eq!(app.config, Err("secret \"s\" not found".to_owned()));
+    let side_config = side.config.as_ref().unwrap();
+    assert_eq!(side_config.cgroup["cpu.weight"], "1");
+    assert_eq!(
+        plan.manifest["spec"]["initContainers"][0]["image"],
+        "busybox:1.36"
+    );
+}
+
+#[test]
+fn unsupported_sources_are_refused_by_name() {
+    let refused = compiled(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: a, image: busybox, volumeMounts: [{name: cfg, mountPath: /c}]}]
+  volumes: [{name: cfg, configMap: {name: x}}]
+"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused,
+        ["volume \"cfg\": configMap volumes are not supported by podrun yet"]
+    );
+}

@@ -1,0 +1,294 @@
+//! One container of a sandbox: created (its process configuration
+//! resolved against its image, its cgroup and root made), then started
+//! (its view built, its log pipes opened, the clone). A failure before the
+//! process exists is a create error; one the child reports (exec, chdir,
+//! mounts) a start error.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use nix::libc;
+use nix::unistd::Pid;
+
+use super::images::{self, ImageService};
+use super::logs::{self, LogPipe};
+use crate::api::runtime::{ContainerConfig, ExitStatus, SandboxConfig};
+use crate::container::caps::Holding;
+use crate::container::config::{self, Config, SandboxFacts};
+use crate::container::rootfs::{self, View};
+use crate::container::spawn::{self, Command, Isolation, SpawnError};
+use crate::paths::PodDirs;
+use crate::pod::is_rootfs;
+use crate::sandbox::cgroup::ContainerCgroup;
+use crate::sandbox::namespaces;
+use crate::sandbox::pod::Sandbox;
+
+/// Why a created container could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// What the process needed could not be had (pipes, descriptors, a
+    /// fork): the kubelet's `CreateContainerError`, retried.
+    #[error("{0}")]
+    Setup(String),
+    /// The process failed to become the container (mounts, chdir, exec):
+    /// containerd's `StartError`.
+    #[error("{0}")]
+    Exec(String),
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running { pid: u32 },
+    Exited { status: ExitStatus },
+}
+
+/// A container as `ContainerStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub name: String,
+    pub state: ContainerState,
+    /// Which run of the container this is (its log is `<n>.log`).
+    pub restart_count: u32,
+    pub log: PathBuf,
+}
+
+/// A running container's main process.
+#[derive(Debug)]
+pub(super) struct Process {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    /// `memory.events` oom_kill before the run, to tell its OOM kill.
+    pub oom_base: u64,
+}
+
+#[derive(Debug)]
+pub(super) enum Phase {
+    Created,
+    Running(Process),
+    Exited(ExitStatus),
+}
+
+/// What every container of a sandbox is made with.
+pub(super) struct Base {
+    pub config: SandboxConfig,
+    pub dirs: PodDirs,
+    pub made: Sandbox,
+    pub holding: Holding,
+    /// The lowest oom_score_adj this process may give a child.
+    pub oom_floor: i64,
+    pub images: ImageService,
+}
+
+impl Base {
+    fn facts(&self) -> SandboxFacts<'_> {
+        SandboxFacts {
+            volumes: &self.made.volumes,
+            all_caps: self.holding.all,
+            etc_files: &self.made.etc_files,
+        }
+    }
+}
+
+/// A container of the sandbox: its latest run.
+#[derive(Debug)]
+pub(super) struct Container {
+    pub restart_count: u32,
+    /// How its processes run (the main one and execs).
+    pub process: Config,
+    pub cgroup: ContainerCgroup,
+    pub oom_score_adj: i64,
+    pub phase: Phase,
+}
+
+fn open_fd(path: &str, flags: i32) -> std::io::Result<OwnedFd> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    Ok(OwnedFd::from(file))
+}
+
+impl Container {
+    /// Run `restart_count` of the container `config` describes: a root of
+    /// its image mounted (its previous run's removed), its process
+    /// configuration resolved against it, its cgroup made.
+    pub(super) fn create(
+        base: &Base,
+        config: &ContainerConfig,
+        restart_count: u32,
+    ) -> Result<Container, String> {
+        let name = &config.name;
+        let run = if is_rootfs(&config.image) {
+            None
+        } else {
+            let store = base
+                .images
+                .store()
+                .map_err(|e| format!("the image store: {e}"))?;
+            let dirs = &base.dirs;
+            Some(images::image_run(
+                store,
+                &config.image,
+                &dirs.image_root(name, restart_count),
+                restart_count
+                    .checked_sub(1)
+                    .map(|previous| dirs.image_root(name, previous))
+                    .as_deref(),
+            )?)
+        };
+        let process =
+            config::config(&base.facts(), config, run.as_ref()).map_err(|e| e.to_string())?;
+        if let Some(run) = &run {
+            // As runc does: a working directory the image lacks is made
+            // (in the run's own upper layer).
+            let cwd = rootfs::secure_join(&run.rootfs, &process.cwd).map_err(|e| e.to_string())?;
+            fs::create_dir_all(&cwd).map_err(|e| format!("{}: {e}", process.cwd))?;
+        }
+        let cgroup = base
+            .made
+            .cgroup
+            .container(name)
+            .map_err(|e| e.to_string())?;
+        cgroup.create(&config.cgroup).map_err(|e| e.to_string())?;
+        let stage = base.dirs.stage(name);
+        fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
+        Ok(Container {
+            restart_count,
+            process,
+            cgroup,
+            oom_score_adj: config.oom_score_adj,
+            phase: Phase::Created,
+        })
+    }
+
+    /// The created container's process, in its namespaces, cgroup and
+    /// view; its pid, and the pipes its output comes from.
+    pub(super) fn start(
+        &mut self,
+        base: &Base,
+        name: &str,
+    ) -> Result<(u32, Vec<LogPipe>), StartError> {
+        let setup = StartError::Setup;
+        if !matches!(self.phase, Phase::Created) {
+            return Err(setup(format!("container {name:?} was started already")));
+        }
+        let c = &*self;
+        let cfg = &c.process;
+        let ns = base.config.namespaces;
+        let mut view = View {
+            root: cfg.root.clone(),
+            hidden: crate::paths::own_dirs(),
+            stage: base.dirs.stage(name),
+            shm: if ns.host_ipc {
+                PathBuf::from("/dev/shm")
+            } else {
+                base.dirs.shm()
+            },
+            mounts: cfg.mounts.clone(),
+            read_only_root: cfg.read_only_root,
+            privileged: cfg.privileged,
+        };
+        // Open until the child has attached them.
+        let _pins = rootfs::pin_sub_paths(&mut view.mounts).map_err(|e| setup(e.to_string()))?;
+        // What runc does while it mounts (make mount points, follow the
+        // root's symlinks): its failures are a StartError, not a retried
+        // CreateContainerError.
+        let steps = rootfs::build(&view).map_err(|e| StartError::Exec(e.to_string()))?;
+        let cmd = match Command::new(&cfg.argv, &cfg.env, Some(&cfg.cwd), cfg.root.path()) {
+            Ok(cmd) => cmd,
+            Err(e @ (SpawnError::NotFound(_) | SpawnError::EmptyCommand)) => {
+                return Err(StartError::Exec(e.to_string()));
+            }
+            Err(e) => return Err(setup(e.to_string())),
+        };
+        let log = base.dirs.log_file(name, c.restart_count);
+        let (pipes, [out, err]) =
+            logs::open(name, &log).map_err(|e| setup(format!("{}: {e}", log.display())))?;
+        let stdin =
+            open_fd("/dev/null", libc::O_CLOEXEC).map_err(|e| setup(format!("/dev/null: {e}")))?;
+        let join = namespaces::open(&base.dirs.ns(), &base.made.namespaces)
+            .map_err(|e| setup(e.to_string()))?
+            .into_iter()
+            .map(|(kind, fd)| (fd, kind.clone_flag().bits()))
+            .collect();
+        let cgroup_fd = open_fd(
+            &c.cgroup.dir().to_string_lossy(),
+            libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+        .map_err(|e| setup(format!("{}: {e}", c.cgroup.dir().display())))?;
+        let oom_base = c.cgroup.oom_kills().unwrap_or(0);
+        let oom = c.oom_score_adj.max(base.oom_floor);
+        let mut clone_flags = libc::CLONE_NEWNS as u64;
+        let pid_namespace = match &base.made.shared_pid {
+            Some(p) => Some(
+                p.ns.try_clone()
+                    .map_err(|e| setup(format!("the pod's PID namespace: {e}")))?,
+            ),
+            None => None,
+        };
+        if !ns.host_pid && pid_namespace.is_none() {
+            clone_flags |= libc::CLONE_NEWPID as u64;
+        }
+        let iso = Isolation {
+            clone_flags,
+            cgroup: Some(cgroup_fd),
+            join,
+            steps,
+            oom_score_adj: CString::new(oom.to_string()).ok(),
+            stdio: Some([stdin, out, err]),
+            creds: Some(cfg.creds.clone()),
+            caps: Some((cfg.caps, base.holding.last_cap)),
+            no_new_privs: cfg.no_new_privs,
+            new_session: true,
+            controlling_tty: false,
+            pid_namespace,
+        };
+        let child = match spawn::spawn(&cmd, &iso) {
+            Ok(child) => child,
+            Err(SpawnError::Fork(errno)) => {
+                return Err(setup(format!(
+                    "cannot create the container process: {}",
+                    errno.desc()
+                )));
+            }
+            Err(e) => return Err(StartError::Exec(e.to_string())),
+        };
+        let pid = child.pid.as_raw() as u32;
+        self.phase = Phase::Running(Process {
+            pid: child.pid,
+            pidfd: child.pidfd,
+            oom_base,
+        });
+        Ok((pid, pipes))
+    }
+
+    /// Its main process, cgroup and process configuration, while it runs.
+    pub(super) fn running(&self) -> Option<(u32, &std::path::Path, &Config)> {
+        match &self.phase {
+            Phase::Running(p) => Some((p.pid.as_raw() as u32, self.cgroup.dir(), &self.process)),
+            _ => None,
+        }
+    }
+
+    /// As `ContainerStatus` reports it.
+    pub(super) fn status(&self, name: &str, dirs: &PodDirs) -> ContainerStatus {
+        let c = self;
+        ContainerStatus {
+            name: name.to_owned(),
+            state: match &c.phase {
+                Phase::Created => ContainerState::Created,
+                Phase::Running(p) => ContainerState::Running {
+                    pid: p.pid.as_raw() as u32,
+                },
+                Phase::Exited(status) => ContainerState::Exited { status: *status },
+            },
+            restart_count: c.restart_count,
+            log: dirs.log_file(name, c.restart_count),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The runtime's images (CRI's ImageService over podrun's local store):
+//! an image's status, and a container run's root from an image: an overlay
+//! of its layers, with its config as the container's defaults.
+
+use std::cell::OnceCell;
+use std::path::Path;
+
+use oci_spec::image::ImageConfiguration;
+
+use crate::container::config::{ImageDefaults, ImageRun};
+use crate::image::{Image, ImageError, Store};
+use crate::sandbox::overlay;
+
+/// The image store, opened when first needed.
+#[derive(Default)]
+pub struct ImageService {
+    store: OnceCell<Store>,
+}
+
+impl ImageService {
+    pub fn store(&self) -> Result<&Store, ImageError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        let store = Store::open_default()?;
+        Ok(self.store.get_or_init(|| store))
+    }
+
+    /// ImageStatus: the image `name` resolves to, if the store has it.
+    /// With `wait: false` (in the supervisor's loop) a store busy with an
+    /// import is an error rather than a wait.
+    pub fn image_status(&self, name: &str, wait: bool) -> Result<Option<Image>, ImageError> {
+        let store = self.store()?;
+        if wait {
+            store.resolve(name)
+        } else {
+            store.resolve_now(name)
+        }
+    }
+}
+
+/// The defaults an image's config gives a container.
+pub fn defaults_of(config: &ImageConfiguration) -> ImageDefaults {
+    let Some(c) = config.config() else {
+        return ImageDefaults::default();
+    };
+    ImageDefaults {
+        entrypoint: c.entrypoint().clone().unwrap_or_default(),
+        cmd: c.cmd().clone().unwrap_or_default(),
+        env: c
+            .env()
+            .iter()
+            .flatten()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (e.clone(), String::new()),
+            })
+            .collect(),
+        working_dir: c.working_dir().clone().filter(|d| !d.is_empty()),
+        user: c.user().clone().filter(|u| !u.is_empty()),
+    }
+}
+
+/// A new run's root from `image` at `root`: the previous run's root (if
+/// any) goes, the new one is mounted over the image's layers. Never waits
+/// on an import: a busy store is a create error, retried with back-off.
+pub fn image_run(
+    store: &Store,
+    image: &str,
+    root: &Path,
+    previous: Option<&Path>,
+) -> Result<ImageRun, String> {
+    let found = store
+        .resolve_now(image)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("image {image:?} is not in podrun's image store"))?;
+    if let Some(previous) = previous {
+        overlay::remove(previous).map_err(|e| e.to_string())?;
+    }
+    let rootfs = overlay::mount_root(&found.layers, root).map_err(|e| e.to_string())?;
+    Ok(ImageRun {
+        rootfs,
+        defaults: defaults_of(&found.config),
+    })
+}

@@ -1,0 +1,296 @@
+//! The real node: the engine's actions carried out on the pod's sandbox
+//! through the runtime API (what the kubelet asks of containerd), and what
+//! the runtime reaps turned back into the engine's events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use nix::sys::signal::Signal as NixSignal;
+use nix::unistd::Pid;
+
+use super::driver::{Node, Observed};
+use super::echo::Echo;
+use super::timers::Timers;
+use crate::api::runtime::Handler;
+use crate::lifecycle::{Effects, Event, Hook, Phase, ProbeKind, Signal, Time, Timer};
+use crate::pod::{HookPlan, PodPlan};
+use crate::runtime::{CheckId, PodSandbox, RuntimeEvent, StartError, Verdict};
+
+/// What a running check is for.
+#[derive(Debug, Clone)]
+enum Purpose {
+    Probe {
+        container: String,
+        run: u64,
+        probe: ProbeKind,
+    },
+    Hook {
+        container: String,
+        run: u64,
+        hook: Hook,
+    },
+}
+
+/// What reaping found that is not the engine's.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    /// Execs that ended, with their exit codes.
+    pub execs: Vec<(Pid, i32)>,
+    /// Containers whose run ended (their output read to the end).
+    pub exited: Vec<String>,
+    /// The pod's shared PID namespace ended.
+    pub pid_namespace_lost: bool,
+}
+
+pub struct LiveNode<'a> {
+    pub sandbox: PodSandbox,
+    plan: &'a PodPlan,
+    pub echo: Echo,
+    timers: Timers,
+    outbox: Vec<Observed>,
+    /// Each container's current run (the engine's number).
+    runs: BTreeMap<String, u64>,
+    /// The running probes' handlers, taken from the plan once.
+    probes: HashMap<(String, ProbeKind), Handler>,
+    checks: HashMap<CheckId, Purpose>,
+}
+
+impl<'a> LiveNode<'a> {
+    pub fn new(sandbox: PodSandbox, plan: &'a PodPlan, echo: Echo) -> LiveNode<'a> {
+        LiveNode {
+            sandbox,
+            plan,
+            echo,
+            timers: Timers::default(),
+            outbox: Vec::new(),
+            runs: BTreeMap::new(),
+            probes: HashMap::new(),
+            checks: HashMap::new(),
+        }
+    }
+
+    /// The compiled pod this node runs.
+    pub fn plan(&self) -> &'a PodPlan {
+        self.plan
+    }
+
+    fn event(&mut self, event: Event) {
+        self.outbox.push(Observed::Event(event));
+    }
+
+    /// Reaps what has ended in the sandbox: container exits and check
+    /// verdicts become the engine's events; the rest is the caller's.
+    pub fn reap(&mut self) -> Reaped {
+        let mut reaped = Reaped::default();
+        for e in self.sandbox.reap(&mut self.echo) {
+            match e {
+                RuntimeEvent::ContainerExited {
+                    name,
+                    status,
+                    oom_killed,
+                } => {
+                    let run = self.runs.get(&name).copied().unwrap_or(0);
+                    reaped.exited.push(name.clone());
+                    self.event(Event::Exited {
+                        container: name,
+                        run,
+                        status,
+                        oom_killed,
+                    });
+                }
+                RuntimeEvent::CheckFinished { id, verdict } => {
+                    if let Some(purpose) = self.checks.remove(&id) {
+                        self.check_done(purpose, verdict);
+                    }
+                }
+                RuntimeEvent::ExecExited { pid, code } => reaped.execs.push((pid, code)),
+                RuntimeEvent::PidNamespaceLost => reaped.pid_namespace_lost = true,
+            }
+        }
+        reaped
+    }
+
+    fn check_done(&mut self, purpose: Purpose, verdict: Verdict) {
+        let (success, output) = match verdict {
+            Verdict::Success(output) => (true, output),
+            Verdict::Failure(output) => (false, output),
+        };
+        let event = match purpose {
+            Purpose::Probe {
+                container,
+                run,
+                probe,
+            } => Event::ProbeResult {
+                container,
+                run,
+                probe,
+                success,
+                output,
+            },
+            Purpose::Hook {
+                container,
+                run,
+                hook,
+            } => Event::HookFinished {
+                container,
+                run,
+                hook,
+                result: if success { Ok(()) } else { Err(output) },
+            },
+        };
+        self.event(event);
+    }
+
+    /// Starts a check for `purpose`; one that cannot start fails at once.
+    fn check(&mut self, purpose: Purpose, handler: &Handler, timeout_ms: Option<i64>) {
+        let (container, hook) = match &purpose {
+            Purpose::Probe { container, .. } => (container.clone(), false),
+            Purpose::Hook { container, .. } => (container.clone(), true),
+        };
+        let timeout = timeout_ms.map(|ms| Duration::from_millis(ms.max(1) as u64));
+        match self.sandbox.check(&container, handler, hook, timeout) {
+            Ok(id) => {
+                self.checks.insert(id, purpose);
+            }
+            Err(message) => self.check_done(purpose, Verdict::Failure(message)),
+        }
+    }
+}
+
+impl Effects for LiveNode<'_> {
+    fn start(&mut self, container: &str, run: u64, restart_count: u32, image: &str) {
+        self.runs.insert(container.to_owned(), run);
+        let failed = |message: String| Event::CreateFailed {
+            container: container.to_owned(),
+            run,
+            message,
+        };
+        let config = match self.plan.container(container).map(|c| &c.config) {
+            Some(Ok(config)) => config,
+            Some(Err(message)) => return self.event(failed(message.clone())),
+            None => return self.event(failed(format!("no container {container:?}"))),
+        };
+        let mut config = config.clone();
+        config.image = image.to_owned();
+        if let Err(message) = self.sandbox.create_container(&config, restart_count) {
+            return self.event(failed(message));
+        }
+        let event = match self.sandbox.start_container(container) {
+            Ok(pid) => Event::Started {
+                container: container.to_owned(),
+                run,
+                pid,
+            },
+            Err(StartError::Setup(message)) => failed(message),
+            Err(StartError::Exec(message)) => Event::StartFailed {
+                container: container.to_owned(),
+                run,
+                message,
+            },
+        };
+        self.event(event);
+    }
+
+    fn run_hook(&mut self, container: &str, run: u64, hook: Hook, timeout_ms: Option<i64>) {
+        let c = self.plan.container(container);
+        let plan = match hook {
+            Hook::PostStart => c.and_then(|c| c.post_start.as_ref()),
+            Hook::PreStop => c.and_then(|c| c.pre_stop.as_ref()),
+        };
+        let purpose = Purpose::Hook {
+            container: container.to_owned(),
+            run,
+            hook,
+        };
+        match plan {
+            Some(HookPlan::Run(handler)) => self.check(purpose, handler, timeout_ms),
+            _ => self.check_done(
+                purpose,
+                Verdict::Failure(format!("container {container:?} has no such hook")),
+            ),
+        }
+    }
+
+    fn start_probe(&mut self, container: &str, run: u64, probe: ProbeKind) {
+        let c = self.plan.container(container);
+        let handler = match probe {
+            ProbeKind::Startup => c.and_then(|c| c.startup_probe.as_ref()),
+            ProbeKind::Readiness => c.and_then(|c| c.readiness_probe.as_ref()),
+            ProbeKind::Liveness => c.and_then(|c| c.liveness_probe.as_ref()),
+        }
+        .map(|p| p.handler.clone());
+        match handler {
+            Some(handler) => {
+                self.probes.insert((container.to_owned(), probe), handler);
+            }
+            None => self.event(Event::ProbeResult {
+                container: container.to_owned(),
+                run,
+                probe,
+                success: false,
+                output: format!("container {container:?} has no such probe"),
+            }),
+        }
+    }
+
+    fn run_probe(&mut self, container: &str, run: u64, probe: ProbeKind, timeout_ms: i64) {
+        let purpose = Purpose::Probe {
+            container: container.to_owned(),
+            run,
+            probe,
+        };
+        match self.probes.get(&(container.to_owned(), probe)).cloned() {
+            Some(handler) => self.check(purpose, &handler, Some(timeout_ms)),
+            None => self.check_done(
+                purpose,
+                Verdict::Failure(format!("container {container:?} has no such probe")),
+            ),
+        }
+    }
+
+    fn stop_probe(&mut self, container: &str, probe: ProbeKind) {
+        self.probes.remove(&(container.to_owned(), probe));
+    }
+
+    fn signal(&mut self, container: &str, signal: Signal) {
+        let sig = match signal {
+            Signal::Term => NixSignal::SIGTERM,
+            Signal::Kill => NixSignal::SIGKILL,
+        };
+        self.sandbox.kill_container(container, sig);
+    }
+
+    fn kill_pod(&mut self) {
+        if let Err(e) = self.sandbox.stop() {
+            tracing::warn!("{e}");
+        }
+    }
+
+    fn arm_timer(&mut self, at: Time, timer: Timer) {
+        self.timers.arm(at, timer);
+    }
+
+    fn finished(&mut self, _phase: Phase) {
+        // Nothing is left to check: a check would only hold the pod's
+        // namespaces.
+        self.sandbox.end_checks();
+        self.checks.clear();
+    }
+}
+
+impl Node for LiveNode<'_> {
+    fn observed(&mut self, now: Time) -> Vec<Observed> {
+        let mut out = std::mem::take(&mut self.outbox);
+        out.extend(
+            self.timers
+                .due(now)
+                .into_iter()
+                .map(|t| Observed::Event(Event::TimerFired(t))),
+        );
+        out
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        self.timers.next()
+    }
+}
