@@ -17,26 +17,97 @@ use super::images::{self, ImageService};
 use super::logs::{self, LogPipe};
 use crate::api::runtime::{ContainerConfig, ExitStatus, SandboxConfig};
 use crate::container::caps::Holding;
-use crate::container::config::{self, Config, SandboxFacts};
-use crate::container::rootfs::{self, View};
+use crate::container::config::{self, Config, ConfigError, SandboxFacts};
+use crate::container::rootfs::{self, RootfsError, View};
 use crate::container::spawn::{self, Command, Isolation, SpawnError};
+use crate::image::ImageError;
 use crate::paths::PodDirs;
 use crate::pod::is_rootfs;
-use crate::sandbox::cgroup::ContainerCgroup;
-use crate::sandbox::namespaces;
+use crate::sandbox::cgroup::{CgroupError, ContainerCgroup};
+use crate::sandbox::namespaces::{self, NamespaceError};
 use crate::sandbox::pod::Sandbox;
 
+/// Why a container could not be created (the kubelet's
+/// `CreateContainerError`, retried with back-off).
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("container {0:?} is running")]
+    Running(String),
+    #[error("the image store: {0}")]
+    Store(ImageError),
+    #[error(transparent)]
+    Image(#[from] images::ImageRunError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
 /// Why a created container could not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// What the process needed could not be had (pipes, descriptors, a
-    /// fork): the kubelet's `CreateContainerError`, retried.
-    #[error("{0}")]
-    Setup(String),
+    #[error("no container {0:?} was created")]
+    NotCreated(String),
+    #[error("container {0:?} was started already")]
+    Started(String),
+    /// A subPath could not be held open for the child.
+    #[error(transparent)]
+    SubPath(RootfsError),
+    /// Its mounts could not be prepared (runc's failures while it mounts).
+    #[error(transparent)]
+    Mounts(RootfsError),
+    #[error(transparent)]
+    Command(SpawnError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Namespaces(#[from] NamespaceError),
+    #[error("the pod's PID namespace: {0}")]
+    PidNamespace(std::io::Error),
+    #[error("cannot create the container process: {}", .0.desc())]
+    Fork(nix::errno::Errno),
+    #[error(transparent)]
+    Spawn(SpawnError),
+}
+
+impl StartError {
     /// The process failed to become the container (mounts, chdir, exec):
-    /// containerd's `StartError`.
-    #[error("{0}")]
-    Exec(String),
+    /// containerd's `StartError`. Anything else is a setup failure, the
+    /// kubelet's `CreateContainerError`, retried.
+    pub fn is_exec_failure(&self) -> bool {
+        match self {
+            StartError::Mounts(_) => true,
+            StartError::Command(e) => {
+                matches!(e, SpawnError::NotFound(_) | SpawnError::EmptyCommand)
+            }
+            StartError::Spawn(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn io_error(path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> CreateError {
+    move |source| CreateError::Io {
+        path: path.to_string(),
+        source,
+    }
+}
+
+fn start_io(path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StartError {
+    move |source| StartError::Io {
+        path: path.to_string(),
+        source,
+    }
 }
 
 /// Where a container is in its life.
@@ -121,15 +192,12 @@ impl Container {
         base: &Base,
         config: &ContainerConfig,
         restart_count: u32,
-    ) -> Result<Container, String> {
+    ) -> Result<Container, CreateError> {
         let name = &config.name;
         let run = if is_rootfs(&config.image) {
             None
         } else {
-            let store = base
-                .images
-                .store()
-                .map_err(|e| format!("the image store: {e}"))?;
+            let store = base.images.store().map_err(CreateError::Store)?;
             let dirs = &base.dirs;
             Some(images::image_run(
                 store,
@@ -141,22 +209,17 @@ impl Container {
                     .as_deref(),
             )?)
         };
-        let process =
-            config::config(&base.facts(), config, run.as_ref()).map_err(|e| e.to_string())?;
+        let process = config::config(&base.facts(), config, run.as_ref())?;
         if let Some(run) = &run {
             // As runc does: a working directory the image lacks is made
             // (in the run's own upper layer).
-            let cwd = rootfs::secure_join(&run.rootfs, &process.cwd).map_err(|e| e.to_string())?;
-            fs::create_dir_all(&cwd).map_err(|e| format!("{}: {e}", process.cwd))?;
+            let cwd = rootfs::secure_join(&run.rootfs, &process.cwd)?;
+            fs::create_dir_all(&cwd).map_err(io_error(&process.cwd))?;
         }
-        let cgroup = base
-            .made
-            .cgroup
-            .container(name)
-            .map_err(|e| e.to_string())?;
-        cgroup.create(&config.cgroup).map_err(|e| e.to_string())?;
+        let cgroup = base.made.cgroup.container(name)?;
+        cgroup.create(&config.cgroup)?;
         let stage = base.dirs.stage(name);
-        fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
+        fs::create_dir_all(&stage).map_err(io_error(stage.display()))?;
         Ok(Container {
             restart_count,
             process,
@@ -173,9 +236,8 @@ impl Container {
         base: &Base,
         name: &str,
     ) -> Result<(u32, Vec<LogPipe>), StartError> {
-        let setup = StartError::Setup;
         if !matches!(self.phase, Phase::Created) {
-            return Err(setup(format!("container {name:?} was started already")));
+            return Err(StartError::Started(name.to_owned()));
         }
         let c = &*self;
         let cfg = &c.process;
@@ -194,25 +256,17 @@ impl Container {
             privileged: cfg.privileged,
         };
         // Open until the child has attached them.
-        let _pins = rootfs::pin_sub_paths(&mut view.mounts).map_err(|e| setup(e.to_string()))?;
+        let _pins = rootfs::pin_sub_paths(&mut view.mounts).map_err(StartError::SubPath)?;
         // What runc does while it mounts (make mount points, follow the
         // root's symlinks): its failures are a StartError, not a retried
         // CreateContainerError.
-        let steps = rootfs::build(&view).map_err(|e| StartError::Exec(e.to_string()))?;
-        let cmd = match Command::new(&cfg.argv, &cfg.env, Some(&cfg.cwd), cfg.root.path()) {
-            Ok(cmd) => cmd,
-            Err(e @ (SpawnError::NotFound(_) | SpawnError::EmptyCommand)) => {
-                return Err(StartError::Exec(e.to_string()));
-            }
-            Err(e) => return Err(setup(e.to_string())),
-        };
+        let steps = rootfs::build(&view).map_err(StartError::Mounts)?;
+        let cmd = Command::new(&cfg.argv, &cfg.env, Some(&cfg.cwd), cfg.root.path())
+            .map_err(StartError::Command)?;
         let log = base.dirs.log_file(name, c.restart_count);
-        let (pipes, [out, err]) =
-            logs::open(name, &log).map_err(|e| setup(format!("{}: {e}", log.display())))?;
-        let stdin =
-            open_fd("/dev/null", libc::O_CLOEXEC).map_err(|e| setup(format!("/dev/null: {e}")))?;
-        let join = namespaces::open(&base.dirs.ns(), &base.made.namespaces)
-            .map_err(|e| setup(e.to_string()))?
+        let (pipes, [out, err]) = logs::open(name, &log).map_err(start_io(log.display()))?;
+        let stdin = open_fd("/dev/null", libc::O_CLOEXEC).map_err(start_io("/dev/null"))?;
+        let join = namespaces::open(&base.dirs.ns(), &base.made.namespaces)?
             .into_iter()
             .map(|(kind, fd)| (fd, kind.clone_flag().bits()))
             .collect();
@@ -220,15 +274,12 @@ impl Container {
             &c.cgroup.dir().to_string_lossy(),
             libc::O_DIRECTORY | libc::O_CLOEXEC,
         )
-        .map_err(|e| setup(format!("{}: {e}", c.cgroup.dir().display())))?;
+        .map_err(start_io(c.cgroup.dir().display()))?;
         let oom_base = c.cgroup.oom_kills().unwrap_or(0);
         let oom = c.oom_score_adj.max(base.oom_floor);
         let mut clone_flags = libc::CLONE_NEWNS as u64;
         let pid_namespace = match &base.made.shared_pid {
-            Some(p) => Some(
-                p.ns.try_clone()
-                    .map_err(|e| setup(format!("the pod's PID namespace: {e}")))?,
-            ),
+            Some(p) => Some(p.ns.try_clone().map_err(StartError::PidNamespace)?),
             None => None,
         };
         if !ns.host_pid && pid_namespace.is_none() {
@@ -248,16 +299,10 @@ impl Container {
             controlling_tty: false,
             pid_namespace,
         };
-        let child = match spawn::spawn(&cmd, &iso) {
-            Ok(child) => child,
-            Err(SpawnError::Fork(errno)) => {
-                return Err(setup(format!(
-                    "cannot create the container process: {}",
-                    errno.desc()
-                )));
-            }
-            Err(e) => return Err(StartError::Exec(e.to_string())),
-        };
+        let child = spawn::spawn(&cmd, &iso).map_err(|e| match e {
+            SpawnError::Fork(errno) => StartError::Fork(errno),
+            e => StartError::Spawn(e),
+        })?;
         let pid = child.pid.as_raw() as u32;
         self.phase = Phase::Running(Process {
             pid: child.pid,

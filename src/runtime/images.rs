@@ -9,7 +9,18 @@ use oci_spec::image::ImageConfiguration;
 
 use crate::container::config::{ImageDefaults, ImageRun};
 use crate::image::{Image, ImageError, Store};
-use crate::sandbox::overlay;
+use crate::sandbox::overlay::{self, OverlayError};
+
+/// Why a run's root could not be made from its image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageRunError {
+    #[error("image {0:?} is not in podrun's image store")]
+    NotInStore(String),
+    #[error(transparent)]
+    Store(#[from] ImageError),
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
+}
 
 /// The image store, opened when first needed.
 #[derive(Default)]
@@ -69,15 +80,14 @@ pub fn image_run(
     image: &str,
     root: &Path,
     previous: Option<&Path>,
-) -> Result<ImageRun, String> {
+) -> Result<ImageRun, ImageRunError> {
     let found = store
-        .resolve_now(image)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("image {image:?} is not in podrun's image store"))?;
+        .resolve_now(image)?
+        .ok_or_else(|| ImageRunError::NotInStore(image.to_owned()))?;
     if let Some(previous) = previous {
-        overlay::remove(previous).map_err(|e| e.to_string())?;
+        overlay::remove(previous)?;
     }
-    let rootfs = overlay::mount_root(&found.layers, root).map_err(|e| e.to_string())?;
+    let rootfs = overlay::mount_root(&found.layers, root)?;
     Ok(ImageRun {
         rootfs,
         defaults: defaults_of(&found.config),

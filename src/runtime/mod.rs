@@ -37,7 +37,7 @@ use crate::sandbox::cgroup::{self, CgroupError, PodCgroup, PodrunRoot};
 use crate::sandbox::pod::{self as sandbox_pod, PodError};
 
 pub use checks::{CheckId, Verdict};
-pub use container::{ContainerState, ContainerStatus, StartError};
+pub use container::{ContainerState, ContainerStatus, CreateError, StartError};
 pub use sandbox::{PodSandbox, RuntimeEvent};
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::checks::{CheckId, Checks, Target, Verdict};
-use super::container::{Base, Container, ContainerStatus, Phase, StartError};
+use super::container::{Base, Container, ContainerStatus, CreateError, Phase, StartError};
 use super::images::ImageService;
 use super::logs::{self, LogPipe, LogSink};
 use crate::api::runtime::{ContainerConfig, ExitStatus, Handler, SandboxConfig};
@@ -120,12 +120,12 @@ impl PodSandbox {
         &mut self,
         config: &ContainerConfig,
         restart_count: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), CreateError> {
         let name = &config.name;
         if let Some(previous) = self.containers.get(name)
             && matches!(previous.phase, Phase::Running(_))
         {
-            return Err(format!("container {name:?} is running"));
+            return Err(CreateError::Running(name.clone()));
         }
         let created = Container::create(&self.base, config, restart_count)?;
         self.containers.insert(name.clone(), created);
@@ -138,7 +138,7 @@ impl PodSandbox {
         let c = self
             .containers
             .get_mut(name)
-            .ok_or_else(|| StartError::Setup(format!("no container {name:?} was created")))?;
+            .ok_or_else(|| StartError::NotCreated(name.to_owned()))?;
         let (pid, pipes) = c.start(&self.base, name)?;
         self.pipes.extend(pipes);
         Ok(pid)

@@ -14,7 +14,7 @@ use super::timers::Timers;
 use crate::api::runtime::Handler;
 use crate::lifecycle::{Effects, Event, Hook, Phase, ProbeKind, Signal, Time, Timer};
 use crate::pod::{HookPlan, PodPlan};
-use crate::runtime::{CheckId, PodSandbox, RuntimeEvent, StartError, Verdict};
+use crate::runtime::{CheckId, PodSandbox, RuntimeEvent, Verdict};
 
 /// What a running check is for.
 #[derive(Debug, Clone)]
@@ -172,8 +172,8 @@ impl Effects for LiveNode<'_> {
         };
         let mut config = config.clone();
         config.image = image.to_owned();
-        if let Err(message) = self.sandbox.create_container(&config, restart_count) {
-            return self.event(failed(message));
+        if let Err(e) = self.sandbox.create_container(&config, restart_count) {
+            return self.event(failed(e.to_string()));
         }
         let event = match self.sandbox.start_container(container) {
             Ok(pid) => Event::Started {
@@ -181,12 +181,14 @@ impl Effects for LiveNode<'_> {
                 run,
                 pid,
             },
-            Err(StartError::Setup(message)) => failed(message),
-            Err(StartError::Exec(message)) => Event::StartFailed {
+            // The process could not become the container: containerd's
+            // StartError; anything before it is retried.
+            Err(e) if e.is_exec_failure() => Event::StartFailed {
                 container: container.to_owned(),
                 run,
-                message,
+                message: e.to_string(),
             },
+            Err(e) => failed(e.to_string()),
         };
         self.event(event);
     }
