@@ -117,6 +117,34 @@ server.socket = context.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
 """
 
+REDIRECT_SERVER = """
+import http.server
+
+# /healthz moves to /broken, which fails; /elsewhere moves to another host
+# name for the same server, where the kubelet stops following.
+MOVES = {
+    "/healthz": "/broken",
+    "/elsewhere": "http://localhost:8081/broken",
+}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open("/mnt/paths", "a") as f:
+            f.write(self.path + "\\n")
+        if self.path in MOVES:
+            self.send_response(301)
+            self.send_header("Location", MOVES[self.path])
+        else:
+            self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", 8081), Handler).serve_forever()
+"""
+
 GRPC_SERVER = """
 import os, signal, sys, time
 from concurrent import futures
@@ -219,6 +247,60 @@ def test_https_probes_accept_a_self_signed_certificate(tmp_path, name):
     finally:
         rc, out, err = stop(proc)
     assert "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 500" in err
+
+
+def events_of(name, reason):
+    """(object, message) of each of the pod's events with this reason."""
+    result = subprocess.run(
+        [str(podrun_bin()), "events", name, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    return [(e["object"], e["message"]) for e in events if e["reason"] == reason]
+
+
+def test_http_probes_follow_redirects_to_the_same_host_as_the_kubelet(tmp_path, name):
+    # /healthz answers 301 to /broken, which answers 500: the kubelet
+    # follows the redirect and the liveness probe fails (a probe that does
+    # not follow it would take the 301 for a success). A redirect to
+    # another host is not followed: a success, with a ProbeWarning.
+    c, volume, srv = served(
+        tmp_path,
+        "web",
+        REDIRECT_SERVER,
+        livenessProbe={
+            "httpGet": {"port": 8081, "path": "/healthz"},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
+        readinessProbe={"httpGet": {"port": 8081, "path": "/elsewhere"}, "periodSeconds": 1},
+    )
+    proc = start(tmp_path, manifest(name, [c], restart="Always", volumes=[volume]))
+    try:
+        wait_for(
+            lambda: ("spec.containers{web}", "Liveness probe failed: HTTP probe failed with statuscode: 500")
+            in unhealthy(name),
+            "the liveness probe to fail on the redirect's target",
+            timeout=60,
+        )
+        wait_for(
+            lambda: any(
+                o == "spec.containers{web}" and m.startswith("Readiness probe warning: Probe terminated redirects")
+                for o, m in events_of(name, "ProbeWarning")
+            ),
+            "a ProbeWarning for the redirect to another host",
+            timeout=60,
+        )
+        paths = (srv / "paths").read_text().splitlines()
+        assert "/healthz" in paths and "/broken" in paths, paths
+        assert not any(
+            m.startswith("Readiness probe failed") for _, m in unhealthy(name)
+        ), unhealthy(name)
+    finally:
+        rc, out, err = stop(proc)
+    assert "Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 500" in err
 
 
 def test_grpc_readiness_follows_the_health_service(tmp_path, name):

@@ -1,9 +1,13 @@
 //! podrun: Kubernetes pods on one Linux machine, without a cluster.
 //!
-//! Data flows one way: [`manifest`] (text → validated pod) → [`plan`]
-//! (resources, QoS, cgroup values, start order) → [`sandbox`] (the kernel
-//! objects) and [`container`] (processes) ⇄ [`supervisor`] ⇄ [`lifecycle`]
-//! (the kubelet's decisions). `manifest`, `plan` and `lifecycle` are pure.
+//! Two halves, one way down (docs/architecture.md). podrun's kubelet:
+//! [`manifest`] (text → validated pod) → [`plan`] (resources, QoS, cgroup
+//! values) and [`pod`] (the compiled pod) → [`lifecycle`] (the pure
+//! engine, which owns every deadline) → [`supervisor`] (one pod's loop,
+//! carrying the engine's actions out). Under it podrun's runtime,
+//! CRI-shaped: [`runtime`] over [`sandbox`], [`container`], [`image`] and
+//! [`probe`], over [`sys`]. [`api`] and [`paths`] are shared by all.
+//! `manifest`, `plan`, `pod` and `lifecycle` are pure.
 
 pub mod api;
 pub mod container;
