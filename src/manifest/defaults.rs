@@ -19,9 +19,17 @@ fn number(field: &mut Option<i32>, default: i32) {
     }
 }
 
+/// The API server's defaults, for what is compiled from them.
+pub const GRACE_SECONDS: i64 = 30;
+pub const PROBE_TIMEOUT_SECONDS: i32 = 1;
+pub const PROBE_PERIOD_SECONDS: i32 = 10;
+pub const PROBE_SUCCESS_THRESHOLD: i32 = 1;
+pub const PROBE_FAILURE_THRESHOLD: i32 = 3;
+
 pub fn apply(spec: &mut PodSpec) {
     text(&mut spec.restart_policy, "Always");
-    spec.termination_grace_period_seconds.get_or_insert(30);
+    spec.termination_grace_period_seconds
+        .get_or_insert(GRACE_SECONDS);
     text(&mut spec.dns_policy, "ClusterFirst");
     for c in spec
         .init_containers
@@ -78,10 +86,10 @@ fn container(c: &mut Container) {
 }
 
 fn probe_defaults(p: &mut Probe) {
-    number(&mut p.timeout_seconds, 1);
-    number(&mut p.period_seconds, 10);
-    number(&mut p.success_threshold, 1);
-    number(&mut p.failure_threshold, 3);
+    number(&mut p.timeout_seconds, PROBE_TIMEOUT_SECONDS);
+    number(&mut p.period_seconds, PROBE_PERIOD_SECONDS);
+    number(&mut p.success_threshold, PROBE_SUCCESS_THRESHOLD);
+    number(&mut p.failure_threshold, PROBE_FAILURE_THRESHOLD);
     if let Some(http) = p.http_get.as_mut() {
         text(&mut http.path, "/");
         text(&mut http.scheme, "HTTP");

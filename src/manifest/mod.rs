@@ -3,7 +3,7 @@
 //! Pure: the caller reads the file.
 
 mod decode;
-mod defaults;
+pub mod defaults;
 pub mod field;
 mod model;
 pub mod quantity;

@@ -12,7 +12,7 @@ pub mod handler;
 pub mod sandbox;
 
 use crate::api::runtime::{ContainerConfig, Handler, Propagation, SandboxConfig};
-use crate::manifest::{ContainerKind, Pod};
+use crate::manifest::{ContainerKind, Pod, defaults};
 use crate::plan::{Plan, QosClass};
 
 pub use container::{DEFAULT_PATH, hostname};
@@ -52,12 +52,14 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// A defaulted probe's timing (the defaults again only for one that
+    /// was not, as a test's may be).
     pub fn of(p: &k8s_openapi::api::core::v1::Probe) -> Timing {
         let secs = |v: Option<i32>, default: i32| i64::from(v.unwrap_or(default).max(0)) * 1000;
         Timing {
             initial_delay_ms: secs(p.initial_delay_seconds, 0),
-            period_ms: secs(p.period_seconds, 10).max(1000),
-            timeout_ms: secs(p.timeout_seconds, 1).max(1000),
+            period_ms: secs(p.period_seconds, defaults::PROBE_PERIOD_SECONDS).max(1000),
+            timeout_ms: secs(p.timeout_seconds, defaults::PROBE_TIMEOUT_SECONDS).max(1000),
         }
     }
 }
@@ -217,8 +219,14 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
                 Ok(handler) => Some(ProbePlan {
                     handler,
                     timing: Timing::of(p),
-                    success_threshold: p.success_threshold.unwrap_or(1).max(1) as u32,
-                    failure_threshold: p.failure_threshold.unwrap_or(3).max(1) as u32,
+                    success_threshold: p
+                        .success_threshold
+                        .unwrap_or(defaults::PROBE_SUCCESS_THRESHOLD)
+                        .max(1) as u32,
+                    failure_threshold: p
+                        .failure_threshold
+                        .unwrap_or(defaults::PROBE_FAILURE_THRESHOLD)
+                        .max(1) as u32,
                     termination_grace_seconds: p.termination_grace_period_seconds,
                 }),
                 Err(e) => {
@@ -301,7 +309,10 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
         uid: id.uid.clone(),
         node_name: id.node_name.clone(),
         restart_policy: restart_policy(pod),
-        grace_seconds: spec.termination_grace_period_seconds.unwrap_or(30).max(0),
+        grace_seconds: spec
+            .termination_grace_period_seconds
+            .unwrap_or(defaults::GRACE_SECONDS)
+            .max(0),
         active_deadline_seconds: spec.active_deadline_seconds,
         qos_class: resources.qos_class,
         sandbox: SandboxConfig {
