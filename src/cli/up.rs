@@ -74,6 +74,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         )
         .into());
     }
+    // The supervisor needs the compiled pod only: what it was compiled
+    // from is not kept for the pod's life.
+    drop((pod, resources));
     if args.detach {
         return detach(&plan);
     }
@@ -82,17 +85,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ready: None,
     };
     let phase =
-        supervisor::run(&plan, options).with_context(|| format!("running pod {:?}", pod.name))?;
+        supervisor::run(&plan, options).with_context(|| format!("running pod {:?}", plan.name))?;
     match phase {
         Phase::Succeeded => {
-            eprintln!("pod/{} Succeeded", pod.name);
+            eprintln!("pod/{} Succeeded", plan.name);
             Ok(())
         }
         _ => {
-            let why = State::load(&pod.name)
+            let why = State::load(&plan.name)
                 .map(|s| failures(&s))
                 .unwrap_or_default();
-            Err(anyhow!("pod/{} {}{why}", pod.name, phase.as_str()).into())
+            Err(anyhow!("pod/{} {}{why}", plan.name, phase.as_str()).into())
         }
     }
 }

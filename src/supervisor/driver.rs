@@ -7,10 +7,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::api::events::Recorder;
-use crate::lifecycle::Time;
 use crate::lifecycle::{
     Action, Effects, Engine, Event, ExitStatus, Hook, LifecycleError, Phase, PodModel, ProbeKind,
-    Signal, TimerKind, carry_out,
+    Signal, Time, Timer, TimerKind, carry_out,
 };
 
 /// What a node saw besides the engine's events.
@@ -28,9 +27,10 @@ pub enum Observed {
 /// The node a supervisor drives: it carries out the engine's actions
 /// (timers included) and tells what came of them.
 pub trait Node: Effects {
-    /// What the node has observed since it was last asked, with the
-    /// timers due by `now` fired.
-    fn observed(&mut self, now: Time) -> Vec<Observed>;
+    /// What the node has observed since it was last asked.
+    fn observed(&mut self) -> Vec<Observed>;
+    /// The engine's timers due by `now`, earliest first.
+    fn due(&mut self, now: Time) -> Vec<Timer>;
     /// When its next timer is due.
     fn next_deadline(&self) -> Option<Time>;
 }
@@ -135,26 +135,39 @@ impl<N: Node> Driver<N> {
         });
     }
 
-    /// Feeds everything observed to the engine until nothing is left;
+    /// Takes what the node observed, in order, for the engine.
+    pub fn collect(&mut self) {
+        for o in self.node.observed() {
+            match o {
+                Observed::Event(e) => self.pending.push_back(e),
+                Observed::ProbeWarning {
+                    container,
+                    probe,
+                    output,
+                } => self.recorder.record(
+                    true,
+                    "ProbeWarning",
+                    object(&container),
+                    format!("{} probe warning: {output}", kind_name(probe)),
+                ),
+            }
+        }
+    }
+
+    /// The engine's timers due by `now` fire.
+    pub fn fire_due(&mut self, now: Time) {
+        for timer in self.node.due(now) {
+            self.pending.push_back(Event::TimerFired(timer));
+        }
+    }
+
+    /// Feeds everything observed to the engine until nothing is left (what
+    /// carrying out its actions shows at once, a start's outcome, included);
     /// whether anything changed.
     pub fn settle(&mut self, clock: &dyn Fn() -> Time) -> bool {
         let mut changed = false;
         loop {
-            for o in self.node.observed(clock()) {
-                match o {
-                    Observed::Event(e) => self.pending.push_back(e),
-                    Observed::ProbeWarning {
-                        container,
-                        probe,
-                        output,
-                    } => self.recorder.record(
-                        true,
-                        "ProbeWarning",
-                        object(&container),
-                        format!("{} probe warning: {output}", kind_name(probe)),
-                    ),
-                }
-            }
+            self.collect();
             let Some(event) = self.pending.pop_front() else {
                 return changed;
             };

@@ -374,10 +374,14 @@ impl Supervisor<'_> {
         self.serve();
         drain(&signals.child);
         self.reap();
+        // What ended comes before a stop asked for meanwhile, and timers
+        // after both.
+        self.driver.collect();
         for _ in 0..drain(&signals.stop) {
             let grace = self.requested_grace();
             self.driver.request_stop(grace);
         }
+        self.driver.fire_due(now());
         self.driver.node.sandbox.expire_checks(Instant::now());
         Ok(())
     }

@@ -281,15 +281,12 @@ impl Effects for LiveNode<'_> {
 }
 
 impl Node for LiveNode<'_> {
-    fn observed(&mut self, now: Time) -> Vec<Observed> {
-        let mut out = std::mem::take(&mut self.outbox);
-        out.extend(
-            self.timers
-                .due(now)
-                .into_iter()
-                .map(|t| Observed::Event(Event::TimerFired(t))),
-        );
-        out
+    fn observed(&mut self) -> Vec<Observed> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn due(&mut self, now: Time) -> Vec<Timer> {
+        self.timers.due(now)
     }
 
     fn next_deadline(&self) -> Option<Time> {

@@ -136,15 +136,12 @@ impl Effects for FakeNode {
 }
 
 impl Node for FakeNode {
-    fn observed(&mut self, now: Time) -> Vec<Observed> {
-        let mut out = std::mem::take(&mut self.outbox);
-        out.extend(
-            self.timers
-                .due(now)
-                .into_iter()
-                .map(|t| Observed::Event(Event::TimerFired(t))),
-        );
-        out
+    fn observed(&mut self) -> Vec<Observed> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn due(&mut self, now: Time) -> Vec<Timer> {
+        self.timers.due(now)
     }
 
     fn next_deadline(&self) -> Option<Time> {
@@ -203,9 +200,12 @@ impl Test {
         }
     }
 
-    /// Moves the clock to `ms` and lets the driver handle what is due.
+    /// Moves the clock to `ms` and lets the driver handle what is due,
+    /// as the supervisor's loop does when it wakes.
     fn at(&mut self, ms: i64) {
         self.now.set(ms);
+        self.driver.collect();
+        self.driver.fire_due(Time(ms));
         let now = Rc::clone(&self.now);
         self.driver.settle(&move || Time(now.get()));
     }
