@@ -12,14 +12,23 @@ use crate::lifecycle::{
     Signal, Time, Timer, TimerKind, carry_out,
 };
 
+/// What a check of a container was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOf {
+    Probe(ProbeKind),
+    Hook(Hook),
+}
+
 /// What a node saw besides the engine's events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
     Event(Event),
-    /// A probe passed with a warning (the kubelet's `ProbeWarning`).
-    ProbeWarning {
+    /// A check passed with a warning: a probe's is the kubelet's
+    /// `ProbeWarning`; a hook's (its HTTPS request answered in plain HTTP,
+    /// made again over HTTP) its `LifecycleHTTPFallback`.
+    Warning {
         container: String,
-        probe: ProbeKind,
+        of: CheckOf,
         output: String,
     },
 }
@@ -140,16 +149,26 @@ impl<N: Node> Driver<N> {
         for o in self.node.observed() {
             match o {
                 Observed::Event(e) => self.pending.push_back(e),
-                Observed::ProbeWarning {
+                Observed::Warning {
                     container,
-                    probe,
+                    of: CheckOf::Probe(probe),
                     output,
-                } => self.recorder.record(
-                    true,
-                    "ProbeWarning",
-                    object(&container),
-                    format!("{} probe warning: {output}", kind_name(probe)),
-                ),
+                } => {
+                    let message = format!("{} probe warning: {output}", kind_name(probe));
+                    (self.say)(&format!("{container}: ProbeWarning: {message}"));
+                    self.recorder
+                        .record(true, "ProbeWarning", object(&container), message);
+                }
+                Observed::Warning {
+                    container,
+                    of: CheckOf::Hook(_),
+                    output,
+                } => {
+                    (self.say)(&format!("{container}: LifecycleHTTPFallback: {output}"));
+                    let pod = format!("pod/{}", self.pod.name);
+                    self.recorder
+                        .record(true, "LifecycleHTTPFallback", pod, output);
+                }
             }
         }
     }

@@ -404,10 +404,16 @@ spec:
             .contains(&"hooked: FailedPostStartHook: hook said no".to_owned())
     );
     // An OOM kill, and a probe that passed with a warning.
-    t.driver.node.outbox.push(Observed::ProbeWarning {
+    t.driver.node.outbox.push(Observed::Warning {
         container: "hooked".to_owned(),
-        probe: ProbeKind::Readiness,
+        of: CheckOf::Probe(ProbeKind::Readiness),
         output: "Probe terminated redirects".to_owned(),
+    });
+    t.driver.node.outbox.push(Observed::Warning {
+        container: "hooked".to_owned(),
+        of: CheckOf::Hook(Hook::PostStart),
+        output: "Get \"https://127.0.0.1:80/\": http: server gave HTTP response to HTTPS client"
+            .to_owned(),
     });
     t.driver.push(Event::Exited {
         container: "hooked".to_owned(),
