@@ -1,7 +1,8 @@
 //! Running one probe or hook check as a process of its own: an exec joins
 //! the container's namespaces and cgroup and runs as the container does; an
 //! HTTP(S) GET, a TCP connect or a gRPC health call (`super::grpc`) is made
-//! by a fork of the supervisor inside the pod's network namespace. The
+//! by a fork of the supervisor inside the pod's network namespace, which
+//! reports its verdict as its exit code and its message on a pipe. The
 //! supervisor reaps it, reads what it wrote and kills it at its deadline.
 
 use std::io::{Read, Write};
@@ -16,14 +17,38 @@ use nix::libc;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read};
 
 use super::Handler;
+use super::verdict::Verdict;
 use crate::container::spawn::{Command, Creds, Isolation, SigmaskGuard, SpawnError, spawn};
+use crate::lifecycle::ExitStatus;
+
+/// What kept a check from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot make a pipe: {0}")]
+    Pipe(Errno),
+    #[error("cannot duplicate a pipe: {0}")]
+    Duplicate(std::io::Error),
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot fork a check: {0}")]
+    Fork(Errno),
+    #[error("cannot join the pod's network: {0}")]
+    JoinNetwork(Errno),
+    #[error("not a network check")]
+    NotNetwork,
+}
 
 /// An exec that did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    /// Its descriptors or configuration could not be had.
+    /// The caller's setup failed (its message).
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Check(#[from] CheckError),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
 }
@@ -32,7 +57,7 @@ impl ExecError {
     /// The exit code a shell would give it (126 or 127).
     pub fn exit_code(&self) -> i32 {
         match self {
-            ExecError::Setup(_) => 126,
+            ExecError::Setup(_) | ExecError::Check(_) => 126,
             ExecError::Spawn(e) => e.exit_code(),
         }
     }
@@ -44,12 +69,23 @@ impl From<String> for ExecError {
     }
 }
 
+/// What runs a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A command in the container: its exit code is its result.
+    Exec,
+    /// A fork of the supervisor: its exit code is a `Verdict`'s.
+    Network,
+}
+
 /// A check in progress.
 #[derive(Debug)]
 pub struct Running {
     pub pid: Pid,
-    /// What it writes (its stdout and stderr), non-blocking.
+    /// What it writes (its stdout and stderr, or its verdict's message),
+    /// non-blocking.
     pub output: OwnedFd,
+    pub kind: Kind,
 }
 
 /// The most of a check's output kept (the kubelet keeps 10 KiB).
@@ -69,16 +105,35 @@ pub fn output(r: &Running) -> String {
     String::from_utf8_lossy(&out).trim_end().to_owned()
 }
 
-fn nonblocking_pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot make a pipe: {e}"))?;
-    fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|e| format!("pipe: {e}"))?;
+/// What a finished check found, from how it exited and what it wrote: an
+/// exec succeeds on exit code 0 and fails otherwise; a network check
+/// exits with its verdict's code.
+pub fn verdict(r: &Running, exit: ExitStatus) -> Verdict {
+    let message = output(r);
+    let code = match exit {
+        ExitStatus::Code(code) => Some(code),
+        ExitStatus::Signal(_) => None,
+    };
+    match r.kind {
+        Kind::Exec if code == Some(0) => Verdict::Success(message),
+        Kind::Exec => Verdict::Failure(message),
+        Kind::Network => Verdict::of_exit_code(code, message),
+    }
+}
+
+fn nonblocking_pipe() -> Result<(OwnedFd, OwnedFd), CheckError> {
+    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(CheckError::Pipe)?;
+    fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(CheckError::Pipe)?;
     Ok((r, w))
 }
 
-fn open(path: &str) -> Result<OwnedFd, String> {
+fn open(path: &str) -> Result<OwnedFd, CheckError> {
     std::fs::File::open(path)
         .map(OwnedFd::from)
-        .map_err(|e| format!("{path}: {e}"))
+        .map_err(|source| CheckError::Open {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// The session an exec'd process runs in.
@@ -101,9 +156,14 @@ pub struct ExecAs<'a> {
 
 /// Runs `argv` inside the running container whose main process is `pid`
 /// (its mount, PID, network, IPC and UTS namespaces) and in its cgroup.
-pub fn exec_in(pid: u32, cgroup: &Path, argv: &[String], how: &ExecAs) -> Result<Running, String> {
+pub fn exec_in(
+    pid: u32,
+    cgroup: &Path,
+    argv: &[String],
+    how: &ExecAs,
+) -> Result<Running, ExecError> {
     let (r, w) = nonblocking_pipe()?;
-    let err = w.try_clone().map_err(|e| format!("pipe: {e}"))?;
+    let err = w.try_clone().map_err(CheckError::Duplicate)?;
     let child = exec_with(
         pid,
         cgroup,
@@ -111,11 +171,11 @@ pub fn exec_in(pid: u32, cgroup: &Path, argv: &[String], how: &ExecAs) -> Result
         how,
         [open("/dev/null")?, w, err],
         Session::New,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(Running {
         pid: child.pid,
         output: r,
+        kind: Kind::Exec,
     })
 }
 
@@ -140,7 +200,7 @@ pub fn exec_with(
     ]
     .into_iter()
     .map(|(name, flag)| Ok((open(&format!("/proc/{pid}/ns/{name}"))?, flag)))
-    .collect::<Result<Vec<_>, String>>()?;
+    .collect::<Result<Vec<_>, CheckError>>()?;
     let iso = Isolation {
         cgroup: Some(open(&cgroup.to_string_lossy())?),
         join,
@@ -157,11 +217,12 @@ pub fn exec_with(
 }
 
 /// A network check from inside the network namespace at `net_ns` (the
-/// host's when `None`): a fork that connects and exits 0 on success.
+/// host's when `None`): a fork that runs `check` and exits with its
+/// verdict's code, its message written to the pipe.
 pub fn network(
     net_ns: Option<&Path>,
-    check: impl FnOnce() -> Result<String, String>,
-) -> Result<Running, String> {
+    check: impl FnOnce() -> Verdict,
+) -> Result<Running, CheckError> {
     let (r, w) = nonblocking_pipe()?;
     let ns = net_ns.map(|p| open(&p.to_string_lossy())).transpose()?;
     let supervisor = nix::unistd::getpid();
@@ -188,29 +249,26 @@ pub fn network(
                 // SAFETY: setns(2) on a namespace descriptor.
                 unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) == 0 }
             });
-            let result = if joined {
+            let verdict = if joined {
                 check()
             } else {
-                Err(format!("cannot join the pod's network: {}", Errno::last()))
-            };
-            let (code, message) = match result {
-                Ok(m) => (0, m),
-                Err(m) => (1, m),
+                Verdict::Failure(CheckError::JoinNetwork(Errno::last()).to_string())
             };
             let mut w = std::fs::File::from(w);
-            let _ = w.write_all(message.as_bytes());
+            let _ = w.write_all(verdict.message().as_bytes());
             // SAFETY: _exit(2) ends the child without running the
             // supervisor's exit handlers.
-            unsafe { libc::_exit(code) }
+            unsafe { libc::_exit(verdict.exit_code()) }
         }
         Ok(ForkResult::Parent { child }) => {
             drop(blocked);
             Ok(Running {
                 pid: child,
                 output: r,
+                kind: Kind::Network,
             })
         }
-        Err(e) => Err(format!("cannot fork a check: {e}")),
+        Err(e) => Err(CheckError::Fork(e)),
     }
 }
 
@@ -419,8 +477,8 @@ pub fn http_hook(get: &HttpGet, timeout: Duration) -> Result<String, String> {
 
 /// A network check of `handler` (a hook's when `hook`), as the kubelet
 /// makes it, from the network namespace the caller is in.
-pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Result<String, String> {
-    match handler {
+pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Verdict {
+    let result = match handler {
         Handler::Http {
             tls,
             host,
@@ -447,7 +505,11 @@ pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Result<S
             port,
             service,
         } => super::grpc::health(host, *port, service, timeout),
-        Handler::Exec(_) | Handler::Sleep { .. } => Err("not a network check".to_owned()),
+        Handler::Exec(_) | Handler::Sleep { .. } => Err(CheckError::NotNetwork.to_string()),
+    };
+    match result {
+        Ok(message) => Verdict::Success(message),
+        Err(message) => Verdict::Failure(message),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod grpc;
 mod tls;
+pub mod verdict;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

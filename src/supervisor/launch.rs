@@ -135,6 +135,7 @@ impl Launcher<'_> {
     /// as that container runs, with its output to a pipe (a check).
     pub fn exec_check(&self, name: &str, pid: u32, argv: &[String]) -> Result<Running, String> {
         self.as_container(name, |cgroup, how| check::exec_in(pid, cgroup, argv, how))
+            .map_err(|e: ExecError| e.to_string())
     }
 
     /// Runs `argv` in the running container `name` (main process `pid`),

@@ -763,7 +763,7 @@ impl Supervisor<'_> {
                 self.exec_exited(conn, code);
                 continue;
             }
-            if self.check_exited(pid, exit == ExitStatus::Code(0)) {
+            if self.check_exited(pid, exit) {
                 continue;
             }
             let Some(name) = self

@@ -11,8 +11,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::{Due, Supervisor, now};
-use crate::lifecycle::{Event, Hook, ProbeKind, Time};
+use crate::lifecycle::{Event, ExitStatus, Hook, ProbeKind, Time};
 use crate::probe::check::{self, Running};
+use crate::probe::verdict::Verdict;
 use crate::probe::{Handler, Timing};
 
 /// How long past its timeout a network check may take to report that it
@@ -192,6 +193,7 @@ impl Supervisor<'_> {
                 check::network(self.launcher.net_ns().as_deref(), || {
                     check::run_network(handler, hook, timeout)
                 })
+                .map_err(|e| e.to_string())
             }
             Handler::Sleep { .. } => Err("a sleep handler is not a check".to_owned()),
         };
@@ -219,7 +221,7 @@ impl Supervisor<'_> {
                 true
             }
             Err(message) => {
-                self.finish_check(purpose, false, message);
+                self.finish_check(purpose, Verdict::Failure(message));
                 false
             }
         }
@@ -268,21 +270,23 @@ impl Supervisor<'_> {
     }
 
     /// A reaped process that was a check; false when `pid` is not one.
-    pub(super) fn check_exited(&mut self, pid: Pid, success: bool) -> bool {
+    pub(super) fn check_exited(&mut self, pid: Pid, exit: ExitStatus) -> bool {
         let Some(c) = self.probes.checks.remove(&pid) else {
             return false;
         };
-        let output = check::output(&c.running);
-        let (success, output) = if c.timed_out {
-            (false, "command timed out".to_owned())
+        let verdict = if c.timed_out {
+            Verdict::Failure("command timed out".to_owned())
         } else {
-            (success, output)
+            check::verdict(&c.running, exit)
         };
-        self.finish_check(c.purpose, success, output);
+        self.finish_check(c.purpose, verdict);
         true
     }
 
-    fn finish_check(&mut self, purpose: Purpose, success: bool, output: String) {
+    fn finish_check(&mut self, purpose: Purpose, verdict: Verdict) {
+        let success = verdict.passed();
+        let warning = matches!(verdict, Verdict::Warning(_));
+        let output = verdict.into_message();
         match purpose {
             Purpose::Probe {
                 container,
@@ -304,6 +308,19 @@ impl Supervisor<'_> {
                         kind_name(kind)
                     );
                 }
+                // A warning passes, and is told as the kubelet tells it.
+                if warning {
+                    self.events.record(
+                        true,
+                        "ProbeWarning",
+                        format!("spec.containers{{{container}}}"),
+                        format!("{} probe warning: {output}", kind_name(kind)),
+                    );
+                    eprintln!(
+                        "{container}: ProbeWarning: {} probe warning: {output}",
+                        kind_name(kind)
+                    );
+                }
                 self.pending.push_back(Event::ProbeResult {
                     container,
                     run,
@@ -317,6 +334,17 @@ impl Supervisor<'_> {
                 run,
                 hook,
             } => {
+                // A hook's only warning: its HTTPS request was answered in
+                // plain HTTP and made again over HTTP, an event on the pod.
+                if warning {
+                    eprintln!("{container}: LifecycleHTTPFallback: {output}");
+                    self.events.record(
+                        true,
+                        "LifecycleHTTPFallback",
+                        format!("pod/{}", self.state.name),
+                        output.clone(),
+                    );
+                }
                 if !success {
                     eprintln!("{container}: Failed{}Hook: {output}", hook_name(hook));
                     self.events.record(
