@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::check::KUBE_VERSION;
+use super::wording::KUBE_VERSION;
 
 const PATH: &str = "/grpc.health.v1.Health/Check";
 

@@ -5,9 +5,12 @@
 //! nothing slow holds the supervisor's loop.
 
 pub mod check;
-pub mod grpc;
+mod grpc;
+mod http_get;
+mod tcp;
 mod tls;
 pub mod verdict;
+mod wording;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
