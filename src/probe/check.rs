@@ -280,18 +280,6 @@ pub fn network(
 /// makes it, from the network namespace the caller is in: each check
 /// keeps to `timeout` on its own and says so in the kubelet's words.
 pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Verdict {
-    // The gRPC check runs a runtime of its own.
-    if let Handler::Grpc {
-        host,
-        port,
-        service,
-    } = handler
-    {
-        return match grpc::health(host, *port, service, timeout) {
-            Ok(message) => Verdict::Success(message),
-            Err(message) => Verdict::Failure(message),
-        };
-    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -323,7 +311,12 @@ pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Verdict 
                 }
             }
             Handler::Tcp { host, port } => tcp::check(host, *port, timeout).await,
-            Handler::Grpc { .. } | Handler::Exec(_) | Handler::Sleep { .. } => {
+            Handler::Grpc {
+                host,
+                port,
+                service,
+            } => grpc::check(host, *port, service, timeout).await,
+            Handler::Exec(_) | Handler::Sleep { .. } => {
                 Verdict::Failure(CheckError::NotNetwork.to_string())
             }
         }
