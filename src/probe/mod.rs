@@ -6,7 +6,11 @@
 //! the pod compiler.
 
 pub mod check;
-pub mod grpc;
+mod grpc;
+mod http_get;
+mod tcp;
 mod tls;
+pub mod verdict;
+mod wording;
 
 pub use crate::api::runtime::Handler;

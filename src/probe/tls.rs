@@ -3,14 +3,18 @@
 //! handshake's signatures are still checked, so the session is with the
 //! holder of the certificate's key.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -18,8 +22,8 @@ pub enum TlsError {
     Config(rustls::Error),
     #[error("invalid server name {0:?}")]
     ServerName(String),
-    /// The server answered the ClientHello in plain HTTP (Go's words).
-    #[error("http: server gave HTTP response to HTTPS client")]
+    /// The server answered the ClientHello in plain HTTP.
+    #[error("the server answered in plain HTTP")]
     PlainHttp,
     #[error("{0}")]
     Handshake(io::Error),
@@ -77,57 +81,63 @@ fn config() -> Result<ClientConfig, TlsError> {
 }
 
 /// The socket under the TLS session, keeping the first bytes the server
-/// sent: "HTTP/" there means it speaks plain HTTP.
+/// sent: "HTTP/" there means it speaks plain HTTP (how Go tells).
 #[derive(Debug)]
 pub struct Socket {
     tcp: TcpStream,
     first: Vec<u8>,
 }
 
-impl Read for Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.tcp.read(buf)?;
-        let keep = 5usize.saturating_sub(self.first.len()).min(n);
-        self.first.extend_from_slice(&buf[..keep]);
-        Ok(n)
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.tcp).poll_read(cx, buf);
+        let new = &buf.filled()[before..];
+        let keep = 5usize.saturating_sub(this.first.len()).min(new.len());
+        this.first.extend_from_slice(&new[..keep]);
+        polled
     }
 }
 
-impl Write for Socket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.write(buf)
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }
 }
 
-pub type Stream = StreamOwned<ClientConnection, Socket>;
+pub type Stream = tokio_rustls::client::TlsStream<Socket>;
 
-/// A TLS session over `tcp` with the server at `host`, its handshake done
-/// (within the socket's timeouts, which the caller sets).
-pub fn connect(tcp: TcpStream, host: &str) -> Result<Stream, TlsError> {
+/// A TLS session over `tcp` with the server at `host`, its handshake done.
+pub async fn connect(tcp: TcpStream, host: &str) -> Result<Stream, TlsError> {
     let name =
         ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))?;
-    let conn = ClientConnection::new(Arc::new(config()?), name).map_err(TlsError::Config)?;
-    let mut stream = StreamOwned::new(
-        conn,
-        Socket {
-            tcp,
-            first: Vec::new(),
-        },
-    );
-    while stream.conn.is_handshaking() {
-        if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-            return Err(if stream.sock.first == b"HTTP/" {
-                TlsError::PlainHttp
-            } else {
-                TlsError::Handshake(e)
-            });
-        }
+    let connector = TlsConnector::from(Arc::new(config()?));
+    let socket = Socket {
+        tcp,
+        first: Vec::new(),
+    };
+    match connector.connect(name, socket).into_fallible().await {
+        Ok(stream) => Ok(stream),
+        Err((_, socket)) if socket.first == b"HTTP/" => Err(TlsError::PlainHttp),
+        Err((e, _)) => Err(TlsError::Handshake(e)),
     }
-    Ok(stream)
 }
 
 #[cfg(test)]
@@ -142,7 +152,24 @@ mod tests {
     use rustls::sign::{CertifiedKey, SingleCertAndKey};
     use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-    use crate::probe::check::{HttpGet, http_get, http_hook};
+    use crate::probe::http_get::{self, HttpGet};
+    use crate::probe::verdict::Verdict;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn http_get(get: &HttpGet, timeout: Duration) -> Verdict {
+        block_on(http_get::probe(get, timeout))
+    }
+
+    fn http_hook(get: &HttpGet, timeout: Duration) -> Verdict {
+        block_on(http_get::hook(get, timeout))
+    }
 
     /// A self-signed certificate for "localhost" and the DER of a key:
     /// its own, or (`mismatched`) another one.
@@ -213,8 +240,8 @@ mod tests {
     fn https_accepts_a_self_signed_certificate_and_judges_the_status() {
         let (ok, rx) = serve_tls("200 OK", false);
         assert_eq!(
-            http_get(&https(ok, &[]), T).unwrap(),
-            "HTTP probe succeeded with statuscode: 200"
+            http_get(&https(ok, &[]), T),
+            Verdict::Success("HTTP probe succeeded with statuscode: 200".to_owned())
         );
         let head = rx.recv().unwrap();
         assert!(head.starts_with(&format!(
@@ -224,8 +251,8 @@ mod tests {
 
         let (bad, _) = serve_tls("500 Internal Server Error", false);
         assert_eq!(
-            http_get(&https(bad, &[]), T).unwrap_err(),
-            "HTTP probe failed with statuscode: 500"
+            http_get(&https(bad, &[]), T),
+            Verdict::Failure("HTTP probe failed with statuscode: 500".to_owned())
         );
     }
 
@@ -233,10 +260,10 @@ mod tests {
     fn https_still_checks_the_handshake_signature() {
         let (port, _) = serve_tls("200 OK", true);
         assert_eq!(
-            http_get(&https(port, &[]), T).unwrap_err(),
-            format!(
+            http_get(&https(port, &[]), T),
+            Verdict::Failure(format!(
                 "Get \"https://127.0.0.1:{port}/healthz\": invalid peer certificate: BadSignature"
-            )
+            ))
         );
     }
 
@@ -264,10 +291,10 @@ mod tests {
     fn a_plain_http_server_fails_an_https_probe_but_a_hook_falls_back_to_http() {
         let (port, _) = serve_plain(1);
         assert_eq!(
-            http_get(&https(port, &[]), T).unwrap_err(),
-            format!(
+            http_get(&https(port, &[]), T),
+            Verdict::Failure(format!(
                 "Get \"https://127.0.0.1:{port}/healthz\": http: server gave HTTP response to HTTPS client"
-            )
+            ))
         );
 
         let (port, rx) = serve_plain(2);
@@ -275,9 +302,12 @@ mod tests {
             ("Authorization".to_owned(), "Bearer x".to_owned()),
             ("X-A".to_owned(), "b".to_owned()),
         ];
+        // The kubelet tells of the fallback with a warning event.
         assert_eq!(
-            http_hook(&https(port, &headers), T).unwrap(),
-            "HTTP probe succeeded with statuscode: 200"
+            http_hook(&https(port, &headers), T),
+            Verdict::Warning(format!(
+                "request to HTTPS lifecycle hook 127.0.0.1:{port} got HTTP response, retry with HTTP succeeded"
+            ))
         );
         let hello = rx.recv().unwrap();
         assert_eq!(hello[0], 0x16, "a TLS handshake record first");

@@ -16,7 +16,24 @@ use nix::unistd::Pid;
 
 use crate::api::runtime::{ExitStatus, Handler};
 use crate::container::config::Config;
-use crate::probe::check::{self, ExecAs, ExecError, Running, Session};
+use crate::probe::check::{
+    self, CheckError as StartCheckError, ExecAs, ExecError, Running, Session,
+};
+
+pub use crate::probe::verdict::Verdict;
+
+/// Why a check could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("no container {0:?}")]
+    NoContainer(String),
+    #[error("the container is not running")]
+    NotRunning,
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Start(#[from] StartCheckError),
+}
 
 /// How long past its timeout a network check may take to report that it
 /// timed out before it is killed.
@@ -28,13 +45,6 @@ const NO_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// A check, by its process.
 pub type CheckId = Pid;
-
-/// What a check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Success(String),
-    Failure(String),
-}
 
 /// A check in progress.
 #[derive(Debug)]
@@ -59,12 +69,7 @@ impl Checks {
         if c.timed_out {
             return Some(Verdict::Failure("command timed out".to_owned()));
         }
-        let output = check::output(&c.running);
-        Some(if status == ExitStatus::Code(0) {
-            Verdict::Success(output)
-        } else {
-            Verdict::Failure(output)
-        })
+        Some(check::verdict(&c.running, status))
     }
 
     /// The earliest time a check is due to be killed.
@@ -141,12 +146,12 @@ impl Checks {
     /// container.
     pub fn check(
         &mut self,
-        target: Result<Target, String>,
+        target: Result<Target, CheckError>,
         net_ns: Option<&Path>,
         handler: &Handler,
         hook: bool,
         timeout: Option<Duration>,
-    ) -> Result<CheckId, String> {
+    ) -> Result<CheckId, CheckError> {
         let (running, grace) = match handler {
             Handler::Exec(argv) => {
                 let t = target?;

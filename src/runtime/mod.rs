@@ -36,7 +36,7 @@ use crate::paths::PodDirs;
 use crate::sandbox::cgroup::{self, CgroupError, PodCgroup, PodrunRoot};
 use crate::sandbox::pod::{self as sandbox_pod, PodError};
 
-pub use checks::{CheckId, Verdict};
+pub use checks::{CheckError, CheckId, Verdict};
 pub use container::{ContainerState, ContainerStatus, CreateError, StartError};
 pub use sandbox::{PodSandbox, RuntimeEvent};
 

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal as NixSignal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use super::checks::{CheckId, Checks, Target, Verdict};
+use super::checks::{CheckError, CheckId, Checks, Target, Verdict};
 use super::container::{Base, Container, ContainerStatus, CreateError, Phase, StartError};
 use super::images::ImageService;
 use super::logs::{self, LogPipe, LogSink};
@@ -53,13 +53,11 @@ fn target<'a>(
     containers: &'a BTreeMap<String, Container>,
     base: &Base,
     name: &str,
-) -> Result<Target<'a>, String> {
+) -> Result<Target<'a>, CheckError> {
     let c = containers
         .get(name)
-        .ok_or_else(|| format!("no container {name:?}"))?;
-    let (pid, cgroup, process) = c
-        .running()
-        .ok_or_else(|| "the container is not running".to_owned())?;
+        .ok_or_else(|| CheckError::NoContainer(name.to_owned()))?;
+    let (pid, cgroup, process) = c.running().ok_or(CheckError::NotRunning)?;
     Ok(Target {
         pid,
         cgroup,
@@ -176,12 +174,9 @@ impl PodSandbox {
         handler: &Handler,
         hook: bool,
         timeout: Option<Duration>,
-    ) -> Result<CheckId, String> {
+    ) -> Result<CheckId, CheckError> {
         let net_ns = self.net_ns();
-        let target = match handler {
-            Handler::Exec(_) => target(&self.containers, &self.base, name),
-            _ => Err(String::new()),
-        };
+        let target = target(&self.containers, &self.base, name);
         self.checks
             .check(target, net_ns.as_deref(), handler, hook, timeout)
     }
@@ -195,7 +190,8 @@ impl PodSandbox {
         stdio: [OwnedFd; 3],
         session: Session,
     ) -> Result<Pid, ExecError> {
-        let target = target(&self.containers, &self.base, name)?;
+        let target = target(&self.containers, &self.base, name)
+            .map_err(|e| ExecError::Setup(e.to_string()))?;
         self.checks.exec(target, argv, stdio, session)
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal as NixSignal;
 use nix::unistd::Pid;
 
-use super::driver::{Node, Observed};
+use super::driver::{CheckOf, Node, Observed};
 use super::echo::Echo;
 use super::timers::Timers;
 use crate::api::runtime::Handler;
@@ -111,10 +111,24 @@ impl<'a> LiveNode<'a> {
     }
 
     fn check_done(&mut self, purpose: Purpose, verdict: Verdict) {
-        let (success, output) = match verdict {
-            Verdict::Success(output) => (true, output),
-            Verdict::Failure(output) => (false, output),
-        };
+        if let Verdict::Warning(output) = &verdict {
+            let (container, of) = match &purpose {
+                Purpose::Probe {
+                    container, probe, ..
+                } => (container.clone(), CheckOf::Probe(*probe)),
+                Purpose::Hook {
+                    container, hook, ..
+                } => (container.clone(), CheckOf::Hook(*hook)),
+            };
+            self.outbox.push(Observed::Warning {
+                container,
+                of,
+                output: output.clone(),
+            });
+        }
+        // A warning passes.
+        let success = verdict.passed();
+        let output = verdict.into_message();
         let event = match purpose {
             Purpose::Probe {
                 container,
@@ -152,7 +166,7 @@ impl<'a> LiveNode<'a> {
             Ok(id) => {
                 self.checks.insert(id, purpose);
             }
-            Err(message) => self.check_done(purpose, Verdict::Failure(message)),
+            Err(e) => self.check_done(purpose, Verdict::Failure(e.to_string())),
         }
     }
 }
