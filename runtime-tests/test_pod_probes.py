@@ -270,6 +270,8 @@ def test_http_probes_follow_redirects_to_the_same_host_as_the_kubelet(tmp_path, 
         tmp_path,
         "web",
         REDIRECT_SERVER,
+        # The other probes wait for the server to listen.
+        startupProbe={"tcpSocket": {"port": 8081}, "periodSeconds": 1, "failureThreshold": 60},
         livenessProbe={
             "httpGet": {"port": 8081, "path": "/healthz"},
             "periodSeconds": 1,
