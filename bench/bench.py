@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """podrun's benchmarks against runc and podman, side by side in one run.
 
-Run by scripts/bench (which installs the tools and builds podrun); see its
-header for the options. Standard library only.
+Run by scripts/bench (which installs the tools and builds podrun with the
+`bench-release` profile, the size-tuned build of Cargo.toml); see its header
+for the options. Standard library only.
 
 Every comparison is a ratio of medians taken in the same run, with the runs
 of the tools interleaved, so that a noisy neighbour slows each tool alike.
@@ -464,7 +465,7 @@ def machine():
     }
 
 
-def versions(podrun):
+def versions(podrun, profile):
     def first_line(cmd):
         r = run(cmd, check=False)
         return (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr).strip() else "?"
@@ -472,7 +473,7 @@ def versions(podrun):
     commit = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=False).stdout.strip()
     dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], check=False).stdout.strip()
     return {
-        "podrun": f"{first_line([podrun.bin, '--version'])} ({commit}{'+dirty' if dirty else ''})",
+        "podrun": f"{first_line([podrun.bin, '--version'])} ({commit}{'+dirty' if dirty else ''}, profile {profile})",
         "runc": first_line(["runc", "--version"]),
         "podman": first_line(["podman", "--version"]) if shutil.which("podman") else None,
         "hyperfine": first_line(["hyperfine", "--version"]) if shutil.which("hyperfine") else None,
@@ -860,6 +861,9 @@ def table(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--podrun", required=True, type=Path)
+    parser.add_argument(
+        "--profile", default="unknown", help="the cargo profile --podrun was built with (scripts/bench: bench-release)"
+    )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="a smoke test of the harness, not a measurement")
     parser.add_argument("--only", default="start,scale,idle,plan")
@@ -881,7 +885,7 @@ def main():
         results = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(),
-            "versions": versions(podrun),
+            "versions": versions(podrun, args.profile),
             "runs": runs,
             "quick": args.quick,
             "rule": "only ratios taken in this one run count; absolute times are this machine's, today",
