@@ -10,6 +10,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+/// runc's PATH when the container's environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `rootfs:...`: a root podrun takes as it is, not an image of the store.
+pub fn is_rootfs(image: &str) -> bool {
+    image.starts_with("rootfs:")
+}
+
+/// A `rootfs:` image that is not `rootfs:/` or `rootfs:/ABSOLUTE/DIR`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("image {0:?}: a rootfs image is rootfs:/ or rootfs:/ABSOLUTE/DIR")]
+pub struct RootfsFormError(pub String);
+
+/// The directory a `rootfs:` image names (`/` for the host's root).
+pub fn rootfs_dir(image: &str) -> Result<&str, RootfsFormError> {
+    match image.strip_prefix("rootfs:") {
+        Some(dir) if dir.starts_with('/') => Ok(dir),
+        _ => Err(RootfsFormError(image.to_owned())),
+    }
+}
+
 /// cgroup v2 file name → value.
 pub type CgroupFiles = BTreeMap<String, String>;
 

@@ -62,7 +62,7 @@ pub struct LogTarget {
     pub running: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerState {
     /// The current run's main process, while it runs.

@@ -78,31 +78,29 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // from is not kept for the pod's life.
     drop((pod, resources));
     if args.detach {
-        return detach(&plan);
+        return detach(plan);
     }
     let options = Options {
         echo: true,
         ready: None,
     };
-    let phase =
-        supervisor::run(&plan, options).with_context(|| format!("running pod {:?}", plan.name))?;
+    let name = plan.name.clone();
+    let phase = supervisor::run(plan, options).with_context(|| format!("running pod {name:?}"))?;
     match phase {
         Phase::Succeeded => {
-            eprintln!("pod/{} Succeeded", plan.name);
+            eprintln!("pod/{name} Succeeded");
             Ok(())
         }
         _ => {
-            let why = State::load(&plan.name)
-                .map(|s| failures(&s))
-                .unwrap_or_default();
-            Err(anyhow!("pod/{} {}{why}", plan.name, phase.as_str()).into())
+            let why = State::load(&name).map(|s| failures(&s)).unwrap_or_default();
+            Err(anyhow!("pod/{name} {}{why}", phase.as_str()).into())
         }
     }
 }
 
 /// `up -d`: the supervisor runs in a child of its own session; this
 /// process waits for its word that the pod is up (or why it is not).
-fn detach(pod: &PodPlan) -> Result<(), Failure> {
+fn detach(pod: PodPlan) -> Result<(), Failure> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).context("making a pipe")?;
     // SAFETY: the CLI is single-threaded here; the child runs the
     // supervisor, which is what this process would otherwise do.

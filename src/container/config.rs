@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use super::caps::{self, CapsError};
 use super::rootfs::{BindMount, Propagation, Root, RootfsError};
 use super::spawn::Creds;
-use crate::api::runtime::{self, ContainerConfig, Security};
-use crate::pod::is_rootfs;
+use crate::api::runtime::{self, ContainerConfig, Security, is_rootfs};
 use crate::sandbox::volumes::{VolumeError, resolve_subpath};
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use nix::libc::{self, c_ulong};
 
 use super::step::Step;
-use crate::pod::{RootfsFormError, rootfs_dir};
+use crate::api::runtime::{RootfsFormError, is_rootfs, rootfs_dir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -65,7 +65,7 @@ impl Root {
     /// `rootfs:...`: a root podrun takes as it is, not an image of the
     /// store.
     pub fn is_rootfs(image: &str) -> bool {
-        crate::pod::is_rootfs(image)
+        is_rootfs(image)
     }
 
     /// The root a `rootfs:` image names; one inside podrun's own

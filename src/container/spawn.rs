@@ -23,8 +23,7 @@ use nix::unistd::{Pid, pipe2, read};
 use super::step::Step;
 use crate::sys::process::{Cloned, SigmaskGuard, clone3};
 
-/// runc's PATH when the container's environment has none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use crate::api::runtime::DEFAULT_PATH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {

@@ -563,7 +563,8 @@ struct Refs {
     layers: BTreeSet<String>,
 }
 
-/// `spec.containers[*].image` and `spec.initContainers[*].image` of a pod as JSON.
+/// Whether a descriptor's media type is an image index (or a Docker
+/// manifest list).
 pub(super) fn is_index(media_type: &MediaType) -> bool {
     match media_type {
         MediaType::ImageIndex => true,

@@ -71,6 +71,13 @@ pub enum Event {
         run: u64,
         message: String,
     },
+    /// Its configuration could not be made (a Secret it names is not
+    /// there): `CreateContainerConfigError`.
+    ConfigFailed {
+        container: String,
+        run: u64,
+        message: String,
+    },
     HookFinished {
         container: String,
         run: u64,
@@ -103,6 +110,7 @@ impl Event {
             | Event::Exited { container, run, .. }
             | Event::StartFailed { container, run, .. }
             | Event::CreateFailed { container, run, .. }
+            | Event::ConfigFailed { container, run, .. }
             | Event::HookFinished { container, run, .. }
             | Event::ProbeResult { container, run, .. } => Some((container, *run)),
             _ => None,

@@ -149,7 +149,10 @@ impl Engine {
                 self.on_start_failed(now, i, message, &mut actions)?
             }
             (Event::CreateFailed { message, .. }, Some(i)) => {
-                self.on_create_failed(now, i, message, &mut actions)?
+                self.on_create_failed(now, i, "CreateContainerError", message, &mut actions)?
+            }
+            (Event::ConfigFailed { message, .. }, Some(i)) => {
+                self.on_create_failed(now, i, "CreateContainerConfigError", message, &mut actions)?
             }
             (Event::HookFinished { hook, result, .. }, Some(i)) => {
                 self.on_hook_finished(now, i, hook, result, &mut actions)?

@@ -2,7 +2,7 @@
 //! which hooks and probes each has (with their timing), and the pod's
 //! policies; taken from the compiled pod.
 
-use crate::manifest::ContainerKind;
+use crate::manifest::{ContainerKind, defaults};
 use crate::pod::{HookPlan, PodPlan, ProbePlan};
 
 pub use crate::pod::RestartPolicy;
@@ -23,15 +23,15 @@ pub struct ProbeSpec {
 }
 
 impl Default for ProbeSpec {
-    /// The kubelet's defaults.
+    /// A probe with the API server's defaults.
     fn default() -> ProbeSpec {
         ProbeSpec {
-            success_threshold: 1,
-            failure_threshold: 3,
+            success_threshold: defaults::PROBE_SUCCESS_THRESHOLD as u32,
+            failure_threshold: defaults::PROBE_FAILURE_THRESHOLD as u32,
             termination_grace_seconds: None,
             initial_delay_ms: 0,
-            period_ms: 10_000,
-            timeout_ms: 1000,
+            period_ms: i64::from(defaults::PROBE_PERIOD_SECONDS) * 1000,
+            timeout_ms: i64::from(defaults::PROBE_TIMEOUT_SECONDS) * 1000,
         }
     }
 }

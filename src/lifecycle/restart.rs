@@ -81,12 +81,14 @@ impl Engine {
         Ok(())
     }
 
-    /// The container could not even be created: it waits with
-    /// CreateContainerError and is tried again after its backoff.
+    /// The container could not even be created: it waits with `reason`
+    /// (CreateContainerError, CreateContainerConfigError) and is tried
+    /// again after its backoff.
     pub(super) fn on_create_failed(
         &mut self,
         now: Time,
         i: usize,
+        reason: &'static str,
         message: String,
         actions: &mut Vec<Action>,
     ) -> Result<(), LifecycleError> {
@@ -101,7 +103,7 @@ impl Engine {
         } else {
             at
         };
-        self.wait_to_restart(i, at, "CreateContainerError", message, actions);
+        self.wait_to_restart(i, at, reason, message, actions);
         Ok(())
     }
 

@@ -1,12 +1,12 @@
 //! The engine's state as a Kubernetes `PodStatus`, shaped exactly as
 //! `kubectl get pod -o json` shows it.
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time as ApiTime;
-use k8s_openapi::jiff::Timestamp;
 
 use super::container::{Container, State, Terminated};
 use super::{Engine, Phase, StopCause, Time};

@@ -171,7 +171,8 @@ impl Engine {
             });
             return;
         }
-        stopping.pre_stop_running = c.model.pre_stop.is_some();
+        // As the kubelet: no preStop without time left to run it.
+        stopping.pre_stop_running = c.model.pre_stop.is_some() && deadline > now;
         let term_now = !stopping.pre_stop_running && stopping.turn;
         let pre_stop = stopping.pre_stop_running;
         c.stopping = Some(stopping);

@@ -69,7 +69,7 @@ pub struct Figures {
 }
 
 /// File name → value, for the pod cgroup and each container's.
-pub type CgroupFiles = BTreeMap<String, String>;
+pub use crate::api::runtime::CgroupFiles;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CgroupPlan {

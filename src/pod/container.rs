@@ -11,11 +11,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSecurityContext};
 
 use super::expand::{expand, resolve_env};
-use crate::api::runtime::{ContainerConfig, Mount, Propagation, Security};
+use crate::api::runtime::{ContainerConfig, DEFAULT_PATH, Mount, Propagation, Security};
 use crate::manifest::Pod;
-
-/// runc's PATH when the container's environment has none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the pod tells each of its containers.
 pub struct PodFacts<'a> {
@@ -264,26 +261,21 @@ mod tests {
     }
 
     #[test]
-    fn command_args_and_env_expand_as_kubernetes_does() {
+    fn env_mounts_and_security_are_resolved_for_the_runtime() {
         let p = pod(r#"
 apiVersion: v1
 kind: Pod
-metadata: {name: web, labels: {app: shop}}
+metadata: {name: db, labels: {tier: data}}
 spec:
-  securityContext: {runAsUser: 1000, supplementalGroups: [5, 4], fsGroup: 4}
+  securityContext: {runAsUser: 70, supplementalGroups: [9], fsGroup: 8}
   containers:
-  - name: c
+  - name: store
     image: "rootfs:/"
-    command: ["sh", "-c"]
-    args: ["echo $(GREETING) $(MISSING) $$(GREETING)"]
-    workingDir: /tmp
+    command: ["run-$(TIER)"]
     env:
-    - {name: WHO, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-    - {name: GREETING, value: "hello $(WHO)"}
-    - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
-    - {name: OPT, valueFrom: {configMapKeyRef: {name: cm, key: k, optional: true}}}
+    - {name: TIER, valueFrom: {fieldRef: {fieldPath: "metadata.labels['tier']"}}}
     - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
-    volumeMounts: [{name: v, mountPath: /data, subPathExpr: "$(WHO)/x", readOnly: true}]
+    volumeMounts: [{name: v, mountPath: /data, subPathExpr: "$(NODE)/x", readOnly: true}]
     securityContext:
       allowPrivilegeEscalation: false
       runAsGroup: 7
@@ -291,21 +283,17 @@ spec:
   volumes: [{name: v, emptyDir: {}}]
 "#);
         let c = config(&facts(&p), &p.spec.containers[0]).unwrap();
-        assert_eq!(c.command, ["sh", "-c"]);
-        assert_eq!(c.args, ["echo hello web $(MISSING) $(GREETING)"]);
+        assert_eq!(c.command, ["run-data"]);
         assert_eq!(c.env[0], ("PATH".to_owned(), DEFAULT_PATH.to_owned()));
         assert_eq!(c.env[1], ("HOSTNAME".to_owned(), "web".to_owned()));
-        assert!(c.env.contains(&("APP".to_owned(), "shop".to_owned())));
         assert!(c.env.contains(&("NODE".to_owned(), "node-1".to_owned())));
-        assert!(!c.env.iter().any(|(k, _)| k == "OPT"));
-        assert!(c.own_env.contains("WHO") && !c.own_env.contains("PATH"));
-        assert_eq!(c.working_dir.as_deref(), Some("/tmp"));
+        assert!(c.own_env.contains("TIER") && !c.own_env.contains("PATH"));
         assert_eq!(
             c.mounts,
             [Mount {
                 volume: "v".to_owned(),
                 container_path: "/data".to_owned(),
-                sub_path: Some("web/x".to_owned()),
+                sub_path: Some("node-1/x".to_owned()),
                 read_only: true,
                 propagation: Propagation::None,
             }]
@@ -313,10 +301,10 @@ spec:
         assert_eq!(
             c.security,
             Security {
-                run_as_user: Some(1000),
+                run_as_user: Some(70),
                 run_as_group: Some(7),
                 run_as_non_root: false,
-                supplemental_groups: vec![5, 4, 4],
+                supplemental_groups: vec![9, 8],
                 privileged: false,
                 no_new_privs: true,
                 read_only_root: false,

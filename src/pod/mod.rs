@@ -11,11 +11,13 @@ mod expand;
 pub mod handler;
 pub mod sandbox;
 
-use crate::api::runtime::{ContainerConfig, Handler, Propagation, SandboxConfig};
-use crate::manifest::{ContainerKind, Pod, defaults};
+use crate::api::runtime::{ContainerConfig, Handler, SandboxConfig};
+use crate::manifest::{Pod, defaults};
 use crate::plan::{Plan, QosClass};
 
-pub use container::{DEFAULT_PATH, hostname};
+pub use crate::api::runtime::{DEFAULT_PATH, RootfsFormError, is_rootfs, rootfs_dir};
+pub use crate::manifest::ContainerKind;
+pub use container::hostname;
 pub use expand::{expand, resolve_env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,24 +147,6 @@ impl PodPlan {
     }
 }
 
-/// `rootfs:...`: a root podrun takes as it is, not an image of the store.
-pub fn is_rootfs(image: &str) -> bool {
-    image.starts_with("rootfs:")
-}
-
-/// A `rootfs:` image that is not `rootfs:/` or `rootfs:/ABSOLUTE/DIR`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("image {0:?}: a rootfs image is rootfs:/ or rootfs:/ABSOLUTE/DIR")]
-pub struct RootfsFormError(pub String);
-
-/// The directory a `rootfs:` image names (`/` for the host's root).
-pub fn rootfs_dir(image: &str) -> Result<&str, RootfsFormError> {
-    match image.strip_prefix("rootfs:") {
-        Some(dir) if dir.starts_with('/') => Ok(dir),
-        _ => Err(RootfsFormError(image.to_owned())),
-    }
-}
-
 fn restart_policy(pod: &Pod) -> RestartPolicy {
     match pod.spec.restart_policy.as_deref() {
         Some("Never") => RestartPolicy::Never,
@@ -171,11 +155,16 @@ fn restart_policy(pod: &Pod) -> RestartPolicy {
     }
 }
 
+/// The defaulted `imagePullPolicy` (the tag's default for one that was
+/// not defaulted, as a test's may be).
 fn pull_policy(c: &k8s_openapi::api::core::v1::Container) -> PullPolicy {
+    let image = c.image.as_deref().unwrap_or_default();
     match c.image_pull_policy.as_deref() {
         Some("Always") => PullPolicy::Always,
         Some("Never") => PullPolicy::Never,
-        _ => PullPolicy::IfNotPresent,
+        Some(_) => PullPolicy::IfNotPresent,
+        None if defaults::image_is_latest(image) => PullPolicy::Always,
+        None => PullPolicy::IfNotPresent,
     }
 }
 
@@ -263,11 +252,11 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
                 config
             })
             .map_err(|e| e.to_string());
-        for m in config.iter().flat_map(|c| &c.mounts) {
-            if m.propagation == Propagation::Bidirectional {
+        for m in c.volume_mounts.iter().flatten() {
+            if m.mount_propagation.as_deref() == Some("Bidirectional") {
                 refused.push(format!(
                     "container {name:?}: volumeMounts {:?}: podrun does not do Bidirectional mount propagation yet",
-                    m.container_path
+                    m.mount_path
                 ));
             }
         }

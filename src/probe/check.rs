@@ -49,9 +49,6 @@ pub enum CheckError {
 /// An exec that did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    /// The caller's setup failed (its message).
-    #[error("{0}")]
-    Setup(String),
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
@@ -62,15 +59,9 @@ impl ExecError {
     /// The exit code a shell would give it (126 or 127).
     pub fn exit_code(&self) -> i32 {
         match self {
-            ExecError::Setup(_) | ExecError::Check(_) => 126,
+            ExecError::Check(_) => 126,
             ExecError::Spawn(e) => e.exit_code(),
         }
-    }
-}
-
-impl From<String> for ExecError {
-    fn from(message: String) -> ExecError {
-        ExecError::Setup(message)
     }
 }
 

@@ -88,15 +88,20 @@ impl Checks {
         }
     }
 
+    /// Kills the checks still running; their reaping tells nobody.
+    pub fn cancel(&mut self) {
+        for pid in self.running.keys() {
+            let _ = kill(*pid, NixSignal::SIGKILL);
+        }
+    }
+
     /// Kills the checks still running and reaps them, as the pod ends:
     /// none outlives it (a network check holds the pod's network
     /// namespace). One stuck in the kernel is not waited for past a few
     /// seconds: exec checks die with the container's cgroup at teardown,
     /// anything else is reaped by init once the supervisor exits.
     pub fn end(&mut self) {
-        for pid in self.running.keys() {
-            let _ = kill(*pid, NixSignal::SIGKILL);
-        }
+        self.cancel();
         let deadline = Instant::now() + END_CHECKS_WAIT;
         let mut left: Vec<Pid> = self.running.drain().map(|(pid, _)| pid).collect();
         while !left.is_empty() && Instant::now() < deadline {

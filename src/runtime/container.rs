@@ -15,24 +15,24 @@ use nix::unistd::Pid;
 
 use super::images::{self, ImageService};
 use super::logs::{self, LogPipe};
-use crate::api::runtime::{ContainerConfig, ExitStatus, SandboxConfig};
+use crate::api::runtime::{ContainerConfig, ExitStatus, SandboxConfig, is_rootfs};
 use crate::container::caps::Holding;
-use crate::container::config::{self, Config, ConfigError, SandboxFacts};
+use crate::container::config::{self, Config, ConfigError, ImageRun, SandboxFacts};
 use crate::container::rootfs::{self, RootfsError, View};
 use crate::container::spawn::{self, Command, Isolation, SpawnError};
 use crate::image::ImageError;
 use crate::paths::PodDirs;
-use crate::pod::is_rootfs;
 use crate::sandbox::cgroup::{CgroupError, ContainerCgroup};
 use crate::sandbox::namespaces::{self, NamespaceError};
+use crate::sandbox::overlay::{self, OverlayError};
 use crate::sandbox::pod::Sandbox;
 
 /// Why a container could not be created (the kubelet's
 /// `CreateContainerError`, retried with back-off).
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
-    #[error("container {0:?} is running")]
-    Running(String),
+    #[error("container {0:?} exists: its last run is to be removed first")]
+    Exists(String),
     #[error("the image store: {0}")]
     Store(ImageError),
     #[error(transparent)]
@@ -48,6 +48,15 @@ pub enum CreateError {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// Why a container's run could not be removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("container {0:?} is running")]
+    Running(String),
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
 }
 
 /// Why a created container could not start.
@@ -173,6 +182,8 @@ pub(super) struct Container {
     pub process: Config,
     pub cgroup: ContainerCgroup,
     pub oom_score_adj: i64,
+    /// Its root from an image, mounted on the host.
+    pub root: Option<PathBuf>,
     pub phase: Phase,
 }
 
@@ -194,21 +205,32 @@ impl Container {
         restart_count: u32,
     ) -> Result<Container, CreateError> {
         let name = &config.name;
-        let run = if is_rootfs(&config.image) {
-            None
-        } else {
-            let store = base.images.store().map_err(CreateError::Store)?;
-            let dirs = &base.dirs;
-            Some(images::image_run(
-                store,
-                &config.image,
-                &dirs.image_root(name, restart_count),
-                restart_count
-                    .checked_sub(1)
-                    .map(|previous| dirs.image_root(name, previous))
-                    .as_deref(),
-            )?)
+        let root = (!is_rootfs(&config.image)).then(|| base.dirs.image_root(name, restart_count));
+        let run = match &root {
+            None => None,
+            Some(root) => {
+                let store = base.images.store().map_err(CreateError::Store)?;
+                Some(images::image_run(store, &config.image, root)?)
+            }
         };
+        let made = Self::finish_create(base, config, restart_count, run);
+        if made.is_err()
+            && let Some(root) = &root
+        {
+            // Nothing half-made stays: the run's root goes again.
+            let _ = overlay::remove(root);
+        }
+        made.map(|c| Container { root, ..c })
+    }
+
+    /// What a run is made of besides its root.
+    fn finish_create(
+        base: &Base,
+        config: &ContainerConfig,
+        restart_count: u32,
+        run: Option<ImageRun>,
+    ) -> Result<Container, CreateError> {
+        let name = &config.name;
         let process = config::config(&base.facts(), config, run.as_ref())?;
         if let Some(run) = &run {
             // As runc does: a working directory the image lacks is made
@@ -225,8 +247,18 @@ impl Container {
             process,
             cgroup,
             oom_score_adj: config.oom_score_adj,
+            root: None,
             phase: Phase::Created,
         })
+    }
+
+    /// Removes what the run was made of on the host: its root from an
+    /// image (its cgroup is the container's, and stays for its next run).
+    pub(super) fn remove(&self) -> Result<(), OverlayError> {
+        match &self.root {
+            Some(root) => overlay::remove(root),
+            None => Ok(()),
+        }
     }
 
     /// The created container's process, in its namespaces, cgroup and

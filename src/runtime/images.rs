@@ -72,21 +72,13 @@ pub fn defaults_of(config: &ImageConfiguration) -> ImageDefaults {
     }
 }
 
-/// A new run's root from `image` at `root`: the previous run's root (if
-/// any) goes, the new one is mounted over the image's layers. Never waits
-/// on an import: a busy store is a create error, retried with back-off.
-pub fn image_run(
-    store: &Store,
-    image: &str,
-    root: &Path,
-    previous: Option<&Path>,
-) -> Result<ImageRun, ImageRunError> {
+/// A new run's root from `image`, mounted at `root` over the image's
+/// layers. Never waits on an import: a busy store is a create error,
+/// retried with back-off.
+pub fn image_run(store: &Store, image: &str, root: &Path) -> Result<ImageRun, ImageRunError> {
     let found = store
         .resolve_now(image)?
         .ok_or_else(|| ImageRunError::NotInStore(image.to_owned()))?;
-    if let Some(previous) = previous {
-        overlay::remove(previous)?;
-    }
     let rootfs = overlay::mount_root(&found.layers, root)?;
     Ok(ImageRun {
         rootfs,

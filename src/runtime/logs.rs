@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::rc::Rc;
@@ -78,10 +78,6 @@ pub fn open(container: &str, log_path: &Path) -> std::io::Result<(Vec<LogPipe>, 
 impl LogPipe {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
     }
 
     /// Reads what is there, up to `budget` bytes (so that one chatty

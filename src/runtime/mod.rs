@@ -16,11 +16,11 @@
 //! | CreateContainer             | [`PodSandbox::create_container`]         |
 //! | StartContainer              | [`PodSandbox::start_container`]          |
 //! | StopContainer's signals     | [`PodSandbox::kill_container`]           |
+//! | RemoveContainer             | [`PodSandbox::remove_container`]         |
 //! | ContainerStatus             | [`PodSandbox::container_status`]         |
-//! | ExecSync                    | [`PodSandbox::exec_sync`]                |
+//! | ExecSync, the prober        | [`PodSandbox::check`]                    |
 //! | Exec                        | [`PodSandbox::exec`]                     |
-//! | (the kubelet's prober)      | [`PodSandbox::check`]                    |
-//! | ImageStatus, RemoveImage    | [`images::ImageService`]                 |
+//! | ImageStatus                 | [`images::ImageService::image_status`]   |
 
 pub mod checks;
 mod container;
@@ -37,8 +37,8 @@ use crate::sandbox::cgroup::{self, CgroupError, PodCgroup, PodrunRoot};
 use crate::sandbox::pod::{self as sandbox_pod, PodError};
 
 pub use checks::{CheckError, CheckId, Verdict};
-pub use container::{ContainerState, ContainerStatus, CreateError, StartError};
-pub use sandbox::{PodSandbox, RuntimeEvent};
+pub use container::{ContainerState, ContainerStatus, CreateError, RemoveError, StartError};
+pub use sandbox::{ExecFailure, ExecStreams, PodSandbox, RuntimeEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

@@ -13,15 +13,51 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::checks::{CheckError, CheckId, Checks, Target, Verdict};
-use super::container::{Base, Container, ContainerStatus, CreateError, Phase, StartError};
+use super::container::{
+    Base, Container, ContainerStatus, CreateError, Phase, RemoveError, StartError,
+};
 use super::images::ImageService;
 use super::logs::{self, LogPipe, LogSink};
 use crate::api::runtime::{ContainerConfig, ExitStatus, Handler, SandboxConfig};
 use crate::container::caps::Holding;
+use crate::container::pty::{self, PtyError};
 use crate::paths::PodDirs;
 use crate::probe::check::{ExecError, Session};
 use crate::sandbox::namespaces::{self, Kind};
 use crate::sandbox::pod::{self as sandbox_pod, PodError, Sandbox};
+
+/// The standard streams of an exec.
+pub enum ExecStreams {
+    /// stdin, stdout and stderr, given by the caller.
+    Given([OwnedFd; 3]),
+    /// A terminal made in the container's devpts.
+    Terminal,
+}
+
+/// Why an exec did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecFailure {
+    #[error(transparent)]
+    Terminal(#[from] PtyError),
+    #[error("terminal: {0}")]
+    TerminalCopy(std::io::Error),
+    #[error(transparent)]
+    Target(CheckError),
+    #[error(transparent)]
+    Start(#[from] ExecError),
+}
+
+impl ExecFailure {
+    /// The exit code a shell would give a command that could not run
+    /// (126, 127); none when the exec was refused before that.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ExecFailure::Terminal(_) | ExecFailure::TerminalCopy(_) => None,
+            ExecFailure::Target(_) => Some(126),
+            ExecFailure::Start(e) => Some(e.exit_code()),
+        }
+    }
+}
 
 /// What reaping found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,20 +149,32 @@ impl PodSandbox {
     }
 
     /// CreateContainer: run `restart_count` of the container `config`
-    /// describes (its previous run's root goes).
+    /// describes; its previous run must have been removed.
     pub fn create_container(
         &mut self,
         config: &ContainerConfig,
         restart_count: u32,
     ) -> Result<(), CreateError> {
         let name = &config.name;
-        if let Some(previous) = self.containers.get(name)
-            && matches!(previous.phase, Phase::Running(_))
-        {
-            return Err(CreateError::Running(name.clone()));
+        if self.containers.contains_key(name) {
+            return Err(CreateError::Exists(name.clone()));
         }
         let created = Container::create(&self.base, config, restart_count)?;
         self.containers.insert(name.clone(), created);
+        Ok(())
+    }
+
+    /// RemoveContainer: what container `name`'s last run was made of (its
+    /// root from an image); not while it runs. Nothing to remove is fine.
+    pub fn remove_container(&mut self, name: &str) -> Result<(), RemoveError> {
+        let Some(c) = self.containers.get(name) else {
+            return Ok(());
+        };
+        if matches!(c.phase, Phase::Running(_)) {
+            return Err(RemoveError::Running(name.to_owned()));
+        }
+        c.remove()?;
+        self.containers.remove(name);
         Ok(())
     }
 
@@ -182,17 +230,35 @@ impl PodSandbox {
     }
 
     /// Exec: `argv` in the running container `name`, as the container
-    /// runs, with the given standard streams; its end comes from `reap`.
+    /// runs, with the caller's standard streams or a terminal of the
+    /// container's own (whose other end is returned); its end comes from
+    /// `reap`.
     pub fn exec(
         &mut self,
         name: &str,
         argv: &[String],
-        stdio: [OwnedFd; 3],
-        session: Session,
-    ) -> Result<Pid, ExecError> {
-        let target = target(&self.containers, &self.base, name)
-            .map_err(|e| ExecError::Setup(e.to_string()))?;
-        self.checks.exec(target, argv, stdio, session)
+        streams: ExecStreams,
+    ) -> Result<(Pid, Option<OwnedFd>), ExecFailure> {
+        let target = target(&self.containers, &self.base, name).map_err(ExecFailure::Target)?;
+        let (stdio, session, master) = match streams {
+            ExecStreams::Given(stdio) => (stdio, Session::New, None),
+            ExecStreams::Terminal => {
+                let pty = pty::open_in(target.pid)?;
+                let dup = |fd: &OwnedFd| fd.try_clone().map_err(ExecFailure::TerminalCopy);
+                let (out, err) = (dup(&pty.slave)?, dup(&pty.slave)?);
+                ([pty.slave, out, err], Session::Terminal, Some(pty.master))
+            }
+        };
+        let pid = self.checks.exec(target, argv, stdio, session)?;
+        Ok((pid, master))
+    }
+
+    /// Kills an exec of this sandbox (its caller went away); its reaping
+    /// tells nobody.
+    pub fn kill_exec(&self, pid: Pid) {
+        if self.checks.execs.contains(&pid) {
+            let _ = nix::sys::signal::kill(pid, NixSignal::SIGKILL);
+        }
     }
 
     /// When the loop must next wake for a check's deadline.
@@ -203,6 +269,11 @@ impl PodSandbox {
     /// Kills the checks past their deadline.
     pub fn expire_checks(&mut self, now: Instant) {
         self.checks.expire(now);
+    }
+
+    /// Kills every check still running (the pod has finished).
+    pub fn cancel_checks(&mut self) {
+        self.checks.cancel();
     }
 
     /// Kills and reaps every check still running (the pod is ending).

@@ -14,13 +14,12 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::signal::{Signal as NixSignal, kill};
 use nix::sys::socket::{MsgFlags, getsockopt, sockopt::PeerCredentials};
 use nix::unistd::Pid;
 
 use crate::api::{self, ApiError, LogInfo, Reply, Request, wire};
 use crate::lifecycle::Event;
-use crate::probe::check::Session;
+use crate::runtime::ExecStreams;
 
 use super::Supervisor;
 
@@ -294,23 +293,15 @@ impl Supervisor<'_> {
         if command.is_empty() {
             return refuse("exec needs a command");
         }
-        let (name, pid) = match self.state.exec_target(container) {
+        let (name, _) = match self.state.exec_target(container) {
             Ok(target) => target,
             Err(e) => return refuse(e.to_string()),
         };
-        let (stdio, session, terminal) = if tty {
-            let pty = match crate::container::pty::open_in(pid) {
-                Ok(pty) => pty,
-                Err(e) => return refuse(e.to_string()),
-            };
-            let dup = |fd: &OwnedFd| fd.try_clone();
-            match (dup(&pty.slave), dup(&pty.slave)) {
-                (Ok(out), Ok(err)) => ([pty.slave, out, err], Session::Terminal, Some(pty.master)),
-                (Err(e), _) | (_, Err(e)) => return refuse(format!("terminal: {e}")),
-            }
+        let streams = if tty {
+            ExecStreams::Terminal
         } else {
             match <[OwnedFd; 3]>::try_from(fds) {
-                Ok(stdio) => (stdio, Session::New, None),
+                Ok(stdio) => ExecStreams::Given(stdio),
                 Err(fds) => {
                     return refuse(format!(
                         "an exec without a tty takes three descriptors (stdin, stdout, stderr), not {}",
@@ -319,13 +310,8 @@ impl Supervisor<'_> {
                 }
             }
         };
-        match self
-            .driver
-            .node
-            .sandbox
-            .exec(&name, command, stdio, session)
-        {
-            Ok(child) => {
+        match self.driver.node.sandbox.exec(&name, command, streams) {
+            Ok((child, terminal)) => {
                 if let Some(server) = self.api.as_mut() {
                     server.execs.insert(child, conn);
                     if let Some(c) = server.conn(conn) {
@@ -338,13 +324,16 @@ impl Supervisor<'_> {
                 };
                 (reply, terminal)
             }
-            Err(e) => {
-                let reply = Reply {
-                    exit_code: Some(e.exit_code()),
-                    ..Reply::error(format!("exec in {name}: {e}"))
-                };
-                (reply, None)
-            }
+            Err(e) => match e.exit_code() {
+                Some(code) => {
+                    let reply = Reply {
+                        exit_code: Some(code),
+                        ..Reply::error(format!("exec in {name}: {e}"))
+                    };
+                    (reply, None)
+                }
+                None => refuse(e.to_string()),
+            },
         }
     }
 
@@ -403,8 +392,7 @@ impl Supervisor<'_> {
         }
         for conn in server.conns.iter().filter(|c| c.closed) {
             if let Some(pid) = conn.exec {
-                // Reaped as usual; nobody is told.
-                let _ = kill(pid, NixSignal::SIGKILL);
+                self.driver.node.sandbox.kill_exec(pid);
             }
         }
         server.conns.retain(|c| !c.closed);

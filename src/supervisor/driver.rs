@@ -23,6 +23,11 @@ pub enum CheckOf {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
     Event(Event),
+    /// A running container was sent a signal.
+    Signalled {
+        container: String,
+        signal: Signal,
+    },
     /// A check passed with a warning: a probe's is the kubelet's
     /// `ProbeWarning`; a hook's (its HTTPS request answered in plain HTTP,
     /// made again over HTTP) its `LifecycleHTTPFallback`.
@@ -132,6 +137,19 @@ impl<N: Node> Driver<N> {
         self.pending.push_back(event);
     }
 
+    /// The pod's shared PID namespace ended: no container can start in it
+    /// again, and the pod stops, as when the kubelet's pause container
+    /// dies.
+    pub fn sandbox_lost(&mut self) {
+        if self.finished().is_some() {
+            return;
+        }
+        (self.say)("podrun: the pod's PID namespace ended; stopping the pod");
+        self.push(Event::StopRequested {
+            grace_seconds: None,
+        });
+    }
+
     /// A stop request (a signal, `podrun down`): the first with `grace`
     /// (the pod's own when `None`), any later one at once.
     pub fn request_stop(&mut self, grace: Option<i64>) {
@@ -144,11 +162,28 @@ impl<N: Node> Driver<N> {
         });
     }
 
-    /// Takes what the node observed, in order, for the engine.
+    /// Takes what the node observed, in order, for the engine, saying what
+    /// a kubelet says of it as it comes.
     pub fn collect(&mut self) {
         for o in self.node.observed() {
             match o {
-                Observed::Event(e) => self.pending.push_back(e),
+                Observed::Event(e) => {
+                    self.report(&e);
+                    self.pending.push_back(e);
+                }
+                Observed::Signalled { container, signal } => {
+                    let sig = match signal {
+                        Signal::Term => "SIGTERM",
+                        Signal::Kill => "SIGKILL",
+                    };
+                    (self.say)(&format!("{container}: Killing ({sig})"));
+                    self.recorder.record(
+                        false,
+                        "Killing",
+                        object(&container),
+                        format!("Stopping container {container} ({sig})"),
+                    );
+                }
                 Observed::Warning {
                     container,
                     of: CheckOf::Probe(probe),
@@ -191,7 +226,6 @@ impl<N: Node> Driver<N> {
                 return changed;
             };
             changed = true;
-            self.report(&event);
             match self.engine.handle(clock(), event) {
                 Ok(actions) => self.act(actions),
                 Err(e @ LifecycleError::Unexpected { .. }) => tracing::debug!("{e}"),
@@ -226,6 +260,9 @@ impl<N: Node> Driver<N> {
                 );
             }
             Event::CreateFailed {
+                container, message, ..
+            }
+            | Event::ConfigFailed {
                 container, message, ..
             }
             | Event::StartFailed {
@@ -296,19 +333,6 @@ impl<N: Node> Driver<N> {
                     container, image, ..
                 } => {
                     self.images.insert(container.clone(), image.clone());
-                }
-                Action::Signal { container, signal } => {
-                    let sig = match signal {
-                        Signal::Term => "SIGTERM",
-                        Signal::Kill => "SIGKILL",
-                    };
-                    (self.say)(&format!("{container}: Killing ({sig})"));
-                    self.recorder.record(
-                        false,
-                        "Killing",
-                        object(container),
-                        format!("Stopping container {container} ({sig})"),
-                    );
                 }
                 Action::ArmTimer { timer, .. } => {
                     if let TimerKind::Backoff(container) = &timer.kind {

@@ -2,8 +2,9 @@
 //! names must be in the store, as its `imagePullPolicy` allows (podrun
 //! cannot pull yet), or be a `rootfs:` root podrun runs.
 
+use crate::api::runtime::is_rootfs;
 use crate::container::rootfs::Root;
-use crate::pod::{PodPlan, PullPolicy, is_rootfs};
+use crate::pod::{PodPlan, PullPolicy};
 use crate::runtime::images::ImageService;
 
 /// Why a container cannot run `image`, as the kubelet would say it (and

@@ -27,9 +27,9 @@ use nix::unistd::{pipe2, read};
 
 use crate::api::events::Recorder;
 use crate::api::state::{self, ContainerState, Limits, State, StateError};
-use crate::lifecycle::{Event, Phase, PodModel, Time};
+use crate::lifecycle::{Phase, PodModel, Time};
 use crate::paths::PodDirs;
-use crate::pod::PodPlan;
+use crate::pod::{ContainerKind, PodPlan};
 use crate::runtime::{self, ContainerState as Run, Runtime, RuntimeError};
 use crate::sandbox::pod::{self as sandbox_pod, PodError};
 use driver::{Driver, PodRef};
@@ -154,9 +154,10 @@ struct Supervisor<'a> {
     busy_at: Option<Time>,
 }
 
-/// The state a pod starts with, saved before anything of it exists.
+/// The state a pod starts with, saved before anything of it exists; it
+/// takes the plan's copy of the manifest, kept only there.
 fn initial_state(
-    plan: &PodPlan,
+    plan: &mut PodPlan,
     dirs: &PodDirs,
     cgroup: std::path::PathBuf,
     unenforced: Option<&str>,
@@ -174,10 +175,10 @@ fn initial_state(
             reason: unenforced.map(str::to_owned),
         },
         containers: BTreeMap::new(),
-        sidecars: plan.names_of(crate::manifest::ContainerKind::Sidecar),
-        apps: plan.names_of(crate::manifest::ContainerKind::App),
+        sidecars: plan.names_of(ContainerKind::Sidecar),
+        apps: plan.names_of(ContainerKind::App),
         volumes: BTreeMap::new(),
-        pod: Some(plan.manifest.clone()),
+        pod: Some(std::mem::take(&mut plan.manifest)),
         plan: serde_json::to_value(&plan.resources).ok(),
         status: Default::default(),
         finished: false,
@@ -187,14 +188,16 @@ fn initial_state(
 
 /// Runs the compiled pod to a terminal phase and tears it down; returns
 /// the phase.
-pub fn run(plan: &PodPlan, options: Options) -> Result<Phase, SupervisorError> {
+pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError> {
     let dirs = PodDirs::new(&plan.name, &plan.uid);
     let claim = sandbox_pod::claim(&dirs, &plan.name)?;
     let rt = Runtime::new()?;
     if let Some(reason) = rt.unenforced() {
         eprintln!("warning: {reason}");
     }
-    let state = initial_state(plan, &dirs, rt.pod_cgroup(&plan.uid)?, rt.unenforced());
+    let cgroup = rt.pod_cgroup(&plan.uid)?;
+    let state = initial_state(&mut plan, &dirs, cgroup, rt.unenforced());
+    let plan = &plan;
     state.save()?;
     // The state says from now on whether this supervisor lives.
     drop(claim);
@@ -274,19 +277,25 @@ impl Supervisor<'_> {
     }
 
     /// Feeds what was observed until nothing is left, then saves the
-    /// state. Only an event changes the pod: a wake-up for output alone
-    /// (the hot path of a chatty container) computes and writes nothing.
+    /// state if the pod changed. Only an event can change it: a wake-up
+    /// for output alone (the hot path of a chatty container) computes and
+    /// writes nothing, and one that changed nothing shown (a probe's tick,
+    /// a check that says what the last one said) writes nothing either.
     fn settle(&mut self) {
         if !self.driver.settle(&now) {
             return;
         }
         self.busy_at = Some(now());
-        self.state.status = self.driver.status();
-        self.sync_containers();
+        self.feed_watchers();
+        let status = self.driver.status();
+        let synced = self.sync_containers();
+        if status == self.state.status && !synced {
+            return;
+        }
+        self.state.status = status;
         if let Err(e) = self.state.save() {
             tracing::warn!("{e}");
         }
-        self.feed_watchers();
         if self.ready.is_some() {
             let said = match self.driver.finished() {
                 Some(phase) => Some(phase.as_str()),
@@ -300,34 +309,41 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The state's record of each container's latest run, from the
-    /// runtime.
-    fn sync_containers(&mut self) {
+    /// The state's record of each container's latest run that started,
+    /// from the runtime (one that failed to start has no log); whether it
+    /// changed.
+    fn sync_containers(&mut self) -> bool {
+        let mut changed = false;
         for c in self.driver.node.sandbox.container_statuses() {
-            self.state.containers.insert(
-                c.name,
-                ContainerState {
-                    pid: match c.state {
-                        Run::Running { pid } => Some(pid),
-                        _ => None,
-                    },
-                    restart_count: c.restart_count,
-                    log: c.log,
+            if c.state == Run::Created {
+                continue;
+            }
+            let record = ContainerState {
+                pid: match c.state {
+                    Run::Running { pid } => Some(pid),
+                    _ => None,
                 },
-            );
+                restart_count: c.restart_count,
+                log: c.log,
+            };
+            if self.state.containers.get(&c.name) != Some(&record) {
+                self.state.containers.insert(c.name, record);
+                changed = true;
+            }
         }
+        changed
     }
 
     /// Blocks until something happens or the next deadline, then turns
     /// what happened into observations.
     fn wait(&mut self, signals: &SignalPipes) -> Result<(), SupervisorError> {
         let engine_due = self.driver.next_deadline().map(|at| at.millis_since(now()));
-        let check_due = self
-            .driver
-            .node
-            .sandbox
-            .next_deadline()
-            .map(|at| at.saturating_duration_since(Instant::now()).as_millis() as i64);
+        // Rounded up: a deadline less than a millisecond away is not a
+        // zero timeout to spin on.
+        let check_due = self.driver.node.sandbox.next_deadline().map(|at| {
+            let left = at.saturating_duration_since(Instant::now());
+            left.as_micros().div_ceil(1000) as i64
+        });
         let timeout = match engine_due.into_iter().chain(check_due).min() {
             Some(ms) => {
                 let ms = ms.clamp(0, i64::from(i32::MAX));
@@ -373,10 +389,13 @@ impl Supervisor<'_> {
         node.echo.flush();
         self.serve();
         drain(&signals.child);
-        self.reap();
+        let lost = self.reap();
         // What ended comes before a stop asked for meanwhile, and timers
         // after both.
         self.driver.collect();
+        if lost {
+            self.driver.sandbox_lost();
+        }
         for _ in 0..drain(&signals.stop) {
             let grace = self.requested_grace();
             self.driver.request_stop(grace);
@@ -387,8 +406,8 @@ impl Supervisor<'_> {
     }
 
     /// What the runtime reaped that is the supervisor's: execs ended, logs
-    /// ended, the pod's PID namespace gone.
-    fn reap(&mut self) {
+    /// ended; whether the pod's PID namespace is gone.
+    fn reap(&mut self) -> bool {
         let reaped = self.driver.node.reap();
         for (pid, code) in reaped.execs {
             if let Some(conn) = self.api.as_mut().and_then(|s| s.exec_ended(pid)) {
@@ -398,14 +417,7 @@ impl Supervisor<'_> {
         for name in &reaped.exited {
             self.log_ended(name);
         }
-        if reaped.pid_namespace_lost && self.driver.finished().is_none() {
-            // No container can start in it again: the sandbox is lost, as
-            // when the kubelet's pause container dies.
-            eprintln!("podrun: the pod's PID namespace ended; stopping the pod");
-            self.driver.push(Event::StopRequested {
-                grace_seconds: None,
-            });
-        }
+        reaped.pid_namespace_lost
     }
 
     /// Starting containers, saving state and reporting status run code

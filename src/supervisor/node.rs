@@ -173,7 +173,6 @@ impl<'a> LiveNode<'a> {
 
 impl Effects for LiveNode<'_> {
     fn start(&mut self, container: &str, run: u64, restart_count: u32, image: &str) {
-        self.runs.insert(container.to_owned(), run);
         let failed = |message: String| Event::CreateFailed {
             container: container.to_owned(),
             run,
@@ -181,20 +180,35 @@ impl Effects for LiveNode<'_> {
         };
         let config = match self.plan.container(container).map(|c| &c.config) {
             Some(Ok(config)) => config,
-            Some(Err(message)) => return self.event(failed(message.clone())),
+            Some(Err(message)) => {
+                return self.event(Event::ConfigFailed {
+                    container: container.to_owned(),
+                    run,
+                    message: message.clone(),
+                });
+            }
             None => return self.event(failed(format!("no container {container:?}"))),
         };
         let mut config = config.clone();
         config.image = image.to_owned();
+        // The last run goes before the next is made, as the kubelet's
+        // garbage collection removes a dead container.
+        if let Err(e) = self.sandbox.remove_container(container) {
+            return self.event(failed(e.to_string()));
+        }
         if let Err(e) = self.sandbox.create_container(&config, restart_count) {
             return self.event(failed(e.to_string()));
         }
         let event = match self.sandbox.start_container(container) {
-            Ok(pid) => Event::Started {
-                container: container.to_owned(),
-                run,
-                pid,
-            },
+            Ok(pid) => {
+                // Its exit is this run's.
+                self.runs.insert(container.to_owned(), run);
+                Event::Started {
+                    container: container.to_owned(),
+                    run,
+                    pid,
+                }
+            }
             // The process could not become the container: containerd's
             // StartError; anything before it is retried.
             Err(e) if e.is_exec_failure() => Event::StartFailed {
@@ -273,7 +287,13 @@ impl Effects for LiveNode<'_> {
             Signal::Term => NixSignal::SIGTERM,
             Signal::Kill => NixSignal::SIGKILL,
         };
-        self.sandbox.kill_container(container, sig);
+        // One that has just ended (its exit not yet told) is not killed.
+        if self.sandbox.kill_container(container, sig) {
+            self.outbox.push(Observed::Signalled {
+                container: container.to_owned(),
+                signal,
+            });
+        }
     }
 
     fn kill_pod(&mut self) {
@@ -288,8 +308,8 @@ impl Effects for LiveNode<'_> {
 
     fn finished(&mut self, _phase: Phase) {
         // Nothing is left to check: a check would only hold the pod's
-        // namespaces.
-        self.sandbox.end_checks();
+        // namespaces. They are reaped as the sandbox goes.
+        self.sandbox.cancel_checks();
         self.checks.clear();
     }
 }

@@ -1088,3 +1088,216 @@ fn odd_events_never_panic_or_fail_the_pod() {
         i32::MAX
     );
 }
+
+// ---- the engine's own timing of probes and hooks ----
+
+/// The actions of one step, with timers shown as `timer KIND at MS`.
+fn shown(actions: &[crate::lifecycle::Action]) -> Vec<String> {
+    use crate::lifecycle::{Action, TimerKind};
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::ArmTimer { at, timer } => {
+                let kind = match &timer.kind {
+                    TimerKind::Probe { container, probe } => format!("probe {container} {probe:?}"),
+                    TimerKind::HookSleep {
+                        container, hook, ..
+                    } => format!("sleep {container} {hook:?}"),
+                    TimerKind::KillDeadline(c) => format!("kill {c}"),
+                    other => format!("{other:?}"),
+                };
+                format!("timer {kind} at {}", at.0)
+            }
+            Action::RunProbe {
+                container,
+                probe,
+                timeout_ms,
+                ..
+            } => format!("check {container} {probe:?} for {timeout_ms}"),
+            Action::RunHook {
+                container,
+                hook,
+                timeout_ms,
+                ..
+            } => format!("hook {container} {hook:?} for {timeout_ms:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// The timer of kind `prefix` among `actions`.
+fn timer_in(actions: &[crate::lifecycle::Action], prefix: &str) -> crate::lifecycle::Timer {
+    let shown = shown(actions);
+    let i = shown
+        .iter()
+        .position(|s| s.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {shown:?}"));
+    match &actions[i] {
+        crate::lifecycle::Action::ArmTimer { timer, .. } => timer.clone(),
+        _ => unreachable!("a timer is shown as one"),
+    }
+}
+
+#[test]
+fn probe_checks_come_at_the_initial_delay_then_each_period_one_at_a_time() {
+    use crate::lifecycle::{Engine, ProbeKind, Time};
+    let yaml = pod(
+        "Always",
+        30,
+        "[]",
+        "[{name: app, image: i, readinessProbe: {exec: {command: [x]}, initialDelaySeconds: 3, periodSeconds: 2, timeoutSeconds: 5}}]",
+    );
+    let mut engine = Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    let started = engine
+        .handle(
+            Time(100),
+            Event::Started {
+                container: "app".to_owned(),
+                run: 1,
+                pid: 9,
+            },
+        )
+        .unwrap();
+    let s = shown(&started);
+    assert!(
+        s.contains(&"timer probe app Readiness at 3100".to_owned()),
+        "{s:?}"
+    );
+    let tick = timer_in(&started, "timer probe");
+    let first = engine.handle(Time(3100), Event::TimerFired(tick)).unwrap();
+    assert_eq!(
+        shown(&first),
+        [
+            "check app Readiness for 5000",
+            "timer probe app Readiness at 5100"
+        ]
+    );
+    // The check still runs a period later: that period is skipped.
+    let tick = timer_in(&first, "timer probe");
+    let skipped = engine.handle(Time(5100), Event::TimerFired(tick)).unwrap();
+    assert_eq!(shown(&skipped), ["timer probe app Readiness at 7100"]);
+    let result = engine
+        .handle(
+            Time(6000),
+            Event::ProbeResult {
+                container: "app".to_owned(),
+                run: 1,
+                probe: ProbeKind::Readiness,
+                success: true,
+                output: String::new(),
+            },
+        )
+        .unwrap();
+    assert!(result.is_empty(), "{result:?}");
+    assert!(engine.status().container_statuses.unwrap()[0].ready);
+    let tick = timer_in(&skipped, "timer probe");
+    let next = engine
+        .handle(Time(7100), Event::TimerFired(tick.clone()))
+        .unwrap();
+    assert_eq!(
+        shown(&next),
+        [
+            "check app Readiness for 5000",
+            "timer probe app Readiness at 9100"
+        ]
+    );
+    // A tick already handled (stale) does nothing.
+    assert_eq!(
+        engine.handle(Time(7200), Event::TimerFired(tick)),
+        Ok(vec![])
+    );
+}
+
+#[test]
+fn sleep_hooks_end_on_the_engines_timer_and_pre_stop_has_what_is_left_of_the_grace() {
+    use crate::lifecycle::{Engine, Time};
+    let yaml = pod(
+        "Always",
+        10,
+        "[]",
+        "[{name: app, image: i, lifecycle: {postStart: {sleep: {seconds: 2}}, preStop: {exec: {command: [x]}}}}]",
+    );
+    let mut engine = Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    let started = engine
+        .handle(
+            Time(0),
+            Event::Started {
+                container: "app".to_owned(),
+                run: 1,
+                pid: 9,
+            },
+        )
+        .unwrap();
+    // No hook to run: the engine waits the 2 s itself.
+    assert_eq!(shown(&started), ["timer sleep app PostStart at 2000"]);
+    assert_eq!(
+        engine.status().container_statuses.unwrap()[0].started,
+        Some(false)
+    );
+    let slept = timer_in(&started, "timer sleep");
+    engine.handle(Time(2000), Event::TimerFired(slept)).unwrap();
+    assert_eq!(
+        engine.status().container_statuses.unwrap()[0].started,
+        Some(true)
+    );
+    // Stopped with a grace of 4 s: preStop gets the 4 s, the kill
+    // deadline follows.
+    let stop = engine
+        .handle(
+            Time(3000),
+            Event::StopRequested {
+                grace_seconds: Some(4),
+            },
+        )
+        .unwrap();
+    let s = shown(&stop);
+    assert!(
+        s.contains(&"hook app PreStop for Some(4000)".to_owned()),
+        "{s:?}"
+    );
+    assert!(s.contains(&"timer kill app at 7000".to_owned()), "{s:?}");
+}
+
+#[test]
+fn no_pre_stop_without_time_left_to_run_it() {
+    use crate::lifecycle::{Action, Engine, Signal, Time};
+    let yaml = pod(
+        "Always",
+        0,
+        "[]",
+        "[{name: app, image: i, lifecycle: {preStop: {exec: {command: [x]}}}}]",
+    );
+    let mut engine = Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    engine
+        .handle(
+            Time(0),
+            Event::Started {
+                container: "app".to_owned(),
+                run: 1,
+                pid: 9,
+            },
+        )
+        .unwrap();
+    // A grace period of 0 leaves no time for preStop, which the kubelet
+    // then skips: SIGTERM at once, then its minimum grace.
+    let stop = engine
+        .handle(
+            Time(1000),
+            Event::StopRequested {
+                grace_seconds: None,
+            },
+        )
+        .unwrap();
+    assert!(
+        !stop.iter().any(|a| matches!(a, Action::RunHook { .. })),
+        "{stop:?}"
+    );
+    assert!(stop.contains(&Action::Signal {
+        container: "app".to_owned(),
+        signal: Signal::Term
+    }));
+    assert!(shown(&stop).contains(&"timer kill app at 3000".to_owned()));
+}

@@ -14,7 +14,9 @@ pub fn validate(pod: &Pod, path: &FieldPath, errors: &mut Vec<FieldError>) {
         &path.child("volumes"),
         errors,
     );
-    let grace = spec.termination_grace_period_seconds.unwrap_or(30);
+    let grace = spec
+        .termination_grace_period_seconds
+        .unwrap_or(crate::manifest::defaults::GRACE_SECONDS);
     let os_name = spec.os.as_ref().map(|os| os.name.as_str());
     let ctx = PodContext {
         volumes: &volumes,

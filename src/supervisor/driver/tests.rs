@@ -107,6 +107,10 @@ impl Effects for FakeNode {
 
     fn signal(&mut self, container: &str, signal: Signal) {
         self.calls.push(format!("signal {container} {signal:?}"));
+        self.outbox.push(Observed::Signalled {
+            container: container.to_owned(),
+            signal,
+        });
         let run = self.runs.get(container).copied().unwrap_or(0);
         if signal == Signal::Kill || self.exit_on_term.iter().any(|c| c == container) {
             let status = match signal {
@@ -210,6 +214,16 @@ impl Test {
         self.driver.settle(&move || Time(now.get()));
     }
 
+    /// A container's process ends, as the node sees it.
+    fn exits(&mut self, container: &str, run: u64, status: ExitStatus, oom_killed: bool) {
+        self.driver.node.outbox.push(Observed::Event(Event::Exited {
+            container: container.to_owned(),
+            run,
+            status,
+            oom_killed,
+        }));
+    }
+
     fn calls(&self) -> Vec<String> {
         self.driver.node.calls.clone()
     }
@@ -257,12 +271,7 @@ fn the_pod_starts_in_order_with_probe_checks_on_the_engines_clock() {
     t.driver.start(Time(0));
     t.at(0);
     assert_eq!(t.calls(), ["start init#0 rootfs:/"]);
-    t.driver.push(Event::Exited {
-        container: "init".to_owned(),
-        run: 1,
-        status: ExitStatus::Code(0),
-        oom_killed: false,
-    });
+    t.exits("init", 1, ExitStatus::Code(0), false);
     t.at(500);
     // The sidecar's startup probe waits its initial delay: no check yet.
     t.at(2499);
@@ -287,12 +296,7 @@ fn the_pod_starts_in_order_with_probe_checks_on_the_engines_clock() {
         ]
     );
     // The app ends: the sidecar is stopped and the pod succeeds.
-    t.driver.push(Event::Exited {
-        container: "app".to_owned(),
-        run: 1,
-        status: ExitStatus::Code(0),
-        oom_killed: false,
-    });
+    t.exits("app", 1, ExitStatus::Code(0), false);
     t.at(4000);
     assert_eq!(
         t.calls()[7..],
@@ -415,12 +419,7 @@ spec:
         output: "Get \"https://127.0.0.1:80/\": http: server gave HTTP response to HTTPS client"
             .to_owned(),
     });
-    t.driver.push(Event::Exited {
-        container: "hooked".to_owned(),
-        run: 1,
-        status: ExitStatus::Signal(9),
-        oom_killed: true,
-    });
+    t.exits("hooked", 1, ExitStatus::Signal(9), true);
     t.at(10);
     let events = t.events();
     assert!(events.contains(
@@ -452,12 +451,7 @@ fn a_crash_loop_is_a_back_off_warning_and_a_retried_create_error_is_not() {
     t.driver.start(Time(0));
     t.at(0);
     for (run, at) in [(1, 1000), (2, 2000)] {
-        t.driver.push(Event::Exited {
-            container: "app".to_owned(),
-            run,
-            status: ExitStatus::Code(1),
-            oom_killed: false,
-        });
+        t.exits("app", run, ExitStatus::Code(1), false);
         t.at(at);
     }
     // The first restart is at once; the second waits 10 s.
