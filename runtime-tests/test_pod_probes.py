@@ -190,8 +190,8 @@ def ready(name, container_name):
         return None
 
 
-def unhealthy(name):
-    """(object, message) of each of the pod's Unhealthy events so far."""
+def events_of(name, reason):
+    """(object, message) of each of the pod's events with this reason."""
     result = subprocess.run(
         [str(podrun_bin()), "events", name, "-o", "json"],
         capture_output=True,
@@ -199,7 +199,12 @@ def unhealthy(name):
         timeout=30,
     )
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    return [(e["object"], e["message"]) for e in events if e["reason"] == "Unhealthy"]
+    return [(e["object"], e["message"]) for e in events if e["reason"] == reason]
+
+
+def unhealthy(name):
+    """(object, message) of each of the pod's Unhealthy events so far."""
+    return events_of(name, "Unhealthy")
 
 
 def test_https_probes_accept_a_self_signed_certificate(tmp_path, name):
@@ -247,18 +252,6 @@ def test_https_probes_accept_a_self_signed_certificate(tmp_path, name):
     finally:
         rc, out, err = stop(proc)
     assert "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 500" in err
-
-
-def events_of(name, reason):
-    """(object, message) of each of the pod's events with this reason."""
-    result = subprocess.run(
-        [str(podrun_bin()), "events", name, "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    events = [json.loads(line) for line in result.stdout.splitlines()]
-    return [(e["object"], e["message"]) for e in events if e["reason"] == reason]
 
 
 def test_http_probes_follow_redirects_to_the_same_host_as_the_kubelet(tmp_path, name):

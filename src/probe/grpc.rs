@@ -9,10 +9,7 @@
 //! it an RPC timeout.
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,8 +20,6 @@ use http_body_util::combinators::MapErr;
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tonic::Status;
 use tonic::body::Body;
@@ -32,7 +27,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::tcp::{self, join_host_port};
+use super::tcp::{self, Head, Peeked, join_host_port};
 use super::verdict::Verdict;
 use super::wording::{self, DialError, GrpcError, Purpose};
 
@@ -82,11 +77,10 @@ impl Call<'_> {
         };
         let mut backoff = Duration::from_secs(1);
         loop {
-            let ready = Arc::new(AtomicBool::new(false));
-            let attempt =
-                tokio::time::timeout_at(deadline, self.attempt(deadline, ready.clone())).await;
+            let head = Head::default();
+            let attempt = tokio::time::timeout_at(deadline, self.attempt(deadline, &head)).await;
             match attempt {
-                Err(_) if ready.load(Ordering::Relaxed) => {
+                Err(_) if is_ready(&head) => {
                     return Err(GrpcError::RpcTimeout(self.timeout));
                 }
                 Err(_) => return Err(connect_timeout()),
@@ -119,18 +113,14 @@ impl Call<'_> {
 
     /// One connection and, once it is up, the call: the serving status
     /// answered.
-    async fn attempt(&self, deadline: Instant, ready: Arc<AtomicBool>) -> Result<i32, Failure> {
+    async fn attempt(&self, deadline: Instant, seen: &Head) -> Result<i32, Failure> {
         let tcp = match tcp::dial(self.host, self.port).await {
             Ok(tcp) => tcp,
             Err(DialError::Lookup { reason, .. }) => return Err(Failure::Lookup(reason)),
             Err(_) => return Err(Failure::NotReady),
         };
         let _ = tcp.set_nodelay(true);
-        let io = Watched {
-            tcp,
-            head: Vec::new(),
-            ready: ready.clone(),
-        };
+        let io = Peeked::new(tcp, 4, seen);
         let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .handshake(TokioIo::new(io))
             .await
@@ -148,7 +138,7 @@ impl Call<'_> {
         request.set_timeout(deadline.saturating_duration_since(Instant::now()));
         match client.check(request).await {
             Ok(answer) => Ok(answer.into_inner().status),
-            Err(_) if !ready.load(Ordering::Relaxed) => Err(Failure::NotReady),
+            Err(_) if !is_ready(seen) => Err(Failure::NotReady),
             Err(status) => Err(Failure::Status(status)),
         }
     }
@@ -206,86 +196,25 @@ fn status_of(e: hyper::Error) -> Status {
     }
 }
 
-/// The TCP stream under the HTTP/2 connection, noting when the server's
-/// first frame, its SETTINGS, begins to arrive: from then on the
-/// connection is up, as grpc-go's READY.
-struct Watched {
-    tcp: TcpStream,
-    head: Vec<u8>,
-    ready: Arc<AtomicBool>,
-}
-
 /// The type of an HTTP/2 SETTINGS frame, the fourth byte of its header.
 const SETTINGS: u8 = 0x4;
 
-impl AsyncRead for Watched {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.tcp).poll_read(cx, buf);
-        if this.head.len() < 4 {
-            let new = &buf.filled()[before..];
-            let take = (4 - this.head.len()).min(new.len());
-            this.head.extend_from_slice(&new[..take]);
-            if this.head.len() == 4 && this.head[3] == SETTINGS {
-                this.ready.store(true, Ordering::Relaxed);
-            }
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-    }
+/// Whether the server's first frame, its SETTINGS, has begun to arrive:
+/// from then on the connection is up, as grpc-go's READY.
+fn is_ready(head: &Head) -> bool {
+    head.bytes().get(3) == Some(&SETTINGS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::test_support::block_on;
     use bytes::Bytes;
     use http::HeaderMap;
     use std::sync::mpsc;
 
     /// HealthCheckResponse.ServingStatus.SERVING.
     const SERVING: i32 = ServingStatus::Serving as i32;
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     /// The check's verdict as a result: its message either way.
     fn health(host: &str, port: u16, service: &str, timeout: Duration) -> Result<String, String> {

@@ -419,25 +419,10 @@ async fn body(response: Response<Incoming>) -> Result<String, GetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::test_support::{block_on, http_get, http_hook};
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::mpsc;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    fn http_get(get: &HttpGet, timeout: Duration) -> Verdict {
-        block_on(probe(get, timeout))
-    }
-
-    fn http_hook(get: &HttpGet, timeout: Duration) -> Verdict {
-        block_on(hook(get, timeout))
-    }
 
     /// A request's head, read up to its blank line.
     fn read_head(s: &mut TcpStream) -> String {

@@ -14,3 +14,29 @@ pub mod verdict;
 mod wording;
 
 pub use crate::api::runtime::Handler;
+
+/// What the checks' tests share: a check's future run to its end, as the
+/// forked check runs it.
+#[cfg(test)]
+mod test_support {
+    use std::time::Duration;
+
+    use super::http_get::{self, HttpGet};
+    use super::verdict::Verdict;
+
+    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    pub fn http_get(get: &HttpGet, timeout: Duration) -> Verdict {
+        block_on(http_get::probe(get, timeout))
+    }
+
+    pub fn http_hook(get: &HttpGet, timeout: Duration) -> Verdict {
+        block_on(http_get::hook(get, timeout))
+    }
+}

@@ -4,17 +4,16 @@
 //! holder of the certificate's key.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use super::tcp::{Head, Peeked};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -80,62 +79,20 @@ fn config() -> Result<ClientConfig, TlsError> {
         .with_no_client_auth())
 }
 
-/// The socket under the TLS session, keeping the first bytes the server
+/// The TLS session, over a socket that keeps the first bytes the server
 /// sent: "HTTP/" there means it speaks plain HTTP (how Go tells).
-#[derive(Debug)]
-pub struct Socket {
-    tcp: TcpStream,
-    first: Vec<u8>,
-}
-
-impl AsyncRead for Socket {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.tcp).poll_read(cx, buf);
-        let new = &buf.filled()[before..];
-        let keep = 5usize.saturating_sub(this.first.len()).min(new.len());
-        this.first.extend_from_slice(&new[..keep]);
-        polled
-    }
-}
-
-impl AsyncWrite for Socket {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-    }
-}
-
-pub type Stream = tokio_rustls::client::TlsStream<Socket>;
+pub type Stream = tokio_rustls::client::TlsStream<Peeked>;
 
 /// A TLS session over `tcp` with the server at `host`, its handshake done.
 pub async fn connect(tcp: TcpStream, host: &str) -> Result<Stream, TlsError> {
     let name =
         ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))?;
     let connector = TlsConnector::from(Arc::new(config()?));
-    let socket = Socket {
-        tcp,
-        first: Vec::new(),
-    };
+    let head = Head::default();
+    let socket = Peeked::new(tcp, 5, &head);
     match connector.connect(name, socket).into_fallible().await {
         Ok(stream) => Ok(stream),
-        Err((_, socket)) if socket.first == b"HTTP/" => Err(TlsError::PlainHttp),
+        Err(_) if head.bytes() == b"HTTP/" => Err(TlsError::PlainHttp),
         Err((e, _)) => Err(TlsError::Handshake(e)),
     }
 }
@@ -152,24 +109,9 @@ mod tests {
     use rustls::sign::{CertifiedKey, SingleCertAndKey};
     use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-    use crate::probe::http_get::{self, HttpGet};
+    use crate::probe::http_get::HttpGet;
+    use crate::probe::test_support::{http_get, http_hook};
     use crate::probe::verdict::Verdict;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    fn http_get(get: &HttpGet, timeout: Duration) -> Verdict {
-        block_on(http_get::probe(get, timeout))
-    }
-
-    fn http_hook(get: &HttpGet, timeout: Duration) -> Verdict {
-        block_on(http_get::hook(get, timeout))
-    }
 
     /// A self-signed certificate for "localhost" and the DER of a key:
     /// its own, or (`mismatched`) another one.
