@@ -3,7 +3,6 @@
 //! handshake's signatures are still checked, so the session is with the
 //! holder of the certificate's key.
 
-use std::io;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -14,19 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::tcp::{Head, Peeked};
-
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("{0}")]
-    Config(rustls::Error),
-    #[error("invalid server name {0:?}")]
-    ServerName(String),
-    /// The server answered the ClientHello in plain HTTP.
-    #[error("the server answered in plain HTTP")]
-    PlainHttp,
-    #[error("{0}")]
-    Handshake(io::Error),
-}
+pub use super::wording::TlsError;
 
 /// Accepts every certificate; verifies handshake signatures with the
 /// provider's algorithms.

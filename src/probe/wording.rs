@@ -13,10 +13,22 @@ use nix::errno::Errno;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use super::tls::TlsError;
-
 /// The kubelet version podrun's checks give in their User-Agent.
 pub const KUBE_VERSION: &str = "1.37";
+
+/// Why a TLS session could not be had (probe/tls.rs makes them).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{0}")]
+    Config(rustls::Error),
+    #[error("invalid server name {0:?}")]
+    ServerName(String),
+    /// The server answered the ClientHello in plain HTTP.
+    #[error("the server answered in plain HTTP")]
+    PlainHttp,
+    #[error("{0}")]
+    Handshake(io::Error),
+}
 
 /// What a check is for, as its User-Agent says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
