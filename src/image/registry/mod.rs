@@ -1,0 +1,5 @@
+//! What podrun reads before it talks to a registry, from files only (no
+//! network here): registries.conf(5) (mirrors, rewritten locations,
+//! insecure and blocked registries).
+
+pub mod config;
