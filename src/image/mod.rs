@@ -9,6 +9,7 @@ mod archive;
 mod digest;
 mod import;
 mod reference;
+pub mod registry;
 mod source;
 mod store;
 #[cfg(test)]
