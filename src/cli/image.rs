@@ -3,6 +3,7 @@
 use anyhow::Context;
 use podrun::image::{self, ImageError, ListEntry, Source, Store};
 
+use super::progress::human_size;
 use super::{Failure, Output};
 
 #[derive(clap::Args)]
@@ -19,6 +20,15 @@ enum Verb {
         source: String,
         /// The name to store it as (default: the name the source gives it)
         name: Option<String>,
+    },
+    /// Pull an image from its registry (registries.conf, certs.d and the
+    /// credentials of login, REGISTRY_AUTH_FILE or docker's config apply)
+    Pull {
+        /// The image, short (alpine:3.20) or full (quay.io/org/app@sha256:...)
+        name: String,
+        /// The platform of a multi-platform image: OS/ARCH[/VARIANT]
+        #[arg(long)]
+        platform: Option<String>,
     },
     /// List the images, as docker images does
     #[command(alias = "list")]
@@ -61,6 +71,27 @@ pub fn run(args: Args) -> Result<(), Failure> {
             let source = Source::parse(&source).map_err(failure)?;
             let imported = store()?.import(&source, name.as_deref()).map_err(failure)?;
             println!("{} {}", imported.reference, imported.digest);
+        }
+        Verb::Pull { name, platform } => {
+            image::normalize(&name).map_err(failure)?;
+            let platform = match platform {
+                Some(p) => image::Platform::parse(&p).map_err(failure)?,
+                None => image::Platform::this_machine(),
+            };
+            let settings =
+                image::PullSettings::of_this_machine(Default::default()).map_err(failure)?;
+            let progress = super::progress::PullProgress::stderr();
+            let pulled = store()?
+                .pull(&name, &platform, &settings, &progress)
+                .map_err(failure)?;
+            if pulled.unchanged {
+                eprintln!("Image is up to date for {}", pulled.reference);
+            }
+            if pulled.reference.contains('@') {
+                println!("{}", pulled.reference);
+            } else {
+                println!("{}@{}", pulled.reference, pulled.repo_digest);
+            }
         }
         Verb::Ls { output } => {
             let entries = store()?.list().map_err(failure)?;
@@ -118,9 +149,10 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// REPOSITORY TAG DIGEST SIZE CREATED, as `docker images` prints them.
+/// REPOSITORY TAG DIGEST SIZE CREATED, as `docker images` prints them,
+/// and where each came from.
 fn table(entries: &[ListEntry], now: i64) -> String {
-    let rows: Vec<[String; 5]> = entries
+    let rows: Vec<[String; 6]> = entries
         .iter()
         .map(|e| {
             [
@@ -132,10 +164,11 @@ fn table(entries: &[ListEntry], now: i64) -> String {
                     .as_deref()
                     .and_then(image::parse_rfc3339)
                     .map_or_else(|| "N/A".to_owned(), |t| ago(now - t)),
+                e.source.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    let header = ["REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED"].map(str::to_owned);
+    let header = ["REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED", "SOURCE"].map(str::to_owned);
     let mut widths = header.clone().map(|h| h.len());
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -154,32 +187,6 @@ fn table(entries: &[ListEntry], now: i64) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Decimal units with three significant digits, as Docker prints sizes.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 999.5 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let digits = if unit == 0 || value >= 99.95 {
-        0
-    } else if value >= 9.995 {
-        1
-    } else {
-        2
-    };
-    let text = format!("{value:.digits$}");
-    // "4.20MB" reads as Docker's "4.2MB".
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
-    };
-    format!("{text}{}", UNITS[unit])
 }
 
 /// "5 minutes ago", "About an hour ago", "3 weeks ago", as Docker words them.
@@ -247,14 +254,15 @@ mod tests {
                 .to_owned(),
             size: 4_262_000,
             created: Some("1970-01-01T00:00:00Z".to_owned()),
+            source: Some("registry.example:5000".to_owned()),
         };
         let out = table(&[e], 7200);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines,
             [
-                "REPOSITORY   TAG    DIGEST                SIZE     CREATED",
-                "busybox      1.36   sha256:6c3c624b58db   4.26MB   2 hours ago",
+                "REPOSITORY   TAG    DIGEST                SIZE     CREATED       SOURCE",
+                "busybox      1.36   sha256:6c3c624b58db   4.26MB   2 hours ago   registry.example:5000",
             ]
         );
     }

@@ -7,8 +7,10 @@ mod exec;
 mod image;
 mod info;
 mod input;
+mod login;
 mod logs;
 mod plan;
+mod progress;
 mod ps;
 mod rm;
 mod status;
@@ -57,8 +59,12 @@ enum Command {
     Apply(apply::Args),
     /// Forget a finished pod: its state and logs
     Rm(rm::Args),
-    /// Manage the local image store: import, ls, inspect, rm, prune
+    /// Manage the local image store: pull, import, ls, inspect, rm, prune
     Image(image::Args),
+    /// Log in to a registry (credentials in containers-auth.json)
+    Login(login::LoginArgs),
+    /// Remove a registry's credentials from containers-auth.json
+    Logout(login::LogoutArgs),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -117,6 +123,8 @@ pub fn run() -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Rm(args) => rm::run(args),
         Command::Image(args) => image::run(args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

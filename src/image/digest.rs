@@ -82,7 +82,7 @@ pub fn sha256(bytes: &[u8]) -> String {
     format_digest(&Sha256::digest(bytes))
 }
 
-fn format_digest(bytes: &[u8]) -> String {
+pub fn format_digest(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(7 + 64);
     s.push_str("sha256:");

@@ -21,8 +21,8 @@ use super::archive::{Files, clean};
 use super::digest::{HashingWriter, sha256, sha256_hex};
 use super::source::{DockerRef, Source};
 use super::store::{
-    MAX_JSON, REF_NAME, STAGING_PREFIX, Store, index_bytes, index_entry, is_index, read_layer_info,
-    remove_tree, sync_dir, write_atomic_in,
+    MAX_JSON, REF_NAME, SOURCE_ANNOTATION, STAGING_PREFIX, Store, index_bytes, index_entry,
+    is_index, read_layer_info, remove_tree, sync_dir, write_atomic_in,
 };
 use super::unpack::{self, Compression, Options};
 use super::{ImageError, content, io_err, normalize};
@@ -43,12 +43,12 @@ pub struct Imported {
 }
 
 /// A staging directory, removed with everything in it when dropped.
-struct Staging {
-    dir: PathBuf,
+pub(super) struct Staging {
+    pub(super) dir: PathBuf,
 }
 
 impl Staging {
-    fn new(parent: &Path) -> Result<Staging, ImageError> {
+    pub(super) fn new(parent: &Path) -> Result<Staging, ImageError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -76,19 +76,21 @@ impl Drop for Staging {
 }
 
 /// The manifest an import ends with, ready to be named in the index.
-struct Staged {
+pub(super) struct Staged {
     name: String,
     media_type: MediaType,
     digest: String,
     size: u64,
+    /// Said of the image in the index beside its name.
+    pub(super) annotations: Vec<(String, String)>,
 }
 
-struct Job<'a> {
+pub(super) struct Job<'a> {
     store: &'a Store,
     staging: &'a Staging,
     spec: String,
     /// Blob hexes and diff_id hexes staged so far.
-    blobs: Vec<String>,
+    pub(super) blobs: Vec<String>,
     layers: Vec<String>,
     options: Options,
 }
@@ -109,15 +111,9 @@ impl Store {
         let name = name.map(normalize).transpose()?;
         let _lock = self.lock(FlockArg::LockExclusive)?;
         let staging = Staging::new(&self.parent)?;
-        let mut job = Job {
-            store: self,
-            staging: &staging,
-            spec: describe(source),
-            blobs: Vec::new(),
-            layers: Vec::new(),
-            options,
-        };
-        let staged = match source {
+        let mut job = Job::new(self, &staging, describe(source));
+        job.options = options;
+        let mut staged = match source {
             Source::Oci { dir, reference } => {
                 if !dir.is_dir() {
                     return Err(content(dir.display().to_string(), "no such directory"));
@@ -133,6 +129,7 @@ impl Store {
                 job.stage_docker(&files, reference.as_ref(), name)?
             }
         };
+        staged.annotations = vec![(SOURCE_ANNOTATION.to_owned(), describe(source))];
         job.commit(staged)
     }
 }
@@ -165,7 +162,10 @@ fn annotation<'d>(d: &'d Descriptor, key: &str) -> Option<&'d str> {
     d.annotations().as_ref()?.get(key).map(String::as_str)
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, ImageError> {
+pub(super) fn parse_json<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ImageError> {
     serde_json::from_slice(bytes)
         .map_err(|e| content(what, format!("not valid JSON of its kind: {e}")))
 }
@@ -191,7 +191,32 @@ fn is_layer(media_type: &MediaType) -> bool {
     }
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// A job staging into `staging` for the store; `spec` names the
+    /// source in messages.
+    pub(super) fn new(store: &'a Store, staging: &'a Staging, spec: String) -> Job<'a> {
+        Job {
+            store,
+            staging,
+            spec,
+            blobs: Vec::new(),
+            layers: Vec::new(),
+            options: Options::for_this_process(),
+        }
+    }
+
+    /// A pulled image: its manifest and blobs already downloaded into the
+    /// staging directory (or held by the store), checked there.
+    pub(super) fn stage_pulled(
+        &mut self,
+        descriptor: &Descriptor,
+        name: String,
+    ) -> Result<Staged, ImageError> {
+        // Nothing is read from a source: every blob is staged or stored.
+        let none = Files::Dir(self.staging.dir.join("source"));
+        self.stage_manifest(&none, descriptor, name)
+    }
+
     fn stage_layout(
         &mut self,
         files: &Files,
@@ -364,6 +389,7 @@ impl Job<'_> {
             media_type: descriptor.media_type().clone(),
             digest,
             size: descriptor.size(),
+            annotations: Vec::new(),
         })
     }
 
@@ -682,11 +708,12 @@ impl Job<'_> {
             media_type: MediaType::ImageManifest,
             digest,
             size: bytes.len() as u64,
+            annotations: Vec::new(),
         })
     }
 
     /// Renames what was staged into the store, `index.json` last.
-    fn commit(self, staged: Staged) -> Result<Imported, ImageError> {
+    pub(super) fn commit(self, staged: Staged) -> Result<Imported, ImageError> {
         let store = self.store;
         // One syncfs makes the staged files durable before they are named.
         let dir = File::open(&self.staging.dir).map_err(io_err(&self.staging.dir))?;
@@ -715,6 +742,7 @@ impl Job<'_> {
             staged.media_type,
             &staged.digest,
             staged.size,
+            &staged.annotations,
         )?);
         write_atomic_in(
             &self.staging.dir,
@@ -728,7 +756,11 @@ impl Job<'_> {
     }
 }
 
-fn descriptor(media_type: MediaType, size: u64, digest: &str) -> Result<Descriptor, ImageError> {
+pub(super) fn descriptor(
+    media_type: MediaType,
+    size: u64,
+    digest: &str,
+) -> Result<Descriptor, ImageError> {
     let d: oci_spec::image::Digest = digest
         .parse()
         .map_err(|e| content(digest, format!("bad digest: {e}")))?;

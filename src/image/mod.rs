@@ -8,6 +8,7 @@
 mod archive;
 mod digest;
 mod import;
+pub mod pull;
 mod reference;
 pub mod registry;
 mod source;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use digest::short as short_digest;
 pub use import::Imported;
+pub use pull::{Platform, Progress, PullSettings, Pulled};
 pub use reference::{Reference, normalize};
 pub use source::Source;
 pub use store::{ImageUse, ListEntry, Removed, Store, parse_rfc3339};
@@ -53,6 +55,20 @@ pub enum ImageError {
     NotFound(String),
     #[error("image {image} is used by pod {pod:?}: stop it first (`podrun down {pod}`)")]
     InUse { image: String, pod: String },
+    /// A pull failed: the registry's answer, or no answer.
+    #[error("pulling {image}: {reason}{also}")]
+    Pull {
+        image: String,
+        reason: String,
+        /// No registry could be reached at all.
+        unreachable: bool,
+        /// What the mirrors tried before said.
+        also: String,
+    },
+    #[error("registries.conf: {0}")]
+    Registries(String),
+    #[error("registry credentials: {0}")]
+    Credentials(String),
     #[error("the image store is damaged: {0}")]
     Damaged(String),
     #[error("the image store is busy with an import or a removal: try again")]
@@ -70,7 +86,13 @@ impl ImageError {
     pub fn is_input(&self) -> bool {
         !matches!(
             self,
-            ImageError::Io { .. } | ImageError::Damaged(_) | ImageError::Busy
+            ImageError::Io { .. }
+                | ImageError::Damaged(_)
+                | ImageError::Busy
+                | ImageError::Pull {
+                    unreachable: true,
+                    ..
+                }
         )
     }
 }

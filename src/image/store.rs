@@ -34,6 +34,12 @@ use super::{DeviceNode, Image, ImageError, content, io_err};
 pub const DEFAULT_IMAGES: &str = "/var/lib/podrun/images";
 pub const DEFAULT_LAYERS: &str = "/var/lib/podrun/layers";
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Where an image came from: the registry it was pulled from, or the
+/// import's source.
+pub const SOURCE_ANNOTATION: &str = "io.podrun.image.source";
+/// The digest the registry names a pulled image by (an index's, for a
+/// multi-platform image).
+pub const TOP_DIGEST_ANNOTATION: &str = "io.podrun.image.repo-digest";
 const LAYOUT_VERSION: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const STAGING_PREFIX: &str = ".staging-";
 /// Manifests, indexes and configs are small; a bigger one is not an image.
@@ -72,6 +78,9 @@ pub struct ListEntry {
     pub size: u64,
     /// The config's `created`, RFC 3339.
     pub created: Option<String>,
+    /// Where it came from: the registry (`host[:port]`) it was pulled
+    /// from, or the source it was imported from.
+    pub source: Option<String>,
 }
 
 /// What `rm` removed.
@@ -291,6 +300,14 @@ impl Store {
     pub fn list(&self) -> Result<Vec<ListEntry>, ImageError> {
         let _lock = self.lock(FlockArg::LockShared)?;
         let index = self.read_index()?;
+        let sources: HashMap<String, String> = index
+            .manifests()
+            .iter()
+            .filter_map(|d| {
+                let a = d.annotations().as_ref()?;
+                Some((a.get(REF_NAME)?.clone(), a.get(SOURCE_ANNOTATION)?.clone()))
+            })
+            .collect();
         let mut out = Vec::new();
         for (name, digest) in self.names(&index) {
             let Ok(r) = Reference::parse(&name) else {
@@ -307,6 +324,7 @@ impl Store {
                 .map(|i| i.size)
                 .sum();
             out.push(ListEntry {
+                source: sources.get(&name).cloned(),
                 reference: name,
                 repository: r.repository(),
                 familiar: r.familiar_repository(),
@@ -619,15 +637,15 @@ pub(super) fn index_entry(
     media_type: MediaType,
     digest: &str,
     size: u64,
+    annotations: &[(String, String)],
 ) -> Result<oci_spec::image::Descriptor, ImageError> {
     let digest: oci_spec::image::Digest = digest
         .parse()
         .map_err(|e| content(digest, format!("bad digest: {e}")))?;
     let mut d = oci_spec::image::Descriptor::new(media_type, size, digest);
-    d.set_annotations(Some(HashMap::from([(
-        REF_NAME.to_owned(),
-        name.to_owned(),
-    )])));
+    let mut all = HashMap::from([(REF_NAME.to_owned(), name.to_owned())]);
+    all.extend(annotations.iter().cloned());
+    d.set_annotations(Some(all));
     Ok(d)
 }
 

@@ -1,8 +1,12 @@
-//! What podrun reads before it talks to a registry, from files only (no
-//! network here): registries.conf(5) (mirrors, rewritten locations,
-//! insecure and blocked registries), credentials (auth files, pull
-//! secrets) and each registry's TLS material (certs.d).
+//! Registries: what podrun reads before it talks to one, from files only
+//! (registries.conf(5)'s mirrors, rewritten locations, insecure and
+//! blocked registries; credentials from auth files and pull secrets; each
+//! registry's TLS material from certs.d), and the OCI distribution client
+//! that pulls from them.
 
 pub mod auth;
 pub mod certs;
+pub mod client;
 pub mod config;
+pub mod http;
+pub mod tls;
