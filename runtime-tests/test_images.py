@@ -6,8 +6,11 @@ layers seen from a running container; crafted bad images refused, naming
 the bad entry, with the store and layer cache byte-for-byte unchanged),
 and pods on images: two pods sharing one image's unpacked layers but not
 their writes, the image config under the container's own settings,
-`image rm` refused while a pod uses the image, and imagePullPolicy
-`Always` or an image not in the store refused before anything is created.
+`image rm` refused while a pod uses the image, and the kubelet's waiting
+reasons for an image a container cannot have (ErrImageNeverPull,
+ErrImagePull from a registry that is down, `Always` pulling even an image
+the store holds) while the pod runs. Pulls from real registries are
+test_registry.py's.
 These run on the host and in the VM.
 
 The tests never touch a user's images: every image they import has a name
@@ -18,6 +21,7 @@ refused import.
 
 import json
 import os
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -282,7 +286,7 @@ def test_image_ls_lists_each_image_with_its_digest_and_size(podrun, busybox_imag
     table = podrun("image", "ls")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED"]
+    assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED", "SOURCE"]
     repository, tag = busybox_image.rsplit(":", 1)
     rows = [line.split() for line in lines[1:] if line.split()[:2] == [repository, tag]]
     assert len(rows) == 1, table.stdout
@@ -296,6 +300,7 @@ def test_image_ls_lists_each_image_with_its_digest_and_size(podrun, busybox_imag
     assert mine[0]["digest"] == test_image.manifest_digest
     assert isinstance(mine[0]["size"], int) and mine[0]["size"] > 0
     assert mine[0]["created"]
+    assert mine[0]["source"], "an imported image names the source it came from"
 
 
 def test_the_store_is_an_oci_layout_skopeo_reads(tmp_path, busybox_image, test_image):
@@ -481,41 +486,78 @@ def test_image_rm_refuses_an_image_a_pod_uses_and_removes_it_once_the_pod_is_gon
     assert unpacked_layer(test_image.layers[0]).is_dir()
 
 
-def refused_before_anything_is_created(tmp_path, pod, container, podrun):
-    cgroups, before = cgroup_dirs(), store_trees()
-    result = up(tmp_path, manifest(pod, [container]))
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "podrun image import" in result.stderr, result.stderr
-    assert not (RUN_ROOT / pod).exists()
-    assert not list(Path("/var/log/podrun").glob(f"{pod}_*"))
-    assert cgroup_dirs() == cgroups
-    assert_store_unchanged(before, "the refused pod")
-    assert podrun("status", pod).returncode == 2
-    return result
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening: a registry that is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("pull", ["IfNotPresent", "Never"])
-def test_a_pod_whose_image_is_not_in_the_store_is_refused_before_anything_is_created(
-    pull, tmp_path, podrun, pods, busybox_image
+def waiting_reason(pod, container):
+    status = json.loads(subprocess.run(
+        [str(podrun_bin()), "status", pod, "-o", "json"], capture_output=True, text=True, check=True
+    ).stdout)
+    for c in status.get("containerStatuses") or []:
+        if c["name"] == container:
+            return (c["state"].get("waiting") or {}).get("reason")
+    return None
+
+
+def waits_for_its_image(tmp_path, podrun, pod, containers, reason):
+    """`up -d` of a pod whose container "c" cannot have its image: the pod
+    runs (its other containers too), "c" waits with the kubelet's `reason`,
+    and the store is as it was."""
+    before = store_trees()
+    started = podrun("up", "-d", write(tmp_path, manifest(pod, containers)))
+    try:
+        assert started.returncode == 0, started.stderr
+        wait_for(lambda: waiting_reason(pod, "c") == reason, f"c waiting in {reason}", timeout=60)
+        assert_store_unchanged(before, f"a pod in {reason}")
+        return podrun("events", pod).stdout
+    finally:
+        podrun("down", pod)
+        podrun("rm", pod)
+
+
+def test_a_missing_image_with_pull_policy_never_waits_in_err_image_never_pull(
+    tmp_path, podrun, pods, busybox_image
 ):
     missing = f"podrun.local/podrun-test-{unique()}/absent:1.0"
-    result = refused_before_anything_is_created(
-        tmp_path, pods(), image_container("c", missing, "true", pull=pull), podrun
+    others = image_container("other", busybox_image, LOOP)
+    events = waits_for_its_image(
+        tmp_path, podrun, pods(),
+        [image_container("c", missing, "true", pull="Never"), others], "ErrImageNeverPull",
     )
-    assert missing in result.stderr
+    assert f'Container image "{missing}" is not present with pull policy of Never' in events
+
+
+def test_a_missing_image_from_a_registry_that_is_down_waits_in_err_image_pull(
+    tmp_path, podrun, pods, busybox_image
+):
+    missing = f"127.0.0.1:{closed_port()}/podrun-test-{unique()}/absent:1.0"
+    others = image_container("other", busybox_image, LOOP)
+    events = waits_for_its_image(
+        tmp_path, podrun, pods(),
+        [image_container("c", missing, "true", pull="IfNotPresent"), others], "ErrImagePull",
+    )
+    assert f'Pulling image "{missing}"' in events
+    assert f'Failed to pull image "{missing}"' in events
+    assert "connect" in events.lower(), events
 
 
 @pytest.mark.parametrize("how", ["Always", "latest-by-default"])
-def test_an_image_pull_policy_of_always_is_refused_with_how_to_import(
+def test_pull_policy_always_pulls_even_an_image_the_store_holds(
     how, tmp_path, podrun, images, pods, test_image
 ):
-    # The image is in the store: only the policy refuses it.
+    # The image is in the store, named for a registry that is down: only
+    # the policy makes the kubelet pull it, and the pull fails.
+    repo = f"127.0.0.1:{closed_port()}/podrun-test-{unique()}/always"
     if how == "Always":
-        ref = images.new("always")
+        ref = images.keep(f"{repo}:1.0")
         c = image_container("c", ref, "true", pull="Always")
     else:
-        ref = images.new("latest", "latest")
-        c = image_container("c", ref.removesuffix(":latest"), "true", pull=None)
+        ref = images.keep(f"{repo}:latest")
+        c = image_container("c", repo, "true", pull=None)
     imported(podrun, test_image.source, ref)
-    result = refused_before_anything_is_created(tmp_path, pods(), c, podrun)
-    assert "Always" in result.stderr
+    events = waits_for_its_image(tmp_path, podrun, pods(), [c], "ErrImagePull")
+    assert "Pulling image" in events

@@ -5,6 +5,7 @@
 
 use std::io::BufRead;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use nix::fcntl::OFlag;
@@ -16,6 +17,7 @@ use podrun::pod::{self, Identity, PodPlan};
 use podrun::sandbox::host;
 use podrun::supervisor::{self, Options};
 
+use super::progress::PullProgress;
 use super::{Failure, input};
 
 #[derive(clap::Args)]
@@ -29,10 +31,21 @@ pub struct Args {
     /// failed), leaving its supervisor in the background
     #[arg(short, long)]
     detach: bool,
+    /// A file of v1 Secrets the pod's imagePullSecrets may name (besides
+    /// those in the manifest's own file); repeatable
+    #[arg(long, value_name = "FILE")]
+    secret: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let manifest = input::load(&args.file)?;
+    let mut secrets = manifest.secrets;
+    for file in &args.secret {
+        let text = input::read(file)?;
+        let given = podrun::manifest::parse_secrets(&text)
+            .map_err(|e| Failure::Input(format!("{file}: {e}")))?;
+        secrets.extend(given);
+    }
     let pod = manifest.pod;
     let node = host::node_facts().context("reading this machine's facts")?;
     let settings = Settings {
@@ -46,13 +59,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    let plan = pod::compile(&pod, &resources, &id).map_err(|unsupported| {
+    let mut plan = pod::compile(&pod, &resources, &id).map_err(|unsupported| {
         Failure::Input(format!(
             "pod {:?} cannot run here yet:\n* {}",
             pod.name,
             unsupported.join("\n* ")
         ))
     })?;
+    let (pull_secrets, missing) = pod::pull_secrets(&pod, &secrets);
+    for warning in missing {
+        eprintln!("warning: {warning}");
+    }
+    plan.pull_secrets = pull_secrets;
     if !nix::unistd::geteuid().is_root() {
         return Err(Failure::Input(
             "podrun up must run as root (it makes cgroups, namespaces and mounts)".to_owned(),
@@ -83,6 +101,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let options = Options {
         echo: true,
         ready: None,
+        progress: Some(Arc::new(PullProgress::stderr())),
     };
     let name = plan.name.clone();
     let phase = supervisor::run(plan, options).with_context(|| format!("running pod {name:?}"))?;
@@ -122,9 +141,17 @@ fn detach(pod: PodPlan) -> Result<(), Failure> {
                     let _ = nix::unistd::write(&fd, line.as_bytes());
                 }));
             }
+            // Pull progress goes, as lines, to the `up -d` waiting.
+            let progress = write_end.try_clone().ok().map(|fd| {
+                let sink = move |line: &str| {
+                    let _ = nix::unistd::write(&fd, format!("pull: {line}\n").as_bytes());
+                };
+                Arc::new(PullProgress::lines(Box::new(sink))) as supervisor::pulls::ShowProgress
+            });
             let options = Options {
                 echo: false,
                 ready: Some(write_end),
+                progress,
             };
             let code = match supervisor::run(pod, options) {
                 Ok(Phase::Succeeded) => 0,
@@ -140,8 +167,17 @@ fn detach(pod: PodPlan) -> Result<(), Failure> {
         }
         ForkResult::Parent { .. } => {
             drop(write_end);
+            let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
             let mut line = String::new();
-            let _ = std::io::BufReader::new(std::fs::File::from(read_end)).read_line(&mut line);
+            // Pull progress, then the supervisor's word.
+            loop {
+                line.clear();
+                let _ = reader.read_line(&mut line);
+                match line.strip_prefix("pull: ") {
+                    Some(progress) => eprint!("{progress}"),
+                    None => break,
+                }
+            }
             let line = line.trim_end();
             match line {
                 "Running" | "Succeeded" => {

@@ -7,6 +7,10 @@ use super::Time;
 
 pub const INITIAL_MS: i64 = 10_000;
 pub const MAX_MS: i64 = 300_000;
+/// How soon the kubelet's pod worker syncs a pod again after a sync that
+/// failed (its backOffPeriod): when an image pull failed, that sync finds
+/// the image backing off.
+pub const PULL_RESYNC_MS: i64 = 10_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Backoff {

@@ -71,6 +71,9 @@ pub struct Container {
     pub last_terminated: Option<Terminated>,
     pub previous_terminated: Option<Terminated>,
     pub backoff: Backoff,
+    /// The image pull's back-off, apart from the crash loop's as the
+    /// kubelet keeps it: the last delay, doubled at each failed pull.
+    pub pull_backoff_ms: Option<i64>,
     /// postStart has finished for the current run.
     pub post_start_done: bool,
     /// `started` in the status: running, postStart done, startup passed.
@@ -109,6 +112,7 @@ impl Container {
             last_terminated: None,
             previous_terminated: None,
             backoff: Backoff::default(),
+            pull_backoff_ms: None,
             post_start_done: false,
             started: false,
             ever_started: false,

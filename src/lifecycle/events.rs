@@ -78,6 +78,14 @@ pub enum Event {
         run: u64,
         message: String,
     },
+    /// Its image could not be had: a pull failed (`ErrImagePull`), or the
+    /// image is missing and the policy is Never (`ErrImageNeverPull`).
+    PullFailed {
+        container: String,
+        run: u64,
+        never: bool,
+        message: String,
+    },
     HookFinished {
         container: String,
         run: u64,
@@ -111,6 +119,7 @@ impl Event {
             | Event::StartFailed { container, run, .. }
             | Event::CreateFailed { container, run, .. }
             | Event::ConfigFailed { container, run, .. }
+            | Event::PullFailed { container, run, .. }
             | Event::HookFinished { container, run, .. }
             | Event::ProbeResult { container, run, .. } => Some((container, *run)),
             _ => None,
@@ -122,6 +131,9 @@ impl Event {
 pub enum TimerKind {
     /// A container's CrashLoopBackOff ends.
     Backoff(String),
+    /// The pod is synced again while a container's image pull backs off:
+    /// ErrImagePull becomes ImagePullBackOff.
+    PullResync(String),
     /// A stopping container's SIGTERM (after preStop) or SIGKILL is due.
     KillDeadline(String),
     /// The pod's termination grace period ends.

@@ -154,6 +154,9 @@ impl Engine {
             (Event::ConfigFailed { message, .. }, Some(i)) => {
                 self.on_create_failed(now, i, "CreateContainerConfigError", message, &mut actions)?
             }
+            (Event::PullFailed { never, message, .. }, Some(i)) => {
+                self.on_pull_failed(now, i, never, message, &mut actions)?
+            }
             (Event::HookFinished { hook, result, .. }, Some(i)) => {
                 self.on_hook_finished(now, i, hook, result, &mut actions)?
             }
@@ -206,6 +209,11 @@ impl Engine {
             TimerKind::KillDeadline(name) => {
                 if let Ok(i) = self.index(name) {
                     self.on_kill_deadline(now, i, &timer, actions);
+                }
+            }
+            TimerKind::PullResync(name) => {
+                if let Ok(i) = self.index(name) {
+                    self.on_pull_resync(i);
                 }
             }
             // Past the pod's deadline every sidecar still waiting for its

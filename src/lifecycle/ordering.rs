@@ -85,6 +85,7 @@ impl Engine {
     ) -> Result<(), LifecycleError> {
         self.expect_creating(i, "started")?;
         let c = &mut self.containers[i];
+        c.pull_backoff_ms = None;
         c.state = State::Running {
             pid,
             started_at: now,

@@ -2,6 +2,7 @@
 //! restarted after its backoff, or done for good), by its kind and the pod's
 //! restartPolicy.
 
+use super::backoff::{INITIAL_MS, MAX_MS, PULL_RESYNC_MS};
 use super::container::{KillReason, State, Terminated};
 use super::model::RestartPolicy;
 use super::{Action, Engine, ExitStatus, LifecycleError, Time, TimerKind};
@@ -107,6 +108,57 @@ impl Engine {
         Ok(())
     }
 
+    /// Its image could not be had. As on the kubelet, the container waits
+    /// in `ErrImagePull` (or `ErrImageNeverPull`) with the image's own
+    /// back-off (10 s, doubled at each failure up to 300 s); the pod's next sync
+    /// ([`PULL_RESYNC_MS`] later, the kubelet's pod worker back-off) that
+    /// finds the back-off still running shows `ImagePullBackOff`.
+    pub(super) fn on_pull_failed(
+        &mut self,
+        now: Time,
+        i: usize,
+        never: bool,
+        message: String,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), LifecycleError> {
+        let reason = if never {
+            "ErrImageNeverPull"
+        } else {
+            "ErrImagePull"
+        };
+        self.expect_creating(i, "pull failed")?;
+        if self.stop.is_some() {
+            self.containers[i].state = State::Pending;
+            return Ok(());
+        }
+        let c = &mut self.containers[i];
+        let delay = c
+            .pull_backoff_ms
+            .map_or(INITIAL_MS, |d| (d * 2).min(MAX_MS));
+        c.pull_backoff_ms = Some(delay);
+        let until = now.plus_millis(delay);
+        self.wait_to_restart(i, until, reason, message, actions);
+        let resync = now.plus_millis(PULL_RESYNC_MS);
+        if !never && resync < until {
+            let timer = self.timer(TimerKind::PullResync(self.containers[i].model.name.clone()));
+            actions.push(Action::ArmTimer { at: resync, timer });
+        }
+        Ok(())
+    }
+
+    /// A sync during an image's back-off: `ImagePullBackOff`.
+    pub(super) fn on_pull_resync(&mut self, i: usize) {
+        let image = self.containers[i].image.clone();
+        if let State::BackOff {
+            reason, message, ..
+        } = &mut self.containers[i].state
+            && *reason == "ErrImagePull"
+        {
+            *reason = "ImagePullBackOff";
+            *message = format!("Back-off pulling image {image:?}");
+        }
+    }
+
     /// Records a finished run and decides what comes next for the container.
     fn finish_run(&mut self, now: Time, i: usize, t: Terminated, actions: &mut Vec<Action>) {
         self.stop_probes(i, actions);
@@ -209,9 +261,12 @@ impl Engine {
             .map(|t| t.finished_at)
         {
             Some(finished_at) => self.restart(i, finished_at, now, actions),
-            // Never ran (creation failed): try again without counting a restart.
+            // Never ran (creation failed): try again without counting a
+            // restart. A pull's back-off is its own, not the crash loop's.
             None => {
-                self.containers[i].backoff.record_restart(now, now);
+                if self.containers[i].pull_backoff_ms.is_none() {
+                    self.containers[i].backoff.record_restart(now, now);
+                }
                 self.start_container(i, actions);
             }
         }

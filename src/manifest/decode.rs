@@ -52,6 +52,8 @@ pub enum Object {
     Deployment(Box<Deployment>),
 }
 
+pub use k8s_openapi::api::core::v1::Secret;
+
 impl Object {
     pub fn workload(&self) -> Workload {
         match self {
@@ -72,6 +74,8 @@ pub struct Decoded {
     /// errors so that all of a manifest's problems come at once.
     pub unknown_fields: Vec<FieldError>,
     pub warnings: Vec<String>,
+    /// The file's v1 Secrets (a pod's imagePullSecrets may name them).
+    pub secrets: Vec<Secret>,
 }
 
 /// A top-level document of the file, with its 1-based position.
@@ -128,9 +132,14 @@ pub fn decode(text: &str) -> Result<Decoded, ManifestError> {
             format!("found {}", found.join(", "))
         }));
     };
+    let mut secrets = Vec::new();
     for other in &others {
+        if other.kind == "Secret" && other.api_version == "v1" {
+            secrets.push(secret(other)?);
+            continue;
+        }
         warnings.push(format!(
-            "ignoring {}: podrun runs only Pods, Jobs and Deployments",
+            "ignoring {}: podrun runs only Pods, Jobs and Deployments (and reads Secrets)",
             other.describe()
         ));
     }
@@ -140,7 +149,41 @@ pub fn decode(text: &str) -> Result<Decoded, ManifestError> {
         name: doc.name,
         unknown_fields,
         warnings,
+        secrets,
     })
+}
+
+/// A file of Secrets only (`podrun up --secret FILE`).
+pub fn decode_secrets(text: &str) -> Result<Vec<Secret>, ManifestError> {
+    let mut secrets = Vec::new();
+    for doc in split_documents(text)? {
+        if doc.kind != "Secret" || doc.api_version != "v1" {
+            return Err(ManifestError::NotSecrets(doc.describe()));
+        }
+        secrets.push(secret(&doc)?);
+    }
+    Ok(secrets)
+}
+
+/// A v1 Secret, decoded strictly; `stringData` folded into `data` as the
+/// API server does.
+fn secret(doc: &Document) -> Result<Secret, ManifestError> {
+    let mut errors = Vec::new();
+    let Some(mut secret) = strict::<Secret>(&doc.value, &mut errors).filter(|_| errors.is_empty())
+    else {
+        return Err(ManifestError::Invalid {
+            kind: "Secret",
+            name: doc.name.clone(),
+            errors,
+        });
+    };
+    if let Some(string_data) = secret.string_data.take() {
+        let data = secret.data.get_or_insert_with(Default::default);
+        for (k, v) in string_data {
+            data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+        }
+    }
+    Ok(secret)
 }
 
 /// The object and its unknown fields, or the shape error that stopped it.

@@ -11,7 +11,7 @@ mod validate;
 
 use std::fmt;
 
-pub use decode::Workload;
+pub use decode::{Secret, Workload};
 pub use field::{FieldError, FieldPath};
 pub use model::{ContainerInfo, ContainerKind, Pod, ResourceList, Resources};
 pub use quantity::Quantity;
@@ -23,6 +23,8 @@ pub enum ManifestError {
     Syntax(String),
     #[error("no Pod, Job or Deployment to run: {0}")]
     NoPod(String),
+    #[error("a secrets file holds v1 Secrets only: found {0}")]
+    NotSecrets(String),
     #[error("more than one Pod, Job or Deployment in one file ({0}): podrun runs one pod per file")]
     ManyPods(String),
     #[error(
@@ -66,6 +68,8 @@ pub struct Manifest {
     pub workload: Workload,
     pub pod: Pod,
     pub warnings: Vec<String>,
+    /// The Secrets given in the same file.
+    pub secrets: Vec<Secret>,
 }
 
 /// Parses, defaults and validates a manifest; every field error of the
@@ -97,5 +101,11 @@ pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         workload,
         pod,
         warnings: decoded.warnings,
+        secrets: decoded.secrets,
     })
+}
+
+/// Parses a file of v1 Secrets.
+pub fn parse_secrets(text: &str) -> Result<Vec<Secret>, ManifestError> {
+    decode::decode_secrets(text)
 }

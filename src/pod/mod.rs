@@ -130,6 +130,8 @@ pub struct PodPlan {
     /// The pod as a v1 Pod (its metadata and spec), as podrun keeps it in
     /// the pod's state.
     pub manifest: serde_json::Value,
+    /// Its imagePullSecrets that were found ([`pull_secrets`]).
+    pub pull_secrets: Vec<PullSecret>,
 }
 
 impl PodPlan {
@@ -319,8 +321,63 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
         containers,
         resources: resources.clone(),
         manifest: manifest_json(pod),
+        pull_secrets: Vec::new(),
     })
 }
 
 #[cfg(test)]
 mod tests;
+
+/// An imagePullSecret of the pod, as found among the Secrets given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullSecret {
+    pub name: String,
+    /// `kubernetes.io/dockercfg` (`.dockercfg`) rather than
+    /// `kubernetes.io/dockerconfigjson` (`.dockerconfigjson`).
+    pub legacy: bool,
+    pub data: Vec<u8>,
+}
+
+/// The pod's imagePullSecrets from `secrets`, and a warning for each that
+/// is missing or not a docker config (the kubelet goes on without it, as
+/// here, and says so: FailedToRetrieveImagePullSecret).
+pub fn pull_secrets(
+    pod: &Pod,
+    secrets: &[crate::manifest::Secret],
+) -> (Vec<PullSecret>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut warnings = Vec::new();
+    for r in pod.spec.image_pull_secrets.iter().flatten() {
+        let name = r.name.as_str();
+        let secret = secrets.iter().find(|s| {
+            s.metadata.name.as_deref() == Some(name)
+                && s.metadata.namespace.as_deref().unwrap_or(&pod.namespace) == pod.namespace
+        });
+        let Some(secret) = secret else {
+            warnings.push(format!(
+                "imagePullSecrets: secret {name:?} not found in namespace {:?} (give it in the manifest's file or with --secret FILE); pulling without it",
+                pod.namespace
+            ));
+            continue;
+        };
+        let (key, legacy) = match secret.type_.as_deref() {
+            Some("kubernetes.io/dockercfg") => (".dockercfg", true),
+            _ => (".dockerconfigjson", false),
+        };
+        let data = secret.data.as_ref().and_then(|d| d.get(key));
+        match (secret.type_.as_deref(), data) {
+            (Some("kubernetes.io/dockerconfigjson" | "kubernetes.io/dockercfg"), Some(data)) => {
+                found.push(PullSecret {
+                    name: name.to_owned(),
+                    legacy,
+                    data: data.0.clone(),
+                });
+            }
+            (t, _) => warnings.push(format!(
+                "imagePullSecrets: secret {name:?} is not a docker config (type {}, wants kubernetes.io/dockerconfigjson with a {key} key); pulling without it",
+                t.unwrap_or("Opaque")
+            )),
+        }
+    }
+    (found, warnings)
+}

@@ -216,15 +216,13 @@ impl Supervisor<'_> {
                 if !unknown.is_empty() {
                     return refuse(format!("no container named {unknown:?} in this pod"));
                 }
-                // A new image must be there to restart with (podrun cannot
-                // pull it), a `rootfs:` one be a root podrun runs (as `up`
-                // checks it): otherwise nothing changes.
+                // A `rootfs:` image must be a root podrun runs (as `up`
+                // checks it): otherwise nothing changes. Any other is got
+                // (pulled as its policy says) when the container restarts.
                 let missing: Vec<String> = images
                     .iter()
                     .filter_map(|(container, image)| {
-                        let policy = plan.container(container)?.pull_policy;
-                        let service = self.driver.node.sandbox.images();
-                        super::images::refusal(service, image, policy, false)
+                        super::images::refusal(image)
                             .map(|r| format!("container {container:?}: {r}"))
                     })
                     .collect();

@@ -23,6 +23,17 @@ pub enum CheckOf {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
     Event(Event),
+    /// A container's image is being pulled.
+    Pulling {
+        container: String,
+        image: String,
+    },
+    /// A container's image is there: pulled (how, in `message`) or
+    /// already present.
+    Pulled {
+        container: String,
+        message: String,
+    },
     /// A running container was sent a signal.
     Signalled {
         container: String,
@@ -171,6 +182,22 @@ impl<N: Node> Driver<N> {
                     self.report(&e);
                     self.pending.push_back(e);
                 }
+                Observed::Pulling { container, image } => {
+                    (self.say)(&format!("{container}: Pulling image {image:?}"));
+                    self.recorder.record(
+                        false,
+                        "Pulling",
+                        object(&container),
+                        format!("Pulling image {image:?}"),
+                    );
+                }
+                Observed::Pulled { container, message } => {
+                    if !message.starts_with("Container image") {
+                        (self.say)(&format!("{container}: {message}"));
+                    }
+                    self.recorder
+                        .record(false, "Pulled", object(&container), message);
+                }
                 Observed::Signalled { container, signal } => {
                     let sig = match signal {
                         Signal::Term => "SIGTERM",
@@ -226,8 +253,20 @@ impl<N: Node> Driver<N> {
                 return changed;
             };
             changed = true;
+            let resync = match &event {
+                Event::TimerFired(Timer {
+                    kind: TimerKind::PullResync(container),
+                    ..
+                }) => Some(container.clone()),
+                _ => None,
+            };
             match self.engine.handle(clock(), event) {
-                Ok(actions) => self.act(actions),
+                Ok(actions) => {
+                    self.act(actions);
+                    if let Some(container) = resync {
+                        self.pull_backing_off(&container);
+                    }
+                }
                 Err(e @ LifecycleError::Unexpected { .. }) => tracing::debug!("{e}"),
                 Err(e) => tracing::warn!("{e}"),
             }
@@ -239,13 +278,6 @@ impl<N: Node> Driver<N> {
         match event {
             Event::Started { container, pid, .. } => {
                 (self.say)(&format!("{container}: Started (pid {pid})"));
-                let image = self.images.get(container).cloned().unwrap_or_default();
-                self.recorder.record(
-                    false,
-                    "Pulled",
-                    object(container),
-                    format!("Container image {image:?} already present on machine"),
-                );
                 self.recorder.record(
                     false,
                     "Created",
@@ -275,6 +307,27 @@ impl<N: Node> Driver<N> {
                     object(container),
                     format!("Error: {message}"),
                 );
+            }
+            Event::PullFailed {
+                container,
+                never,
+                message,
+                ..
+            } => {
+                let image = self.images.get(container).cloned().unwrap_or_default();
+                (self.say)(&format!("{container}: Failed: {message}"));
+                let (reason, text, error) = if *never {
+                    ("ErrImageNeverPull", message.clone(), "ErrImageNeverPull")
+                } else {
+                    (
+                        "Failed",
+                        format!("Failed to pull image {image:?}: {message}"),
+                        "ErrImagePull",
+                    )
+                };
+                self.recorder.record(true, reason, object(container), text);
+                self.recorder
+                    .record(true, "Failed", object(container), format!("Error: {error}"));
             }
             Event::Exited {
                 container,
@@ -345,19 +398,42 @@ impl<N: Node> Driver<N> {
         }
     }
 
-    /// A container waits to restart: in CrashLoopBackOff, the kubelet's
-    /// BackOff warning (a retried CreateContainerError is not a back-off).
-    fn backing_off(&mut self, container: &str) {
+    /// A sync found a container's image pull backing off.
+    fn pull_backing_off(&mut self, container: &str) {
+        if self.waiting_reason(container).as_deref() != Some("ImagePullBackOff") {
+            return;
+        }
+        let image = self.images.get(container).cloned().unwrap_or_default();
+        (self.say)(&format!("{container}: ImagePullBackOff"));
+        self.recorder.record(
+            false,
+            "BackOff",
+            object(container),
+            format!("Back-off pulling image {image:?}"),
+        );
+        self.recorder.record(
+            true,
+            "Failed",
+            object(container),
+            "Error: ImagePullBackOff".to_owned(),
+        );
+    }
+
+    fn waiting_reason(&self, container: &str) -> Option<String> {
         let status = self.engine.status();
-        let crash_looping = status
+        status
             .init_container_statuses
             .iter()
             .chain(status.container_statuses.iter())
             .flatten()
             .filter(|c| c.name == container)
-            .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
-            .any(|r| r == "CrashLoopBackOff");
-        if crash_looping {
+            .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+    }
+
+    /// A container waits to restart: in CrashLoopBackOff, the kubelet's
+    /// BackOff warning (a retried CreateContainerError is not a back-off).
+    fn backing_off(&mut self, container: &str) {
+        if self.waiting_reason(container).as_deref() == Some("CrashLoopBackOff") {
             (self.say)(&format!("{container}: BackOff"));
             self.recorder.record(
                 true,

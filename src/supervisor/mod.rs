@@ -12,6 +12,7 @@ pub mod driver;
 pub mod echo;
 pub mod images;
 pub mod node;
+pub mod pulls;
 pub mod timers;
 
 use std::collections::BTreeMap;
@@ -53,8 +54,10 @@ pub enum SupervisorError {
 }
 
 /// How the supervisor talks to the person who started it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Options {
+    /// Where image pulls show their progress, if anywhere.
+    pub progress: Option<pulls::ShowProgress>,
     /// Echo container output as `name | line` on stdout.
     pub echo: bool,
     /// Written to (a line: `running` or the final phase) and closed once
@@ -228,7 +231,15 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
         uid: plan.uid.clone(),
         node_name: plan.node_name.clone(),
     };
-    let node = LiveNode::new(sandbox, plan, Echo::new(options.echo));
+    let pulls = match pulls::Pulls::new(plan.pull_secrets.clone(), options.progress.clone()) {
+        Ok(pulls) => pulls,
+        Err(e) => {
+            let _ = runtime::remove_pod_sandbox(&dirs, sandbox.cgroup_dir());
+            let _ = sandbox_pod::forget(&dirs);
+            return Err(SupervisorError::Signals(e));
+        }
+    };
+    let node = LiveNode::new(sandbox, plan, Echo::new(options.echo), pulls);
     let say: driver::Say = Box::new(|line: &str| eprintln!("{line}"));
     let mut sup = Supervisor {
         driver: Driver::new(
@@ -358,6 +369,7 @@ impl Supervisor<'_> {
             let mut fds: Vec<PollFd> = vec![
                 PollFd::new(signals.stop.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.child.as_fd(), PollFlags::POLLIN),
+                PollFd::new(node.pulls.fd(), PollFlags::POLLIN),
             ];
             fds.extend(pidfds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
             let pipe_start = fds.len();
@@ -390,6 +402,7 @@ impl Supervisor<'_> {
         self.serve();
         drain(&signals.child);
         let lost = self.reap();
+        self.driver.node.pulls_ended();
         // What ended comes before a stop asked for meanwhile, and timers
         // after both.
         self.driver.collect();

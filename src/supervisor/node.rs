@@ -10,10 +10,11 @@ use nix::unistd::Pid;
 
 use super::driver::{CheckOf, Node, Observed};
 use super::echo::Echo;
+use super::pulls::Pulls;
 use super::timers::Timers;
-use crate::api::runtime::Handler;
+use crate::api::runtime::{Handler, is_rootfs};
 use crate::lifecycle::{Effects, Event, Hook, Phase, ProbeKind, Signal, Time, Timer};
-use crate::pod::{HookPlan, PodPlan};
+use crate::pod::{HookPlan, PodPlan, PullPolicy};
 use crate::runtime::{CheckId, PodSandbox, RuntimeEvent, Verdict};
 
 /// What a running check is for.
@@ -53,10 +54,20 @@ pub struct LiveNode<'a> {
     /// The running probes' handlers, taken from the plan once.
     probes: HashMap<(String, ProbeKind), Handler>,
     checks: HashMap<CheckId, Purpose>,
+    pub pulls: Pulls,
+}
+
+/// Whether a container's image is there to create it from.
+enum ImageState {
+    Present,
+    /// To be pulled (its policy, or it is missing).
+    Pull,
+    /// Missing, and the policy is Never.
+    NeverPull,
 }
 
 impl<'a> LiveNode<'a> {
-    pub fn new(sandbox: PodSandbox, plan: &'a PodPlan, echo: Echo) -> LiveNode<'a> {
+    pub fn new(sandbox: PodSandbox, plan: &'a PodPlan, echo: Echo, pulls: Pulls) -> LiveNode<'a> {
         LiveNode {
             sandbox,
             plan,
@@ -66,6 +77,64 @@ impl<'a> LiveNode<'a> {
             runs: BTreeMap::new(),
             probes: HashMap::new(),
             checks: HashMap::new(),
+            pulls,
+        }
+    }
+
+    /// The kubelet's EnsureImageExists for a container's image.
+    fn image_state(&self, container: &str, image: &str) -> Result<ImageState, String> {
+        if is_rootfs(image) {
+            return Ok(ImageState::Present);
+        }
+        let policy = self
+            .plan
+            .container(container)
+            .map_or(PullPolicy::IfNotPresent, |c| c.pull_policy);
+        if policy == PullPolicy::Always {
+            return Ok(ImageState::Pull);
+        }
+        // Never waits on an import: a busy store is retried with back-off.
+        let present = self
+            .sandbox
+            .images()
+            .image_status(image, false)
+            .map_err(|e| e.to_string())?
+            .is_some();
+        Ok(match (present, policy) {
+            (true, _) => ImageState::Present,
+            (false, PullPolicy::Never) => ImageState::NeverPull,
+            (false, _) => ImageState::Pull,
+        })
+    }
+
+    /// Pulls that ended: the container is made from a pulled image, or
+    /// waits in ErrImagePull.
+    pub fn pulls_ended(&mut self) {
+        for done in self.pulls.ended() {
+            match done.result {
+                Ok(pulled) => {
+                    let took = done.started.elapsed().as_secs_f64();
+                    self.outbox.push(Observed::Pulled {
+                        container: done.container.clone(),
+                        message: format!(
+                            "Successfully pulled image {:?} in {took:.3}s ({took:.3}s including waiting). Image size: {} bytes.",
+                            done.image, pulled.size
+                        ),
+                    });
+                    self.create_and_start(
+                        &done.container,
+                        done.run,
+                        done.restart_count,
+                        &done.image,
+                    );
+                }
+                Err(message) => self.event(Event::PullFailed {
+                    container: done.container,
+                    run: done.run,
+                    never: false,
+                    message,
+                }),
+            }
         }
     }
 
@@ -169,10 +238,9 @@ impl<'a> LiveNode<'a> {
             Err(e) => self.check_done(purpose, Verdict::Failure(e.to_string())),
         }
     }
-}
-
-impl Effects for LiveNode<'_> {
-    fn start(&mut self, container: &str, run: u64, restart_count: u32, image: &str) {
+    /// CreateContainer and StartContainer (with the kubelet's config
+    /// step), the image being there.
+    fn create_and_start(&mut self, container: &str, run: u64, restart_count: u32, image: &str) {
         let failed = |message: String| Event::CreateFailed {
             container: container.to_owned(),
             run,
@@ -219,6 +287,40 @@ impl Effects for LiveNode<'_> {
             Err(e) => failed(e.to_string()),
         };
         self.event(event);
+    }
+}
+
+impl Effects for LiveNode<'_> {
+    fn start(&mut self, container: &str, run: u64, restart_count: u32, image: &str) {
+        match self.image_state(container, image) {
+            Ok(ImageState::Present) => {
+                self.outbox.push(Observed::Pulled {
+                    container: container.to_owned(),
+                    message: format!("Container image {image:?} already present on machine"),
+                });
+                self.create_and_start(container, run, restart_count, image);
+            }
+            Ok(ImageState::Pull) => {
+                self.outbox.push(Observed::Pulling {
+                    container: container.to_owned(),
+                    image: image.to_owned(),
+                });
+                self.pulls.start(container, run, restart_count, image);
+            }
+            Ok(ImageState::NeverPull) => self.event(Event::PullFailed {
+                container: container.to_owned(),
+                run,
+                never: true,
+                message: format!(
+                    "Container image {image:?} is not present with pull policy of Never"
+                ),
+            }),
+            Err(message) => self.event(Event::CreateFailed {
+                container: container.to_owned(),
+                run,
+                message,
+            }),
+        }
     }
 
     fn run_hook(&mut self, container: &str, run: u64, hook: Hook, timeout_ms: Option<i64>) {

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::sim::{Behaviour, Sim};
-use crate::lifecycle::{Event, Phase};
+use crate::lifecycle::{Event, Phase, TimerKind};
 
 fn pod(restart: &str, grace: i64, init: &str, apps: &str) -> String {
     format!(
@@ -1300,4 +1300,102 @@ fn no_pre_stop_without_time_left_to_run_it() {
         signal: Signal::Term
     }));
     assert!(shown(&stop).contains(&"timer kill app at 3000".to_owned()));
+}
+
+/// The waiting state of the first app container, as the API shows it.
+fn app_waiting(engine: &crate::lifecycle::Engine) -> serde_json::Value {
+    serde_json::to_value(engine.status()).unwrap()["containerStatuses"][0]["state"]["waiting"]
+        .clone()
+}
+
+fn pull_failed(run: u64, never: bool) -> Event {
+    Event::PullFailed {
+        container: "app".to_owned(),
+        run,
+        never,
+        message: "connection refused".to_owned(),
+    }
+}
+
+#[test]
+fn a_failed_pull_waits_in_err_image_pull_then_image_pull_back_off() {
+    use crate::lifecycle::{Action, Time};
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    // The first failure: back-off 10 s, the same as the pod worker's next
+    // sync, so the pull is simply tried again.
+    let actions = engine.handle(Time(0), pull_failed(1, false)).unwrap();
+    let [Action::ArmTimer { at, timer }] = actions.as_slice() else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(*at, Time(10_000));
+    assert_eq!(
+        app_waiting(&engine),
+        json!({"reason": "ErrImagePull", "message": "connection refused"})
+    );
+    let actions = engine
+        .handle(*at, Event::TimerFired(timer.clone()))
+        .unwrap();
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::Start {
+                run: 2,
+                restart_count: 0,
+                ..
+            }]
+        ),
+        "{actions:?}"
+    );
+    // The second: back-off 20 s; the sync 10 s in finds it backing off.
+    let actions = engine.handle(Time(10_000), pull_failed(2, false)).unwrap();
+    let mut timers: Vec<_> = actions
+        .iter()
+        .map(|a| match a {
+            Action::ArmTimer { at, timer } => (*at, timer.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    timers.sort_by_key(|(at, _)| *at);
+    assert_eq!(
+        timers.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
+        [Time(20_000), Time(30_000)]
+    );
+    assert!(matches!(timers[0].1.kind, TimerKind::PullResync(ref c) if c == "app"));
+    engine
+        .handle(Time(20_000), Event::TimerFired(timers[0].1.clone()))
+        .unwrap();
+    assert_eq!(
+        app_waiting(&engine),
+        json!({"reason": "ImagePullBackOff", "message": "Back-off pulling image \"i\""})
+    );
+    let actions = engine
+        .handle(Time(30_000), Event::TimerFired(timers[1].1.clone()))
+        .unwrap();
+    assert!(
+        matches!(actions.as_slice(), [Action::Start { run: 3, .. }]),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_missing_image_with_policy_never_waits_in_err_image_never_pull() {
+    use crate::lifecycle::{Action, Time};
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    let actions = engine.handle(Time(0), pull_failed(1, true)).unwrap();
+    // Tried again after the back-off; never shown as ImagePullBackOff.
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::ArmTimer {
+                at: Time(10_000),
+                ..
+            }]
+        ),
+        "{actions:?}"
+    );
+    assert_eq!(app_waiting(&engine)["reason"], "ErrImageNeverPull");
 }

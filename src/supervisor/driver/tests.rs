@@ -23,6 +23,8 @@ struct FakeNode {
     pids: u32,
     /// Containers whose start fails with this message.
     create_fails: BTreeMap<String, String>,
+    /// Containers whose image pull fails with this message.
+    pull_fails: BTreeMap<String, String>,
     /// Probe checks' answers per container, in order (the last repeats);
     /// none: success.
     probe_answers: BTreeMap<String, Vec<bool>>,
@@ -43,6 +45,23 @@ impl Effects for FakeNode {
         self.calls
             .push(format!("start {container}#{restart_count} {image}"));
         self.runs.insert(container.to_owned(), run);
+        if let Some(message) = self.pull_fails.get(container).cloned() {
+            self.outbox.push(Observed::Pulling {
+                container: container.to_owned(),
+                image: image.to_owned(),
+            });
+            self.event(Event::PullFailed {
+                container: container.to_owned(),
+                run,
+                never: false,
+                message,
+            });
+            return;
+        }
+        self.outbox.push(Observed::Pulled {
+            container: container.to_owned(),
+            message: format!("Container image {image:?} already present on machine"),
+        });
         if let Some(message) = self.create_fails.get(container).cloned() {
             self.event(Event::CreateFailed {
                 container: container.to_owned(),
@@ -489,4 +508,60 @@ fn a_crash_loop_is_a_back_off_warning_and_a_retried_create_error_is_not() {
         2,
         "the create error is retried"
     );
+}
+
+#[test]
+fn a_failed_pull_is_err_image_pull_then_image_pull_back_off_as_the_kubelet_says() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: app, image: \"rootfs:/\", command: [x]}\n  - {name: bad, image: \"127.0.0.1:1/x:1\", command: [x]}\n";
+    let mut t = Test::new(
+        yaml,
+        FakeNode {
+            pull_fails: [("bad".to_owned(), "connection refused".to_owned())].into(),
+            ..FakeNode::default()
+        },
+    );
+    t.driver.start(Time(0));
+    t.at(0);
+    let image = "127.0.0.1:1/x:1";
+    let first = [
+        format!("Pulling spec.containers{{bad}} Pulling image {image:?}"),
+        format!("Failed spec.containers{{bad}} Failed to pull image {image:?}: connection refused"),
+        "Failed spec.containers{bad} Error: ErrImagePull".to_owned(),
+    ];
+    let events = t.events();
+    for e in &first {
+        assert!(events.contains(e), "{e} not in {events:#?}");
+    }
+    assert!(events.contains(&"Started spec.containers{app} Started container app".to_owned()));
+    assert!(
+        !events.iter().any(|e| e.starts_with("BackOff")),
+        "{events:#?}"
+    );
+    // Tried again after 10 s, failing again: the sync 10 s later finds the
+    // image backing off (20 s now).
+    t.at(10_000);
+    t.at(20_000);
+    let events = t.events();
+    assert!(
+        events.contains(&format!(
+            "BackOff spec.containers{{bad}} Back-off pulling image {image:?}"
+        )),
+        "{events:#?}"
+    );
+    assert!(events.contains(&"Failed spec.containers{bad} Error: ImagePullBackOff".to_owned()));
+    let starts = t
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("start bad"))
+        .count();
+    assert_eq!(starts, 2, "{:?}", t.calls());
+    t.at(30_000);
+    let starts = t
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("start bad"))
+        .count();
+    assert_eq!(starts, 3, "{:?}", t.calls());
+    assert!(t.said().contains(&format!("bad: Pulling image {image:?}")));
+    assert!(t.said().contains(&"bad: ImagePullBackOff".to_owned()));
 }
