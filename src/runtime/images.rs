@@ -1,6 +1,6 @@
 //! The runtime's images (CRI's ImageService over podrun's local store):
-//! an image's status, and a container run's root from an image: an overlay
-//! of its layers, with its config as the container's defaults.
+//! an image's status, a pull, and a container run's root from an image: an
+//! overlay of its layers, with its config as the container's defaults.
 
 use std::cell::OnceCell;
 use std::path::Path;
@@ -8,7 +8,8 @@ use std::path::Path;
 use oci_spec::image::ImageConfiguration;
 
 use crate::container::config::{ImageDefaults, ImageRun};
-use crate::image::{Image, ImageError, Store};
+use crate::image::registry::auth::Keyring;
+use crate::image::{Image, ImageError, Platform, Progress, PullSettings, Pulled, Store};
 use crate::sandbox::overlay::{self, OverlayError};
 
 /// Why a run's root could not be made from its image.
@@ -47,6 +48,22 @@ impl ImageService {
         } else {
             store.resolve_now(name)
         }
+    }
+}
+
+impl ImageService {
+    /// PullImage: `image` for this machine's platform, with `credentials`
+    /// (a pod's pull secrets, CRI's AuthConfig) tried before the machine's
+    /// own; registries.conf, certs.d and the auth files are read anew.
+    pub fn pull_image(
+        &self,
+        image: &str,
+        credentials: Keyring,
+        progress: &dyn Progress,
+    ) -> Result<Pulled, ImageError> {
+        let settings = PullSettings::of_this_machine(credentials)?;
+        self.store()?
+            .pull(image, &Platform::this_machine(), &settings, progress)
     }
 }
 

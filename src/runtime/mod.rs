@@ -21,6 +21,7 @@
 //! | ExecSync, the prober        | [`PodSandbox::check`]                    |
 //! | Exec                        | [`PodSandbox::exec`]                     |
 //! | ImageStatus                 | [`images::ImageService::image_status`]   |
+//! | PullImage                   | [`images::ImageService::pull_image`]     |
 
 pub mod checks;
 mod container;

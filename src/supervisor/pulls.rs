@@ -10,8 +10,9 @@ use nix::fcntl::OFlag;
 use nix::unistd::{pipe2, write};
 
 use crate::image::registry::auth::{Keyring, Origin};
-use crate::image::{Platform, Progress, PullSettings, Pulled, Store};
+use crate::image::{Progress, Pulled};
 use crate::pod::PullSecret;
+use crate::runtime::images::ImageService;
 
 /// A pull asked for by a container's start, and how it ended.
 pub struct Done {
@@ -121,16 +122,8 @@ fn pull(
 ) -> Result<Pulled, String> {
     // The machine's settings are read at each pull, as the kubelet reads
     // docker's config: a login meanwhile counts.
-    let settings = PullSettings::of_this_machine(pull_secrets).map_err(|e| e.to_string())?;
-    let store = Store::open_default().map_err(|e| e.to_string())?;
-    let quiet = Quiet;
-    store
-        .pull(
-            image,
-            &Platform::this_machine(),
-            &settings,
-            progress.unwrap_or(&quiet),
-        )
+    ImageService::default()
+        .pull_image(image, pull_secrets, progress.unwrap_or(&Quiet))
         .map_err(|e| e.to_string())
 }
 
