@@ -48,7 +48,18 @@ pub(super) struct Staging {
 }
 
 impl Staging {
-    pub(super) fn new(parent: &Path) -> Result<Staging, ImageError> {
+    /// A new staging directory in `store`'s parent; what crashed imports
+    /// and pulls left there is removed first.
+    pub(super) fn in_store(store: &Store) -> Result<Staging, ImageError> {
+        for dir in store.abandoned_staging()? {
+            if let Err(e) = remove_tree(&dir) {
+                tracing::warn!("removing a crashed import's staging directory: {e}");
+            }
+        }
+        Staging::new(&store.parent)
+    }
+
+    fn new(parent: &Path) -> Result<Staging, ImageError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -110,7 +121,7 @@ impl Store {
     ) -> Result<Imported, ImageError> {
         let name = name.map(normalize).transpose()?;
         let _lock = self.lock(FlockArg::LockExclusive)?;
-        let staging = Staging::new(&self.parent)?;
+        let staging = Staging::in_store(self)?;
         let mut job = Job::new(self, &staging, describe(source));
         job.options = options;
         let mut staged = match source {

@@ -308,7 +308,7 @@ impl Store {
             });
         }
 
-        let staging = Staging::new(&self.parent)?;
+        let staging = Staging::in_store(self)?;
         let blob_dir = staging.dir.join("blobs");
         let manifest_hex = hex(&manifest.digest);
         let path = blob_dir.join(&manifest_hex);

@@ -427,13 +427,10 @@ impl Store {
         let index = self.read_index()?;
         let keep = self.referenced(&index)?;
         let mut doomed = Vec::new();
-        // Under the exclusive lock no import is under way: any staging
-        // directory is left over from one that crashed.
-        for entry in read_dir(&self.parent)? {
-            if entry.to_string_lossy().starts_with(STAGING_PREFIX) {
-                doomed.push(self.parent.join(entry));
-            }
-        }
+        // Under the exclusive lock no import is committing, but a pull
+        // downloads without the lock: only a staging directory whose
+        // process is gone is left over.
+        doomed.extend(self.abandoned_staging()?);
         for entry in read_dir(&self.blob_dir())? {
             let digest = format!("sha256:{}", entry.to_string_lossy());
             if !keep.blobs.contains(&digest) {
@@ -575,6 +572,30 @@ fn overlay_lowers(mountinfo: &str, layer_dir: &Path) -> Vec<String> {
     out
 }
 
+impl Store {
+    /// Staging directories (`.staging-<pid>-<nanos>`) of processes that
+    /// are gone: an import or pull that crashed or was killed.
+    pub(super) fn abandoned_staging(&self) -> Result<Vec<PathBuf>, ImageError> {
+        let mut out = Vec::new();
+        for entry in read_dir(&self.parent)? {
+            let name = entry.to_string_lossy();
+            let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
+                continue;
+            };
+            let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+            let alive = pid.is_some_and(|pid| {
+                pid > 0
+                    && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                        != Err(nix::errno::Errno::ESRCH)
+            });
+            if !alive {
+                out.push(self.parent.join(&entry));
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[derive(Default)]
 struct Refs {
     blobs: BTreeSet<String>,
@@ -629,7 +650,11 @@ pub(super) fn index_bytes(
         .manifests(manifests.to_vec())
         .build()
         .map_err(|e| ImageError::Damaged(format!("building index.json: {e}")))?;
-    serde_json::to_vec(&index).map_err(|e| ImageError::Damaged(format!("writing index.json: {e}")))
+    // Through a Value, whose maps are sorted: annotations are a HashMap,
+    // and the same index must be the same bytes.
+    serde_json::to_value(&index)
+        .and_then(|v| serde_json::to_vec(&v))
+        .map_err(|e| ImageError::Damaged(format!("writing index.json: {e}")))
 }
 
 pub(super) fn index_entry(

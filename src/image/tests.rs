@@ -1020,7 +1020,14 @@ fn rm_refuses_an_image_in_use_and_removes_only_what_no_other_image_uses() {
 fn prune_removes_what_nothing_references() {
     let t = store_with_an_image();
     let kept = t.snapshot();
-    let leftover = t.tmp.path().join(".staging-1-000000001");
+    // Left by a process that is gone (no pid is this high).
+    let leftover = t.tmp.path().join(".staging-2147483647-000000001");
+    // A pull under way in a live process downloads without the lock.
+    let live = t
+        .tmp
+        .path()
+        .join(format!(".staging-{}-000000002", std::process::id()));
+    fs::create_dir_all(live.join("blobs")).unwrap();
     fs::create_dir_all(leftover.join("layers/x/root/ro")).unwrap();
     fs::set_permissions(
         leftover.join("layers/x/root/ro"),
@@ -1043,6 +1050,8 @@ fn prune_removes_what_nothing_references() {
     assert_eq!(removed.len(), 3, "{removed:?}");
     assert!(freed >= 5);
     assert!(!leftover.exists() && !stray_blob.exists() && !stray_layer.exists());
+    assert!(live.is_dir(), "a live process's staging was pruned");
+    fs::remove_dir_all(&live).unwrap();
     assert_eq!(t.snapshot(), kept);
     assert!(t.store.resolve("good:1").unwrap().is_some());
 }
