@@ -12,7 +12,8 @@ Absolute times describe this run on this machine and nothing else.
 The pod is the same everywhere: a regular init container running `true`, a
 sidecar and an app each running a shell that exits on SIGTERM and waits on a
 `sleep`, all on the test image (Debian's busybox-static,
-scripts/build-test-image).
+scripts/build-test-image). The pull section pulls images of its own (random
+content) from a docker-registry it runs on 127.0.0.1.
 """
 
 import argparse
@@ -22,18 +23,23 @@ import os
 import platform
 import re
 import resource
+import secrets
 import select
 import shutil
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The helpers shared with runtime-tests (standard library only).
 sys.path.insert(0, str(ROOT / "runtime-tests"))
+import images  # noqa: E402  (OCI layouts written entry by entry)
 import podrun_host  # noqa: E402
 from podrun_host import state  # noqa: E402
 
@@ -477,6 +483,8 @@ def versions(podrun, profile):
         "runc": first_line(["runc", "--version"]),
         "podman": first_line(["podman", "--version"]) if shutil.which("podman") else None,
         "hyperfine": first_line(["hyperfine", "--version"]) if shutil.which("hyperfine") else None,
+        "skopeo": first_line(["skopeo", "--version"]) if shutil.which("skopeo") else None,
+        "docker-registry": first_line(["docker-registry", "--version"]) if shutil.which("docker-registry") else None,
     }
 
 
@@ -763,6 +771,486 @@ def bench_plan(podrun, work, runs):
     return out
 
 
+# --- pulls ----------------------------------------------------------------
+
+# The pull section's images, made here: random (incompressible) content in
+# gzip layers, three layers each so that a client's concurrent downloads
+# count, in files of 1 MiB (the last of a layer less).
+PULL_IMAGES = (("5 MB", 5_000_000), ("50 MB", 50_000_000))
+PULL_LAYERS = 3
+PULL_FILE = 1 << 20
+PULL_REPO = "podrun-bench/pull"
+PULL_TAG = "bench"
+# What the section needs, and the Debian package that has it (scripts/setup
+# installs them).
+PULL_NEEDS = (("skopeo", "skopeo"), ("openssl", "openssl"), ("docker-registry", "docker-registry"))
+LOOPBACK = "127.0.0.1"
+# Seconds for the registry to answer /v2/.
+REGISTRY_START_TIMEOUT = 60
+
+# openssl's config for the bench's CA and the registry's certificate, so
+# that the machine's openssl.cnf adds or clashes with nothing.
+PULL_OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = podrun bench
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+class PullPki:
+    """The bench's own CA and the registry's certificate for 127.0.0.1,
+    which it signs (openssl, EC P-256, valid for two days). `ca_dir` holds
+    only ca.crt: skopeo's and podman's --cert-dir."""
+
+    def __init__(self, work):
+        self.work = work
+        work.mkdir(parents=True)
+        cnf = work / "openssl.cnf"
+        cnf.write_text(PULL_OPENSSL_CNF)
+        self.ca, self.cert, self.key = work / "ca.crt", work / "server.crt", work / "server.key"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        run(["openssl", "req", "-x509", "-config", cnf, "-extensions", "ca", *ec, "-keyout", work / "ca.key",
+             "-out", self.ca, "-days", "2", "-subj", "/CN=podrun bench CA"])
+        run(["openssl", "req", "-new", "-config", cnf, *ec, "-keyout", self.key, "-out", work / "server.csr",
+             "-subj", "/CN=127.0.0.1"])
+        run(["openssl", "x509", "-req", "-in", work / "server.csr", "-CA", self.ca, "-CAkey", work / "ca.key",
+             "-set_serial", "0x" + secrets.token_hex(8), "-days", "2", "-extfile", cnf, "-extensions", "server",
+             "-out", self.cert])
+        self.ca_dir = work / "ca"
+        self.ca_dir.mkdir()
+        shutil.copy(self.ca, self.ca_dir / "ca.crt")
+
+
+def free_port():
+    """A port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def no_proxy(env):
+    """`env` without proxy settings: the bench's traffic stays on 127.0.0.1."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        env.pop(name, None)
+        env.pop(name.upper(), None)
+    return env
+
+
+class PullRegistry:
+    """Debian's docker-registry on a free port of 127.0.0.1 (never every
+    interface), TLS with the bench's certificate, anonymous, its storage and
+    its log under `work`. `stop()` ends it."""
+
+    def __init__(self, work, pki):
+        self.work, self.pki = work, pki
+        self.work.mkdir(parents=True)
+        self.log = work / "registry.log"
+        self.process = None
+        self.port = None
+
+    def config(self):
+        return {
+            "version": 0.1,
+            "log": {"level": "warn", "formatter": "text", "accesslog": {"disabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.work / "storage")},
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            # Only the loopback: ":PORT" would be every interface.
+            "http": {
+                "addr": f"{LOOPBACK}:{self.port}",
+                "secret": secrets.token_hex(16),
+                "tls": {"certificate": str(self.pki.cert), "key": str(self.pki.key)},
+            },
+        }
+
+    def start(self):
+        # A port taken between free_port() and the registry's bind: another.
+        for _ in range(3):
+            self.port = free_port()
+            config = self.work / "config.yml"
+            config.write_text(json.dumps(self.config(), indent=1))  # YAML is a superset of JSON
+            with open(self.log, "ab") as log:
+                self.process = subprocess.Popen(
+                    ["docker-registry", "serve", str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            if self.answers():
+                return self
+            self.stop()
+            if "address already in use" not in self.log.read_text(errors="replace"):
+                break
+        raise RuntimeError(
+            f"docker-registry did not start on {self.host}; its log:\n{self.log.read_text(errors='replace')[-2000:]}"
+        )
+
+    def answers(self):
+        context = ssl.create_default_context(cafile=str(self.pki.ca))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
+        deadline = time.monotonic() + REGISTRY_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                opener.open(f"https://{self.host}/v2/", timeout=5).close()
+                return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    @property
+    def host(self):
+        return f"{LOOPBACK}:{self.port}"
+
+
+class PullImage:
+    """One of the pull section's images: its OCI layout (written here) and
+    its name in the registry once pushed."""
+
+    def __init__(self, work, label, size):
+        self.label = label
+        self.slug = label.replace(" ", "").lower()
+        layers = []
+        per_layer = size // PULL_LAYERS
+        for i in range(PULL_LAYERS):
+            entries = [images.directory(f"bench-{i}")]
+            left, j = per_layer, 0
+            while left > 0:
+                n = min(PULL_FILE, left)
+                entries.append(images.file(f"bench-{i}/noise-{j}", os.urandom(n)))
+                left, j = left - n, j + 1
+            layers.append(images.layer(entries))
+        self.image = images.write_layout(work / f"layout-{self.slug}", layers, PULL_TAG)
+        self.layer_bytes = sum(len(x.blob) for x in layers)
+        self.content_bytes = per_layer * PULL_LAYERS
+        self.ref = None
+
+    def push(self, registry, skopeo):
+        self.ref = f"{registry.host}/{PULL_REPO}-{self.slug}:{PULL_TAG}"
+        skopeo.run("copy", "-q", "--preserve-digests", "--dest-cert-dir", registry.pki.ca_dir, self.image.source,
+                   f"docker://{self.ref}")
+
+    def blobs(self):
+        """The digests of the layers and the config: what a pull fetches."""
+        return [x.digest for x in self.image.layers] + [self.image.config_digest]
+
+
+class PullConfig:
+    """What every client is given, under `work`, so that none reads the
+    machine's registries.conf, a user's credentials or signature policy:
+    an empty registries.conf, an empty auth file, a DOCKER_CONFIG without a
+    config.json, a policy accepting anything (skopeo, podman), and certs.d
+    with the bench's CA for the registry (podrun: PODRUN_CERTS_D)."""
+
+    def __init__(self, work, pki, registry):
+        work.mkdir(parents=True)
+        self.registries_conf = work / "registries.conf"
+        self.registries_conf.write_text("")
+        self.auth = work / "auth.json"
+        self.auth.write_text('{"auths": {}}\n')
+        self.docker = work / "docker"
+        self.docker.mkdir()
+        self.policy = work / "policy.json"
+        self.policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+        self.certs_d = work / "certs.d"
+        (self.certs_d / registry.host).mkdir(parents=True)
+        shutil.copy(pki.ca, self.certs_d / registry.host / "ca.crt")
+        self.ca_dir = pki.ca_dir
+
+    def env(self, base=None, **extra):
+        env = no_proxy(dict(base if base is not None else os.environ))
+        for name in ("XDG_RUNTIME_DIR", "PODRUN_CERTS_D"):
+            env.pop(name, None)
+        env.update(
+            CONTAINERS_REGISTRIES_CONF=str(self.registries_conf),
+            REGISTRY_AUTH_FILE=str(self.auth),
+            DOCKER_CONFIG=str(self.docker),
+        )
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+
+class Skopeo:
+    def __init__(self, config):
+        self.config = config
+        self.env = config.env()
+
+    def command(self, *args):
+        return ["skopeo", "--policy", self.config.policy, "--registries-conf", self.config.registries_conf, *args]
+
+    def run(self, *args, timeout=600):
+        return run(self.command(*args), env=self.env, timeout=timeout)
+
+
+def podrun_store_paths(image):
+    """Where podrun's store keeps `image`'s blobs and unpacked layers."""
+    blobs = [images.STORE / "blobs" / "sha256" / images.hex_of(d) for d in image.blobs()]
+    layers = [images.LAYERS / "sha256" / images.hex_of(x.diff_id) for x in image.image.layers]
+    return blobs + layers
+
+
+class PodrunPull:
+    """`podrun image pull`: downloads, checks and unpacks into podrun's
+    store. Emptied of the image before each pull by `image rm` and `image
+    prune`, and checked to hold none of its blobs or layers."""
+
+    tool = "podrun image pull"
+
+    def __init__(self, podrun, config):
+        self.bin = podrun.bin
+        self.env = config.env(PODRUN_CERTS_D=config.certs_d)
+
+    def clean(self, image):
+        quiet([self.bin, "image", "rm", image.ref], env=self.env)
+        if quiet([self.bin, "image", "prune"], env=self.env) != 0:
+            raise RuntimeError("podrun image prune failed")
+        left = [p for p in podrun_store_paths(image) if p.exists()]
+        if left:
+            raise RuntimeError(f"podrun's store holds {left[0]} after image rm and image prune")
+
+    def pull(self, image):
+        run([self.bin, "image", "pull", image.ref], env=self.env, timeout=600)
+
+    def check(self, image):
+        missing = [p for p in podrun_store_paths(image) if not p.exists()]
+        if missing:
+            raise RuntimeError(f"podrun image pull left no {missing[0]}")
+
+
+class SkopeoPull:
+    """`skopeo copy docker://... oci:DIR:x`: downloads and checks the blobs
+    into a fresh OCI layout; unpacks nothing."""
+
+    tool = "skopeo copy to oci:"
+
+    def __init__(self, skopeo, work):
+        self.skopeo = skopeo
+        self.work = work
+
+    def dest(self, image):
+        return self.work / f"skopeo-{image.slug}"
+
+    def clean(self, image):
+        shutil.rmtree(self.dest(image), ignore_errors=True)
+        if self.dest(image).exists():
+            raise RuntimeError(f"cannot remove {self.dest(image)}")
+
+    def pull(self, image):
+        self.skopeo.run("copy", "-q", "--src-cert-dir", self.skopeo.config.ca_dir, f"docker://{image.ref}",
+                        f"oci:{self.dest(image)}:x")
+
+    def check(self, image):
+        blobs = self.dest(image) / "blobs" / "sha256"
+        missing = [d for d in image.blobs() if not (blobs / images.hex_of(d)).exists()]
+        if missing:
+            raise RuntimeError(f"skopeo copy left no blob {missing[0]}")
+
+
+class PodmanPull:
+    """`podman pull`: downloads, checks and unpacks into podman's store
+    (the machine's, as the start section's podman uses; the images have
+    the bench's own names and are removed with `podman rmi`, nothing else
+    of the store is touched). TLS through --cert-dir with the bench's CA."""
+
+    tool = "podman pull"
+
+    def __init__(self, config, env):
+        self.config = config
+        self.env = config.env(env)
+        self.tls = ["--cert-dir", config.ca_dir]
+
+    def podman(self, *args):
+        return ["podman", *args]
+
+    def clean(self, image):
+        quiet(self.podman("rmi", "--force", image.ref), env=self.env)
+        if quiet(self.podman("image", "exists", image.ref), env=self.env) == 0:
+            raise RuntimeError(f"podman rmi left {image.ref}")
+
+    def pull(self, image):
+        run(self.podman("pull", "-q", "--signature-policy", self.config.policy, *self.tls, image.ref), env=self.env,
+            timeout=600)
+
+    def check(self, image):
+        if quiet(self.podman("image", "exists", image.ref), env=self.env) != 0:
+            raise RuntimeError(f"podman pull left no {image.ref}")
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def try_pull(client, image):
+    """One untimed pull (also warms the page cache and the binaries): the
+    error, or None."""
+    try:
+        client.clean(image)
+        client.pull(image)
+        client.check(image)
+        return None
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    finally:
+        try:
+            client.clean(image)
+        except (RuntimeError, OSError) as e:
+            say(f"  clean-up of {client.tool} failed: {e}")
+
+
+def bench_pull(podrun, work, podman_environment, runs, notes):
+    """`podrun image pull` against `skopeo copy` to an OCI layout and
+    `podman pull`, of a 5 MB and a 50 MB image from a docker-registry on
+    127.0.0.1 that the bench starts (TLS from its own CA, anonymous). Each
+    round pulls each image with each tool, the tools' order turning from
+    round to round; before each pull (and after it) the tool's copy is
+    removed, so that every pull downloads every blob. The registry, every
+    copy and the section's files are gone when it ends, also on failure."""
+    missing = sorted({package for tool, package in PULL_NEEDS if not shutil.which(tool)})
+    if missing:
+        why = f"pull not measured: {', '.join(missing)} not installed (scripts/setup installs them)"
+        say(f"bench: {why}")
+        notes.append(why)
+        return None
+    base = work / "pull"
+    registry, clients, pulled = None, [], []
+    try:
+        pki = PullPki(base / "pki")
+        registry = PullRegistry(base / "registry", pki).start()
+        config = PullConfig(base / "client", pki, registry)
+        skopeo = Skopeo(config)
+        say(f"bench: pull: docker-registry on {registry.host}; writing and pushing the images")
+        for label, size in PULL_IMAGES:
+            image = PullImage(base, label, size)
+            image.push(registry, skopeo)
+            pulled.append(image)
+        clients = [PodrunPull(podrun, config), SkopeoPull(skopeo, base)]
+        if shutil.which("podman"):
+            clients.append(PodmanPull(config, podman_environment))
+        else:
+            notes.append("pull: podman not measured: podman is not installed")
+        usable = []
+        for client in clients:
+            error = try_pull(client, pulled[0])
+            if error and isinstance(client, PodmanPull):
+                # A podman whose --cert-dir does not work: no verification.
+                client.tls = ["--tls-verify=false"]
+                if try_pull(client, pulled[0]) is None:
+                    notes.append(f"pull: podman pull --cert-dir failed ({error[-300:]}); podman pulled with --tls-verify=false")
+                    error = None
+            if error is None:
+                usable.append(client)
+            elif isinstance(client, PodmanPull):
+                notes.append(f"pull: podman not measured: podman pull fails here: {error[-300:]}")
+            else:
+                raise RuntimeError(f"{client.tool} cannot pull here: {error}")
+        notes.append(
+            "pull: podrun image pull and podman pull unpack the layers into their stores as part of the pull; "
+            "skopeo copy to oci: only downloads and checks the blobs (it unpacks nothing)"
+        )
+        say(f"bench: pull of {', '.join(i.label for i in pulled)}, {runs} rounds of {', '.join(c.tool for c in usable)}")
+        rounds = pull_rounds(usable, pulled, runs)
+        return {
+            "registry": f"docker-registry on {LOOPBACK}, TLS (the bench's CA), anonymous",
+            "images": {
+                image.label: {
+                    "layers": PULL_LAYERS,
+                    "content_bytes": image.content_bytes,
+                    "layer_bytes": image.layer_bytes,
+                    "tools": rounds[image.label],
+                }
+                for image in pulled
+            },
+        }
+    finally:
+        for client in clients:
+            for image in pulled:
+                if image.ref is None:
+                    continue
+                try:
+                    client.clean(image)
+                except (RuntimeError, OSError) as e:
+                    say(f"  clean-up of {client.tool} failed: {e}")
+        if registry:
+            registry.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def pull_rounds(clients, pulled, runs):
+    times = {image.label: {c.tool: {"wall": [], "cpu": [], "failures": []} for c in clients} for image in pulled}
+    for i in range(runs):
+        turn = i % len(clients)
+        order = clients[turn:] + clients[:turn]
+        for image in pulled:
+            for client in order:
+                t = times[image.label][client.tool]
+                client.clean(image)
+                try:
+                    cpu0, t0 = children_cpu(), time.perf_counter()
+                    client.pull(image)
+                    t1, cpu1 = time.perf_counter(), children_cpu()
+                    client.check(image)
+                except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                    t["failures"].append(str(e))
+                    say(f"  {client.tool} of {image.label} failed in round {i + 1}: {e}")
+                    continue
+                finally:
+                    client.clean(image)
+                t["wall"].append(t1 - t0)
+                t["cpu"].append(cpu1 - cpu0)
+        say(
+            f"  round {i + 1}/{runs}: "
+            + "; ".join(
+                f"{image.label}: "
+                + ", ".join(
+                    f"{c.tool} {times[image.label][c.tool]['wall'][-1] * 1000:.0f} ms"
+                    for c in clients
+                    if times[image.label][c.tool]["wall"]
+                )
+                for image in pulled
+            )
+        )
+    return {
+        label: {
+            tool: {
+                "pull_ms": summary(ms(t["wall"])),
+                "cpu_ms": summary(ms(t["cpu"])),
+                "failures": len(t["failures"]),
+                "failure_messages": sorted(set(m[-500:] for m in t["failures"])),
+            }
+            for tool, t in tools.items()
+        }
+        for label, tools in times.items()
+    }
+
+
 # --- report ---------------------------------------------------------------
 
 
@@ -851,6 +1339,22 @@ def table(results):
         }
         for key, s in plan.items():
             lines.append(f"| {labels[key]} | {fmt(s)} |")
+    pull = results.get("pull")
+    if pull:
+        lines += [
+            "",
+            "| image pull (3 gzip layers of random content, registry on 127.0.0.1) | median [p25–p75, max, n] "
+            "| CPU (user + sys), median | podrun ÷ this | failed runs |",
+            "|---|---|---|---|---|",
+        ]
+        for label, image in pull["images"].items():
+            tools = image["tools"]
+            ours = tools.get(PodrunPull.tool, {}).get("pull_ms")
+            for tool, t in tools.items():
+                r = ratio(ours, t["pull_ms"])
+                shown = "" if tool == PodrunPull.tool else f"{r:.2f}" if r else "-"
+                cpu = f"{t['cpu_ms']['median']:.0f} ms" if t["cpu_ms"].get("n") else "-"
+                lines.append(f"| {label}: {tool} | {fmt(t['pull_ms'])} | {cpu} | {shown} | {t['failures']} |")
     v = verdicts(results)
     if v:
         lines += ["", "| target | measured | met |", "|---|---|---|"]
@@ -866,11 +1370,11 @@ def main():
     )
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="a smoke test of the harness, not a measurement")
-    parser.add_argument("--only", default="start,scale,idle,plan")
+    parser.add_argument("--only", default="start,scale,idle,plan,pull")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args()
     sections = set(args.only.split(","))
-    unknown = sections - {"start", "scale", "idle", "plan"}
+    unknown = sections - {"start", "scale", "idle", "plan", "pull"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     runs = 3 if args.quick else args.runs
@@ -921,6 +1425,10 @@ def main():
         if "plan" in sections:
             say("bench: validate and plan of a 200-container manifest (hyperfine)")
             results["plan"] = bench_plan(podrun, work, runs)
+        if "pull" in sections:
+            pull = bench_pull(podrun, work, env, runs, results["notes"])
+            if pull is not None:
+                results["pull"] = pull
     finally:
         if podman_used:
             quiet(["podman", "rmi", "--force", IMAGE], env=env)
