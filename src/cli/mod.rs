@@ -65,6 +65,9 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove a registry's credentials from containers-auth.json
     Logout(login::LogoutArgs),
+    /// A pod supervisor's image pull, in a process of its own (internal)
+    #[command(name = "internal-pull", hide = true)]
+    InternalPull,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -125,6 +128,8 @@ pub fn run() -> ExitCode {
         Command::Image(args) => image::run(args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
+        Command::InternalPull => podrun::supervisor::pulls::child_main()
+            .map_err(|e| Failure::Other(anyhow::anyhow!("the pull's pipes: {e}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

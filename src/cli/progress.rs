@@ -26,6 +26,9 @@ struct State {
     /// Lines of bars drawn last time, to move back over.
     drawn: usize,
     last: Option<Instant>,
+    /// The supervisor's output count when the bars were drawn: anything
+    /// written since, they are drawn afresh below it.
+    epoch: u64,
 }
 
 struct Layer {
@@ -63,8 +66,10 @@ impl Progress for PullProgress {
     fn resolved(&self, reference: &str, source: &str, digest: &str) {
         let mut s = self.lock();
         (self.line)(&format!("Pulling {reference} from {source} ({digest})"));
-        // The bars start again under the line.
+        // The bars start again under the line, without the finished ones
+        // of earlier pulls.
         s.drawn = 0;
+        s.layers.retain(|l| l.done < l.total && !l.cached);
     }
 
     fn layer(&self, digest: &str, done: u64, total: u64, cached: bool) {
@@ -116,6 +121,11 @@ impl Progress for PullProgress {
 
 fn draw(s: &mut State) {
     let mut out = String::new();
+    let epoch = podrun::supervisor::echo::OUTPUT.load(std::sync::atomic::Ordering::Relaxed);
+    if epoch != s.epoch {
+        s.drawn = 0;
+        s.epoch = epoch;
+    }
     if s.drawn > 0 {
         out.push_str(&format!("\x1b[{}A", s.drawn));
     }

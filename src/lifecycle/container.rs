@@ -74,6 +74,10 @@ pub struct Container {
     /// The image pull's back-off, apart from the crash loop's as the
     /// kubelet keeps it: the last delay, doubled at each failed pull.
     pub pull_backoff_ms: Option<i64>,
+    /// Its image is being pulled (the run is being made, nothing exists).
+    pub pulling: bool,
+    /// The ImagePullBackOff resync timer that counts.
+    pub resync_generation: u64,
     /// postStart has finished for the current run.
     pub post_start_done: bool,
     /// `started` in the status: running, postStart done, startup passed.
@@ -113,6 +117,8 @@ impl Container {
             previous_terminated: None,
             backoff: Backoff::default(),
             pull_backoff_ms: None,
+            pulling: false,
+            resync_generation: 0,
             post_start_done: false,
             started: false,
             ever_started: false,
@@ -135,9 +141,14 @@ impl Container {
         matches!(self.state, State::Running { .. })
     }
 
-    /// Running or about to run: a process exists or is being made.
+    /// Running or about to run: a process exists or is being made (an
+    /// image being pulled is not yet a process).
     pub fn is_active(&self) -> bool {
-        matches!(self.state, State::Running { .. } | State::Creating)
+        match self.state {
+            State::Running { .. } => true,
+            State::Creating => !self.pulling,
+            _ => false,
+        }
     }
 
     pub fn state_name(&self) -> &'static str {

@@ -78,6 +78,16 @@ pub enum Event {
         run: u64,
         message: String,
     },
+    /// A pull of its image began (the kubelet's `Pulling`).
+    PullStarted {
+        container: String,
+        run: u64,
+    },
+    /// The pull ended with the image in the store: the container can be made.
+    ImagePulled {
+        container: String,
+        run: u64,
+    },
     /// Its image could not be had: a pull failed (`ErrImagePull`), or the
     /// image is missing and the policy is Never (`ErrImageNeverPull`).
     PullFailed {
@@ -120,6 +130,8 @@ impl Event {
             | Event::CreateFailed { container, run, .. }
             | Event::ConfigFailed { container, run, .. }
             | Event::PullFailed { container, run, .. }
+            | Event::PullStarted { container, run }
+            | Event::ImagePulled { container, run }
             | Event::HookFinished { container, run, .. }
             | Event::ProbeResult { container, run, .. } => Some((container, *run)),
             _ => None,

@@ -154,6 +154,8 @@ impl Engine {
             (Event::ConfigFailed { message, .. }, Some(i)) => {
                 self.on_create_failed(now, i, "CreateContainerConfigError", message, &mut actions)?
             }
+            (Event::PullStarted { .. }, Some(i)) => self.on_pull_started(i)?,
+            (Event::ImagePulled { .. }, Some(i)) => self.on_image_pulled(i, &mut actions)?,
             (Event::PullFailed { never, message, .. }, Some(i)) => {
                 self.on_pull_failed(now, i, never, message, &mut actions)?
             }
@@ -213,7 +215,7 @@ impl Engine {
             }
             TimerKind::PullResync(name) => {
                 if let Ok(i) = self.index(name) {
-                    self.on_pull_resync(i);
+                    self.on_pull_resync(i, timer.generation);
                 }
             }
             // Past the pod's deadline every sidecar still waiting for its

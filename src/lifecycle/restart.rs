@@ -3,6 +3,7 @@
 //! restartPolicy.
 
 use super::backoff::{INITIAL_MS, MAX_MS, PULL_RESYNC_MS};
+use super::container::Container;
 use super::container::{KillReason, State, Terminated};
 use super::model::RestartPolicy;
 use super::{Action, Engine, ExitStatus, LifecycleError, Time, TimerKind};
@@ -127,27 +128,39 @@ impl Engine {
             "ErrImagePull"
         };
         self.expect_creating(i, "pull failed")?;
+        let c = &mut self.containers[i];
+        c.pulling = false;
         if self.stop.is_some() {
-            self.containers[i].state = State::Pending;
+            c.state = not_started(c);
             return Ok(());
         }
-        let c = &mut self.containers[i];
-        let delay = c
-            .pull_backoff_ms
-            .map_or(INITIAL_MS, |d| (d * 2).min(MAX_MS));
-        c.pull_backoff_ms = Some(delay);
+        // A missing image with Never is no pull to back off from: the
+        // kubelet looks again at each sync.
+        let delay = if never {
+            PULL_RESYNC_MS
+        } else {
+            c.pull_backoff_ms
+                .map_or(INITIAL_MS, |d| (d * 2).min(MAX_MS))
+        };
+        if !never {
+            c.pull_backoff_ms = Some(delay);
+        }
         let until = now.plus_millis(delay);
         self.wait_to_restart(i, until, reason, message, actions);
         let resync = now.plus_millis(PULL_RESYNC_MS);
         if !never && resync < until {
             let timer = self.timer(TimerKind::PullResync(self.containers[i].model.name.clone()));
+            self.containers[i].resync_generation = timer.generation;
             actions.push(Action::ArmTimer { at: resync, timer });
         }
         Ok(())
     }
 
     /// A sync during an image's back-off: `ImagePullBackOff`.
-    pub(super) fn on_pull_resync(&mut self, i: usize) {
+    pub(super) fn on_pull_resync(&mut self, i: usize, generation: u64) {
+        if self.containers[i].resync_generation != generation {
+            return;
+        }
         let image = self.containers[i].image.clone();
         if let State::BackOff {
             reason, message, ..
@@ -157,6 +170,38 @@ impl Engine {
             *reason = "ImagePullBackOff";
             *message = format!("Back-off pulling image {image:?}");
         }
+    }
+
+    /// A pull began: until it ends nothing of the container exists, so a
+    /// stop does not wait for it.
+    pub(super) fn on_pull_started(&mut self, i: usize) -> Result<(), LifecycleError> {
+        self.expect_creating(i, "pull started")?;
+        self.containers[i].pulling = true;
+        Ok(())
+    }
+
+    /// The image is there: the kubelet goes on to create the container,
+    /// with the image the spec names now (an apply during the pull wins).
+    pub(super) fn on_image_pulled(
+        &mut self,
+        i: usize,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), LifecycleError> {
+        self.expect_creating(i, "image pulled")?;
+        let c = &mut self.containers[i];
+        c.pulling = false;
+        if self.stop.is_some() {
+            c.state = not_started(c);
+            return Ok(());
+        }
+        c.run_image = Some(c.image.clone());
+        actions.push(Action::Start {
+            container: c.model.name.clone(),
+            run: c.run,
+            restart_count: c.restart_count,
+            image: c.image.clone(),
+        });
+        Ok(())
     }
 
     /// Records a finished run and decides what comes next for the container.
@@ -249,10 +294,20 @@ impl Engine {
         if self.stop.is_some() {
             return;
         }
-        let State::BackOff { generation, .. } = self.containers[i].state else {
+        let State::BackOff {
+            generation, reason, ..
+        } = self.containers[i].state
+        else {
             return;
         };
         if generation != timer.generation {
+            return;
+        }
+        // The run that could not be made (no image, no config) was never a
+        // container: trying it again is no restart. Its count was taken
+        // when it was first tried after the last run that did exist.
+        if CREATE_REASONS.contains(&reason) && self.containers[i].last_terminated.is_some() {
+            self.start_container(i, actions);
             return;
         }
         match self.containers[i]
@@ -286,9 +341,10 @@ impl Engine {
             return;
         }
         c.image = image;
-        // The kubelet keys backoff by the container's spec hash: a new image
-        // starts with a clean slate.
+        // The kubelet keys backoff by the container's spec hash, and a
+        // pull's by the image: a new image starts with a clean slate.
         c.backoff = Default::default();
+        c.pull_backoff_ms = None;
         if self.stop.is_some() {
             return;
         }
@@ -305,12 +361,35 @@ impl Engine {
                 let deadline = now.plus_secs(self.model.grace_seconds);
                 self.kill_container(now, i, KillReason::ImageChanged, deadline, actions);
             }
-            // Waiting out a backoff: start at once with the new image.
-            State::BackOff { .. } => {
-                let finished_at = c.last_terminated.as_ref().map_or(now, |t| t.finished_at);
-                self.restart(i, finished_at, now, actions);
+            // Waiting out a backoff: start at once with the new image (no
+            // restart counted when the waiting run was never made).
+            State::BackOff { reason, .. } => {
+                if CREATE_REASONS.contains(&reason) {
+                    self.start_container(i, actions);
+                } else {
+                    let finished_at = c.last_terminated.as_ref().map_or(now, |t| t.finished_at);
+                    self.restart(i, finished_at, now, actions);
+                }
             }
             _ => {}
         }
+    }
+}
+
+/// Waiting reasons of a run that was never made: its image or its config
+/// could not be had.
+const CREATE_REASONS: [&str; 5] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "CreateContainerError",
+    "CreateContainerConfigError",
+];
+
+/// What a container that will not start now shows: its last run, or nothing.
+pub(super) fn not_started(c: &Container) -> State {
+    match c.last_terminated.clone() {
+        Some(t) => State::Terminated(t),
+        None => State::Pending,
     }
 }

@@ -38,13 +38,13 @@ impl Engine {
                     deadline,
                     force,
                 });
-                // Nothing waiting to restart will start again.
+                // Nothing waiting to restart will start again, and a pull
+                // under way makes nothing: its result is ignored.
                 for c in &mut self.containers {
-                    if let State::BackOff { .. } = c.state {
-                        c.state = match c.last_terminated.clone() {
-                            Some(t) => State::Terminated(t),
-                            None => State::Pending,
-                        };
+                    let pulling = matches!(c.state, State::Creating) && c.pulling;
+                    if pulling || matches!(c.state, State::BackOff { .. }) {
+                        c.pulling = false;
+                        c.state = super::restart::not_started(c);
                     }
                 }
             }

@@ -24,6 +24,16 @@ pub struct Echo {
     nonblocking: Option<fs::File>,
 }
 
+/// Lines the supervisor put on the terminal (echo, and what `up` is told):
+/// a pull's progress bars, drawn in place, start a fresh block below
+/// anything written since they were last drawn.
+pub static OUTPUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts output on the terminal (see [`OUTPUT`]).
+pub fn wrote() {
+    OUTPUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// How much echoed output waits for a slow stdout before some is dropped.
 const ECHO_BACKLOG: usize = 4 << 20;
 
@@ -115,6 +125,7 @@ impl Echo {
             match written {
                 Ok(n) => {
                     self.queue.drain(..n);
+                    wrote();
                 }
                 Err(Errno::EINTR | Errno::EAGAIN) => return,
                 Err(_) => {

@@ -1,6 +1,7 @@
 //! The per-pod supervisor: the kubelet half of podrun for one pod. It
 //! claims the pod's name and state, asks the runtime for the sandbox, then
-//! runs one single-threaded loop: poll the signal pipes, the containers'
+//! runs one single-threaded loop (image pulls are child processes): poll
+//! the signal pipes, the image pulls' pipes, the containers'
 //! pidfds and log pipes and the API socket; feed every observation to the
 //! driver (the lifecycle engine and what a kubelet reports); sleep until
 //! the engine's next deadline. It is the child subreaper, and writes the
@@ -231,16 +232,12 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
         uid: plan.uid.clone(),
         node_name: plan.node_name.clone(),
     };
-    let pulls = match pulls::Pulls::new(plan.pull_secrets.clone(), options.progress.clone()) {
-        Ok(pulls) => pulls,
-        Err(e) => {
-            let _ = runtime::remove_pod_sandbox(&dirs, sandbox.cgroup_dir());
-            let _ = sandbox_pod::forget(&dirs);
-            return Err(SupervisorError::Signals(e));
-        }
-    };
+    let pulls = pulls::Pulls::new(plan.pull_secrets.clone(), options.progress.clone());
     let node = LiveNode::new(sandbox, plan, Echo::new(options.echo), pulls);
-    let say: driver::Say = Box::new(|line: &str| eprintln!("{line}"));
+    let say: driver::Say = Box::new(|line: &str| {
+        echo::wrote();
+        eprintln!("{line}");
+    });
     let mut sup = Supervisor {
         driver: Driver::new(
             PodModel::from_plan(plan),
@@ -369,8 +366,13 @@ impl Supervisor<'_> {
             let mut fds: Vec<PollFd> = vec![
                 PollFd::new(signals.stop.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.child.as_fd(), PollFlags::POLLIN),
-                PollFd::new(node.pulls.fd(), PollFlags::POLLIN),
             ];
+            fds.extend(
+                node.pulls
+                    .fds()
+                    .into_iter()
+                    .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+            );
             fds.extend(pidfds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
             let pipe_start = fds.len();
             fds.extend(pipes.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));

@@ -55,6 +55,9 @@ pub struct LiveNode<'a> {
     probes: HashMap<(String, ProbeKind), Handler>,
     checks: HashMap<CheckId, Purpose>,
     pub pulls: Pulls,
+    /// Images just pulled for a container's run, by container: its
+    /// create follows without another pull.
+    pulled: HashMap<String, String>,
 }
 
 /// Whether a container's image is there to create it from.
@@ -78,6 +81,7 @@ impl<'a> LiveNode<'a> {
             probes: HashMap::new(),
             checks: HashMap::new(),
             pulls,
+            pulled: HashMap::new(),
         }
     }
 
@@ -107,26 +111,25 @@ impl<'a> LiveNode<'a> {
         })
     }
 
-    /// Pulls that ended: the container is made from a pulled image, or
-    /// waits in ErrImagePull.
+    /// Pulls that ended: the engine is told the image is there (it then
+    /// asks for the container again), or that the pull failed.
     pub fn pulls_ended(&mut self) {
         for done in self.pulls.ended() {
             match done.result {
-                Ok(pulled) => {
-                    let took = done.started.elapsed().as_secs_f64();
+                Ok(size) => {
+                    let took = done.took.as_secs_f64();
                     self.outbox.push(Observed::Pulled {
                         container: done.container.clone(),
                         message: format!(
-                            "Successfully pulled image {:?} in {took:.3}s ({took:.3}s including waiting). Image size: {} bytes.",
-                            done.image, pulled.size
+                            "Successfully pulled image {:?} in {took:.3}s ({took:.3}s including waiting). Image size: {size} bytes.",
+                            done.image
                         ),
                     });
-                    self.create_and_start(
-                        &done.container,
-                        done.run,
-                        done.restart_count,
-                        &done.image,
-                    );
+                    self.pulled.insert(done.container.clone(), done.image);
+                    self.event(Event::ImagePulled {
+                        container: done.container,
+                        run: done.run,
+                    });
                 }
                 Err(message) => self.event(Event::PullFailed {
                     container: done.container,
@@ -292,6 +295,11 @@ impl<'a> LiveNode<'a> {
 
 impl Effects for LiveNode<'_> {
     fn start(&mut self, container: &str, run: u64, restart_count: u32, image: &str) {
+        // Just pulled for this start: made now, as the kubelet goes on
+        // from EnsureImageExists to CreateContainer.
+        if self.pulled.remove(container).as_deref() == Some(image) {
+            return self.create_and_start(container, run, restart_count, image);
+        }
         match self.image_state(container, image) {
             Ok(ImageState::Present) => {
                 self.outbox.push(Observed::Pulled {
@@ -305,7 +313,19 @@ impl Effects for LiveNode<'_> {
                     container: container.to_owned(),
                     image: image.to_owned(),
                 });
-                self.pulls.start(container, run, restart_count, image);
+                let event = match self.pulls.start(container, run, image) {
+                    Ok(()) => Event::PullStarted {
+                        container: container.to_owned(),
+                        run,
+                    },
+                    Err(message) => Event::PullFailed {
+                        container: container.to_owned(),
+                        run,
+                        never: false,
+                        message,
+                    },
+                };
+                self.event(event);
             }
             Ok(ImageState::NeverPull) => self.event(Event::PullFailed {
                 container: container.to_owned(),

@@ -1399,3 +1399,150 @@ fn a_missing_image_with_policy_never_waits_in_err_image_never_pull() {
     );
     assert_eq!(app_waiting(&engine)["reason"], "ErrImageNeverPull");
 }
+
+fn pull_event(started: bool, run: u64) -> Event {
+    if started {
+        Event::PullStarted {
+            container: "app".to_owned(),
+            run,
+        }
+    } else {
+        Event::ImagePulled {
+            container: "app".to_owned(),
+            run,
+        }
+    }
+}
+
+#[test]
+fn a_stop_does_not_wait_for_a_pull_and_its_image_is_then_ignored() {
+    use crate::lifecycle::{Action, Time};
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    engine.handle(Time(0), pull_event(true, 1)).unwrap();
+    engine
+        .handle(
+            Time(5),
+            Event::StopRequested {
+                grace_seconds: None,
+            },
+        )
+        .unwrap();
+    assert!(engine.finished().is_some(), "the pod waited for a pull");
+    let after = engine.handle(Time(9), pull_event(false, 1));
+    let started = after
+        .iter()
+        .flatten()
+        .any(|a| matches!(a, Action::Start { .. }));
+    assert!(!started, "{after:?}");
+}
+
+#[test]
+fn an_image_changed_during_a_pull_is_the_one_the_container_is_made_from() {
+    use crate::lifecycle::{Action, Time};
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    engine.handle(Time(0), pull_event(true, 1)).unwrap();
+    engine
+        .handle(
+            Time(1),
+            Event::ImageChanged {
+                container: "app".to_owned(),
+                image: "j".to_owned(),
+            },
+        )
+        .unwrap();
+    let actions = engine.handle(Time(2), pull_event(false, 1)).unwrap();
+    assert_eq!(
+        actions,
+        [Action::Start {
+            container: "app".to_owned(),
+            run: 1,
+            restart_count: 0,
+            image: "j".to_owned(),
+        }]
+    );
+}
+
+#[test]
+fn retrying_a_pull_after_a_crash_counts_no_restart() {
+    use crate::lifecycle::{Action, ExitStatus, Time};
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    let started = |run| Event::Started {
+        container: "app".to_owned(),
+        run,
+        pid: 10,
+    };
+    engine.handle(Time(0), started(1)).unwrap();
+    let exited = |run| Event::Exited {
+        container: "app".to_owned(),
+        run,
+        status: ExitStatus::Code(1),
+        oom_killed: false,
+    };
+    // The first restart is at once: run 2, the first restart counted.
+    let actions = engine.handle(Time(100), exited(1)).unwrap();
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Start {
+                run: 2,
+                restart_count: 1,
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+    // Its pull fails; each retry is still that first restart.
+    let mut t = 100;
+    for run in 2..5 {
+        let actions = engine.handle(Time(t), pull_failed(run, false)).unwrap();
+        let (at, timer) = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::ArmTimer { at, timer } if matches!(timer.kind, TimerKind::Backoff(_)) => {
+                    Some((*at, timer.clone()))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{actions:?}"));
+        t = at.0;
+        let actions = engine.handle(at, Event::TimerFired(timer)).unwrap();
+        assert!(
+            matches!(
+                actions.as_slice(),
+                [Action::Start {
+                    restart_count: 1,
+                    ..
+                }]
+            ),
+            "run {run}: {actions:?}"
+        );
+    }
+    let s = serde_json::to_value(engine.status()).unwrap();
+    assert_eq!(s["containerStatuses"][0]["restartCount"], 1);
+}
+
+#[test]
+fn err_image_never_pull_is_looked_at_again_every_sync_without_doubling() {
+    use crate::lifecycle::{Action, Time};
+    let yaml = pod("Always", 30, "[]", "[{name: app, image: i}]");
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    let mut now = 0;
+    for run in 1..4 {
+        let actions = engine.handle(Time(now), pull_failed(run, true)).unwrap();
+        let [Action::ArmTimer { at, timer }] = actions.as_slice() else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(at.0 - now, 10_000, "run {run}");
+        now = at.0;
+        engine
+            .handle(*at, Event::TimerFired(timer.clone()))
+            .unwrap();
+    }
+}

@@ -50,6 +50,10 @@ impl Effects for FakeNode {
                 container: container.to_owned(),
                 image: image.to_owned(),
             });
+            self.event(Event::PullStarted {
+                container: container.to_owned(),
+                run,
+            });
             self.event(Event::PullFailed {
                 container: container.to_owned(),
                 run,
