@@ -11,6 +11,7 @@ use anyhow::{Context, anyhow};
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, fork, pipe2, setsid};
 use podrun::api::state::State;
+use podrun::image::registry::auth::{Keyring, Origin};
 use podrun::lifecycle::Phase;
 use podrun::plan::{self, Settings};
 use podrun::pod::{self, Identity, PodPlan};
@@ -69,6 +70,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let (pull_secrets, missing) = pod::pull_secrets(&pod, &secrets);
     for warning in missing {
         eprintln!("warning: {warning}");
+    }
+    // A docker config that does not parse is refused, as the API server
+    // refuses such a Secret.
+    for s in &pull_secrets {
+        let origin = Origin::PullSecret(s.name.clone());
+        let parsed = if s.legacy {
+            Keyring::from_dockercfg(&s.data, origin)
+        } else {
+            Keyring::from_docker_config_json(&s.data, origin)
+        };
+        parsed.map_err(|e| Failure::Input(format!("imagePullSecrets: {e}")))?;
     }
     plan.pull_secrets = pull_secrets;
     if !nix::unistd::geteuid().is_root() {

@@ -103,6 +103,8 @@ pub(super) struct Job<'a> {
     /// Blob hexes and diff_id hexes staged so far.
     pub(super) blobs: Vec<String>,
     layers: Vec<String>,
+    /// Every layer (diff_id hex) the image is made of, staged or cached.
+    used_layers: Vec<String>,
     options: Options,
 }
 
@@ -212,6 +214,7 @@ impl<'a> Job<'a> {
             spec,
             blobs: Vec::new(),
             layers: Vec::new(),
+            used_layers: Vec::new(),
             options: Options::for_this_process(),
         }
     }
@@ -226,6 +229,34 @@ impl<'a> Job<'a> {
         // Nothing is read from a source: every blob is staged or stored.
         let none = Files::Dir(self.staging.dir.join("source"));
         self.stage_manifest(&none, descriptor, name)
+    }
+
+    /// Under the store's lock, before a commit: what this job took to be
+    /// in the store already (blobs among `blobs`, the layers it staged
+    /// none of) is still there, no prune having run meanwhile.
+    pub(super) fn still_there(&self, blobs: &[(String, u64)]) -> Result<(), ImageError> {
+        let gone = |what: String| {
+            content(
+                what,
+                "the store lost it while this pull ran (a prune?): pull again",
+            )
+        };
+        for (digest, size) in blobs {
+            let hex = sha256_hex(digest).unwrap_or_default();
+            let here = self.blobs.iter().any(|b| b == hex)
+                || fs::metadata(self.store.blob_dir().join(hex)).is_ok_and(|m| m.len() == *size);
+            if !here {
+                return Err(gone(format!("blob {digest}")));
+            }
+        }
+        for hex in &self.used_layers {
+            let here = self.layers.contains(hex)
+                || read_layer_info(&self.store.layer_dir().join(hex)).is_ok();
+            if !here {
+                return Err(gone(format!("layer sha256:{hex}")));
+            }
+        }
+        Ok(())
     }
 
     fn stage_layout(
@@ -533,6 +564,9 @@ impl<'a> Job<'a> {
         let hex = sha256_hex(diff_id)
             .ok_or_else(|| content(&what, format!("unsupported diff_id {diff_id}")))?
             .to_owned();
+        if !self.used_layers.contains(&hex) {
+            self.used_layers.push(hex.clone());
+        }
         let mismatch = |got: &str| {
             content(
                 &what,

@@ -65,13 +65,19 @@ pub enum ImageError {
         /// What the mirrors tried before said.
         also: String,
     },
+    #[error("logging in to {registry}: {reason}")]
+    Login {
+        registry: String,
+        reason: String,
+        unreachable: bool,
+    },
     #[error("registries.conf: {0}")]
     Registries(String),
     #[error("registry credentials: {0}")]
     Credentials(String),
     #[error("the image store is damaged: {0}")]
     Damaged(String),
-    #[error("the image store is busy with an import or a removal: try again")]
+    #[error("the image store is busy with an import, a pull's commit or a removal: try again")]
     Busy,
     #[error("{path}: {source}")]
     Io {
@@ -90,6 +96,10 @@ impl ImageError {
                 | ImageError::Damaged(_)
                 | ImageError::Busy
                 | ImageError::Pull {
+                    unreachable: true,
+                    ..
+                }
+                | ImageError::Login {
                     unreachable: true,
                     ..
                 }

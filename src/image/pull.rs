@@ -20,7 +20,7 @@ use super::registry::client::{Fetched, RegistryError, Repository};
 use super::registry::config::RegistriesConf;
 use super::registry::http::Http;
 use super::registry::tls::TlsPolicy;
-use super::store::{SOURCE_ANNOTATION, Store, TOP_DIGEST_ANNOTATION, is_index};
+use super::store::{MAX_JSON, SOURCE_ANNOTATION, Store, TOP_DIGEST_ANNOTATION, is_index};
 use super::{ImageError, content, io_err};
 
 /// Layers downloaded at once (containerd's default).
@@ -116,6 +116,10 @@ pub trait Progress: Send + Sync {
 /// Where the registries' settings come from.
 pub struct PullSettings {
     pub registries: RegistriesConf,
+    /// A pod's pull secrets: every match among them is tried before any
+    /// of the machine's, as the kubelet does.
+    pub pull_secrets: Keyring,
+    /// The machine's credential files.
     pub keyring: Keyring,
     pub cert_dirs: Vec<PathBuf>,
 }
@@ -129,11 +133,10 @@ impl PullSettings {
             RegistriesConf::load_default().map_err(|e| ImageError::Registries(e.to_string()))?;
         let files = Keyring::load_files(&Keyring::default_files())
             .map_err(|e| ImageError::Credentials(e.to_string()))?;
-        let mut keyring = pull_secrets;
-        keyring.add(files);
         Ok(PullSettings {
             registries,
-            keyring,
+            pull_secrets,
+            keyring: files,
             cert_dirs: super::registry::certs::default_dirs(),
         })
     }
@@ -184,6 +187,17 @@ impl Store {
         progress: &dyn Progress,
     ) -> Result<Pulled, ImageError> {
         let full = reference.to_string();
+        if let Some(d) = &reference.digest
+            && !d.starts_with("sha256:")
+        {
+            return Err(ImageError::InvalidName {
+                name: full,
+                reason: format!(
+                    "podrun verifies and stores sha256 digests only, not {}",
+                    d.split(':').next().unwrap_or(d)
+                ),
+            });
+        }
         let repository = reference.repository();
         let resolved = settings
             .registries
@@ -206,7 +220,9 @@ impl Store {
         let mut failures: Vec<(String, RegistryError)> = Vec::new();
         for endpoint in &resolved.endpoints {
             let (host, path) = endpoint.host_and_path(&resolved.remainder);
-            let candidates = settings.keyring.lookup(&format!("{host}/{path}"));
+            let at = format!("{host}/{path}");
+            let mut candidates = settings.pull_secrets.lookup(&at);
+            candidates.extend(settings.keyring.lookup(&at));
             let attempt = async {
                 let mut repo = Repository::new(&http, api_host(host), &path, candidates)?;
                 repo.connect(endpoint.insecure).await?;
@@ -286,6 +302,12 @@ impl Store {
         };
         let what = format!("manifest {}", manifest.digest);
         let parsed: ImageManifest = parse_json(&manifest.bytes, &what)?;
+        if parsed.config().size() > MAX_JSON {
+            return Err(Fail::Image(content(
+                format!("config {}", parsed.config().digest()),
+                format!("{} bytes is too big for a config", parsed.config().size()),
+            )));
+        }
         let blobs: Vec<(String, u64)> = std::iter::once(parsed.config())
             .chain(parsed.layers().iter())
             .map(|d| (d.digest().to_string(), d.size()))
@@ -362,7 +384,9 @@ impl Store {
         tokio::try_join!(worker(), worker(), worker())?;
         progress.storing();
 
-        let _lock = self.lock(FlockArg::LockExclusive)?;
+        // Checked and unpacked in staging without the store's lock, so
+        // that other pods' containers can be made meanwhile; the lock is
+        // for the commit, once what the store held is known to be there.
         let mut job = Job::new(self, &staging, format!("{} ({})", full, repo.authority()));
         job.blobs = staged;
         let descriptor = super::import::descriptor(
@@ -375,6 +399,8 @@ impl Store {
             (SOURCE_ANNOTATION.to_owned(), repo.authority()),
             (TOP_DIGEST_ANNOTATION.to_owned(), repo_digest.clone()),
         ];
+        let _lock = self.lock(FlockArg::LockExclusive)?;
+        job.still_there(&blobs)?;
         let imported = job.commit(done)?;
         Ok(Pulled {
             reference: imported.reference,
@@ -430,11 +456,10 @@ pub fn verify_login(
             },
         )),
     };
-    let failed = |e: RegistryError| ImageError::Pull {
-        image: format!("login to {registry}"),
+    let failed = |e: RegistryError| ImageError::Login {
+        registry: registry.to_owned(),
         unreachable: e.is_unreachable(),
         reason: e.to_string(),
-        also: String::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

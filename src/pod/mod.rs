@@ -349,6 +349,10 @@ pub fn pull_secrets(
     let mut warnings = Vec::new();
     for r in pod.spec.image_pull_secrets.iter().flatten() {
         let name = r.name.as_str();
+        // The kubelet passes over an empty name without a word.
+        if name.is_empty() {
+            continue;
+        }
         let secret = secrets.iter().find(|s| {
             s.metadata.name.as_deref() == Some(name)
                 && s.metadata.namespace.as_deref().unwrap_or(&pod.namespace) == pod.namespace

@@ -75,6 +75,8 @@ pub struct Fetched {
 pub struct Repository<'a> {
     http: &'a Http,
     base: Url,
+    /// The location named its port (an HTTP fallback keeps it).
+    explicit_port: bool,
     /// The repository's path at the registry, e.g. `library/alpine`.
     name: String,
     candidates: Vec<Candidate>,
@@ -91,9 +93,13 @@ impl<'a> Repository<'a> {
         candidates: Vec<Candidate>,
     ) -> Result<Repository<'a>, RegistryError> {
         let base = Url::parse(&format!("https://{location}/"))?;
+        let explicit_port = location
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         Ok(Repository {
             http,
             base,
+            explicit_port,
             name: name.to_owned(),
             candidates,
             authorization: Mutex::new(None),
@@ -107,13 +113,16 @@ impl<'a> Repository<'a> {
 
     /// Finds out whether the endpoint speaks HTTPS; an insecure one that
     /// does not is spoken to in plain HTTP from here on.
+    /// As containers/image: any failure to speak HTTPS to an insecure
+    /// registry (refused, timed out, not TLS) tries plain HTTP, on port 80
+    /// unless the location names one.
     pub async fn connect(&mut self, insecure: bool) -> Result<(), RegistryError> {
         let ping = self.base.join("/v2/")?;
         match self.http.get(Method::GET, &ping, &HeaderMap::new()).await {
             Ok(_) => Ok(()),
-            Err(HttpError::Tls { .. } | HttpError::Exchange { .. }) if insecure => {
+            Err(_) if insecure => {
                 self.base.scheme = Scheme::Http;
-                if self.base.port == 443 {
+                if !self.explicit_port {
                     self.base.port = 80;
                 }
                 Ok(())
@@ -131,7 +140,8 @@ impl<'a> Repository<'a> {
 
     /// The manifest or index `reference` (a tag or a digest) names.
     pub async fn manifest(&self, reference: &str) -> Result<Fetched, RegistryError> {
-        let what = format!("manifest {}:{reference}", self.name);
+        let sep = if reference.contains(':') { '@' } else { ':' };
+        let what = format!("manifest {}{sep}{reference}", self.name);
         let response = self
             .request(
                 Method::GET,
@@ -329,6 +339,18 @@ impl<'a> Repository<'a> {
         challenge: &Challenge,
         candidate: Option<&Candidate>,
     ) -> Result<Option<HeaderValue>, RegistryError> {
+        if let Some(c) = candidate
+            && c.credentials.identity_token.is_some()
+            && c.credentials.password.is_empty()
+        {
+            return Err(RegistryError::Unauthorized {
+                registry: self.authority(),
+                detail: format!(
+                    "the credentials of {} are an identity token, which podrun cannot use yet: log in with a password (podrun login)",
+                    c.origin
+                ),
+            });
+        }
         let basic = candidate.map(|c| {
             let pair = format!("{}:{}", c.credentials.username, c.credentials.password);
             format!(
@@ -376,8 +398,8 @@ impl<'a> Repository<'a> {
             .push(if url.path.contains('?') { '&' } else { '?' });
         url.path.push_str(&encoded.join("&"));
         let mut headers = HeaderMap::new();
-        // An identity token goes as a refresh token in the OAuth2 flow;
-        // podrun asks with Basic credentials, which every token server takes.
+        // Basic credentials, which every token server takes (an identity
+        // token, OAuth2's refresh token, is refused in `authorize`).
         if let Some(b) = basic.and_then(|b| HeaderValue::from_str(b).ok()) {
             headers.insert(AUTHORIZATION, b);
         }
@@ -428,7 +450,12 @@ impl<'a> Repository<'a> {
         Err(match status {
             StatusCode::NOT_FOUND => RegistryError::NotFound {
                 what: what.to_owned(),
-                message,
+                // An empty body says no more than "not found".
+                message: if message == status.to_string() {
+                    String::new()
+                } else {
+                    message
+                },
             },
             StatusCode::FORBIDDEN => RegistryError::Unauthorized {
                 registry: self.authority(),

@@ -200,7 +200,10 @@ impl Http {
                 return Ok((current, response));
             };
             let next = current.join(location)?;
-            if next.host != current.host || next.port != current.port {
+            if next.host != current.host
+                || next.port != current.port
+                || next.scheme != current.scheme
+            {
                 headers.remove(AUTHORIZATION);
             }
             current = next;

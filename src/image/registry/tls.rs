@@ -40,7 +40,7 @@ impl TlsPolicy {
     }
 
     pub fn is_insecure(&self, authority: &str) -> bool {
-        self.insecure.contains(authority)
+        self.insecure.contains(certs_name(authority))
     }
 
     /// The client configuration for `authority`, made once.
@@ -56,7 +56,7 @@ impl TlsPolicy {
 
     fn make(&self, authority: &str) -> Result<ClientConfig, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let host = certs::for_host(authority, &self.cert_dirs)?;
+        let host = certs::for_host(certs_name(authority), &self.cert_dirs)?;
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
         let builder = if self.is_insecure(authority) {
@@ -67,8 +67,14 @@ impl TlsPolicy {
                 )))
         } else {
             let mut roots = RootCertStore::empty();
-            // A bad certificate among the system's is skipped, as Go does.
-            roots.add_parsable_certificates(certs::system_roots()?);
+            // A bad certificate among the system's is skipped, as Go does;
+            // no system roots at all leaves certs.d's.
+            match certs::system_roots() {
+                Ok(system) => {
+                    roots.add_parsable_certificates(system);
+                }
+                Err(e) => tracing::warn!("no system CA certificates: {e}"),
+            }
             for cert in host.roots {
                 roots.add(cert)?;
             }
@@ -98,6 +104,16 @@ impl TlsPolicy {
             "the registry's certificate is not trusted here: put its CA certificate in {}/{authority}/ca.crt, or mark the registry insecure in registries.conf",
             dir.display()
         ))
+    }
+}
+
+/// The name certs.d and registries.conf know a registry by: Docker Hub's
+/// API host is docker.io to them, as to containers/image.
+fn certs_name(authority: &str) -> &str {
+    if authority == "registry-1.docker.io" {
+        "docker.io"
+    } else {
+        authority
     }
 }
 
