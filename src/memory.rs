@@ -61,7 +61,10 @@ fn clean_ranges(smaps: &str, exe: &std::path::Path) -> Vec<(usize, usize)> {
                 });
             }
             [range, ..] if range.contains('-') && !range.ends_with(':') => current = None,
-            ["Anonymous:", kb, "kB"] => {
+            // A written page is anonymous, or swapped out: either keeps
+            // the mapping (Swap: comes after Anonymous:).
+            ["Anonymous:", kb, "kB"] if kb != "0" => current = None,
+            ["Swap:", kb, "kB"] => {
                 if let Some(r) = current.take()
                     && kb == "0"
                 {
@@ -93,14 +96,22 @@ mod tests {
 5600-5700 r--p 00000000 fe:00 1 /bin/podrun
 Rss:                 384 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 5700-5800 r-xp 00001000 fe:00 1 /bin/podrun
 Anonymous:             0 kB
+Swap:                  0 kB
 5800-5900 r--p 00002000 fe:00 1 /bin/podrun
 Anonymous:            64 kB
+Swap:                  0 kB
+5880-5890 r--p 00002000 fe:00 1 /bin/podrun
+Anonymous:             0 kB
+Swap:                  8 kB
 5900-5a00 rw-p 00003000 fe:00 1 /bin/podrun
 Anonymous:             4 kB
+Swap:                  0 kB
 7f00-7f10 r-xp 00000000 fe:00 2 /usr/lib/libc.so.6
 Anonymous:             0 kB
+Swap:                  0 kB
 ";
         let got = clean_ranges(smaps, std::path::Path::new("/bin/podrun"));
         assert_eq!(got, [(0x5600, 0x5700), (0x5700, 0x5800)]);

@@ -99,13 +99,16 @@ fn probe_defaults(p: &mut Probe) {
 /// `image` with no tag, or the tag `latest`, and no digest: the API server
 /// then defaults imagePullPolicy to Always.
 pub fn image_is_latest(image: &str) -> bool {
-    if image.contains('@') {
-        return false;
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
+    // As parsers.ParseImageName: the tag is `latest` when written so, or
+    // when neither a tag nor a digest is.
+    let (name, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
+    let last = name.rsplit('/').next().unwrap_or(name);
     match last.rsplit_once(':') {
         Some((_, tag)) => tag == "latest",
-        None => true,
+        None => digest.is_none(),
     }
 }
 
@@ -121,5 +124,8 @@ mod tests {
         assert!(!image_is_latest("localhost:5000/busybox:1.36"));
         assert!(!image_is_latest("busybox:1.36"));
         assert!(!image_is_latest("busybox@sha256:abcd"));
+        // A digest beside the tag leaves the tag to decide.
+        assert!(image_is_latest("busybox:latest@sha256:abcd"));
+        assert!(!image_is_latest("localhost:5000/busybox:1.36@sha256:abcd"));
     }
 }
