@@ -9,7 +9,7 @@ pub mod check;
 mod grpc;
 mod http_get;
 mod tcp;
-mod tls;
+pub mod tls;
 pub mod verdict;
 mod wording;
 
