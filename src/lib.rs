@@ -15,6 +15,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod manifest;
 pub mod memory;
+pub mod network;
 pub mod paths;
 pub mod plan;
 pub mod pod;

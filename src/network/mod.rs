@@ -1,0 +1,722 @@
+//! The pod's network, through CNI as containerd and CRI-O do it: the
+//! node's network configuration (or podrun's default network) is run
+//! plugin by plugin, ADD in order with each given the previous result,
+//! when the sandbox is made; DEL in reverse, with the result ADD gave,
+//! when it is torn down. What was asked and answered is kept in a record
+//! in the pod's run directory, written before the first ADD, so a pod
+//! whose supervisor was killed is torn down from it; the node's network
+//! namespace is pinned beside it, so the DEL lands where the ADD did
+//! whoever runs it. podrun never runs CHECK (portmap's misreports its
+//! IPv6 rules; containerd does not run it either).
+
+pub mod conf;
+pub mod default;
+pub mod plugin;
+pub mod ports;
+pub mod result;
+
+use std::fs;
+use std::io::ErrorKind;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::api::runtime::PortMapping;
+use conf::{ConfError, NetworkList, Settings};
+use plugin::{Call, PluginError};
+
+/// The pod's interface, as every CRI runtime names it.
+pub const IFNAME: &str = "eth0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error(transparent)]
+    NoSubnet(#[from] default::NoSubnet),
+    #[error("network {network:?} ({origin}): {source}")]
+    Plugin {
+        network: String,
+        origin: String,
+        source: PluginError,
+    },
+    #[error(
+        "network {network:?} ({origin}): a hostPort needs a plugin with the portMappings capability (portmap), and none of {plugins} has it"
+    )]
+    NoPortMappings {
+        network: String,
+        origin: String,
+        plugins: String,
+    },
+    #[error("hostPort {port}/{protocol}{on} is already taken by pod {pod:?}")]
+    PortTaken {
+        port: u16,
+        protocol: String,
+        on: String,
+        pod: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot pin the node's network namespace at {path}: {}", errno.desc())]
+    Pin { path: PathBuf, errno: Errno },
+    #[error("network {network:?} ({origin}): teardown: {}", errors.join("; "))]
+    Teardown {
+        network: String,
+        origin: String,
+        errors: Vec<String>,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NetworkError + '_ {
+    move |source| NetworkError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The network a pod will join, its plugins found.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub network: NetworkList,
+    binaries: Vec<PathBuf>,
+    bin_dirs: Vec<PathBuf>,
+}
+
+/// The node's network: the configuration directory's first file, or
+/// podrun's default on a subnet no route of the node covers.
+pub fn network(settings: &Settings) -> Result<NetworkList, NetworkError> {
+    if let Some(net) = conf::load(&settings.conf_dir)? {
+        return Ok(net);
+    }
+    let routes = fs::read_to_string("/proc/net/route").unwrap_or_default();
+    Ok(default::network(default::subnet(&routes)?))
+}
+
+/// Finds the node's network and every plugin it needs, before anything is
+/// made: a missing plugin, a bad configuration or a hostPort no plugin
+/// can publish is refused here.
+pub fn prepare(settings: &Settings, ports: &[PortMapping]) -> Result<Prepared, NetworkError> {
+    let network = self::network(settings)?;
+    let failed = |source| NetworkError::Plugin {
+        network: network.name.clone(),
+        origin: network.origin(),
+        source,
+    };
+    let binaries = network
+        .plugins
+        .iter()
+        .map(|p| plugin::find(NetworkList::plugin_type(p), &settings.bin_dirs))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(failed)?;
+    if !ports.is_empty() && !network.has_capability("portMappings") {
+        return Err(NetworkError::NoPortMappings {
+            plugins: network
+                .plugins
+                .iter()
+                .map(NetworkList::plugin_type)
+                .collect::<Vec<_>>()
+                .join(", "),
+            origin: network.origin(),
+            network: network.name,
+        });
+    }
+    Ok(Prepared {
+        network,
+        binaries,
+        bin_dirs: settings.bin_dirs.clone(),
+    })
+}
+
+/// The pod, as the plugins are told of it.
+pub struct Request<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// The pod's uid: its CNI container id.
+    pub uid: &'a str,
+    pub port_mappings: &'a [PortMapping],
+    pub cgroup_path: &'a Path,
+}
+
+/// What ADD was asked and answered: all DEL needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub network: NetworkList,
+    pub binaries: Vec<PathBuf>,
+    pub bin_dirs: Vec<PathBuf>,
+    pub container_id: String,
+    pub netns: PathBuf,
+    pub args: String,
+    pub pod: String,
+    /// The node's network namespace ([`ports::node_id`]).
+    pub node: u64,
+    pub port_mappings: Vec<PortMapping>,
+    pub cgroup_path: PathBuf,
+    /// The last plugin's result, once every ADD succeeded.
+    pub result: Option<Value>,
+}
+
+impl Record {
+    /// The pod's addresses, once attached.
+    pub fn pod_ips(&self) -> Vec<IpAddr> {
+        self.result
+            .as_ref()
+            .map(result::pod_ips)
+            .unwrap_or_default()
+    }
+
+    /// `runtimeConfig` for plugin `i`: what it declares among the
+    /// capabilities podrun fills (libcni gives a plugin no other).
+    fn runtime_config(&self, plugin: &Map<String, Value>) -> Map<String, Value> {
+        let mut rc = Map::new();
+        if conf::capability(plugin, "portMappings") && !self.port_mappings.is_empty() {
+            rc.insert(
+                "portMappings".to_owned(),
+                serde_json::to_value(&self.port_mappings).unwrap_or_default(),
+            );
+        }
+        if conf::capability(plugin, "cgroupPath") {
+            rc.insert(
+                "cgroupPath".to_owned(),
+                Value::String(self.cgroup_path.display().to_string()),
+            );
+        }
+        rc
+    }
+
+    /// Plugin `i`'s configuration for a call: its own, the network's name
+    /// and version, the previous result, its runtimeConfig.
+    fn plugin_config(&self, i: usize, prev: Option<&Value>) -> Value {
+        let plugin = &self.network.plugins[i];
+        let mut c = plugin.clone();
+        c.insert("name".to_owned(), Value::String(self.network.name.clone()));
+        c.insert(
+            "cniVersion".to_owned(),
+            Value::String(self.network.cni_version.clone()),
+        );
+        if let Some(prev) = prev {
+            c.insert("prevResult".to_owned(), prev.clone());
+        }
+        let rc = self.runtime_config(plugin);
+        if !rc.is_empty() {
+            c.insert("runtimeConfig".to_owned(), Value::Object(rc));
+        }
+        Value::Object(c)
+    }
+
+    fn call(&self, command: &'static str, enter: Option<i32>) -> Call<'_> {
+        Call {
+            command,
+            container_id: &self.container_id,
+            netns: &self.netns,
+            ifname: IFNAME,
+            args: &self.args,
+            bin_dirs: &self.bin_dirs,
+            enter,
+        }
+    }
+
+    fn failed(&self, source: PluginError) -> NetworkError {
+        NetworkError::Plugin {
+            network: self.network.name.clone(),
+            origin: self.network.origin(),
+            source,
+        }
+    }
+
+    /// DEL of every plugin, in reverse, each given the ADD's result; the
+    /// errors of those that failed (the others still run).
+    fn delete(&self, enter: Option<i32>) -> Vec<String> {
+        let call = self.call("DEL", enter);
+        let mut errors = Vec::new();
+        for (i, plugin) in self.network.plugins.iter().enumerate().rev() {
+            let kind = NetworkList::plugin_type(plugin);
+            let binary = match self.binaries.get(i).filter(|b| b.is_file()) {
+                Some(b) => b.clone(),
+                None => match plugin::find(kind, &self.bin_dirs) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        continue;
+                    }
+                },
+            };
+            let config = self.plugin_config(i, self.result.as_ref());
+            if let Err(e) = plugin::run(&binary, kind, &call, &config) {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    }
+}
+
+fn record_file(dir: &Path) -> PathBuf {
+    dir.join("record.json")
+}
+
+fn node_pin(dir: &Path) -> PathBuf {
+    dir.join("node-net")
+}
+
+fn write_record(dir: &Path, record: &Record) -> Result<(), NetworkError> {
+    let path = record_file(dir);
+    let tmp = dir.join("record.json.tmp");
+    let text = serde_json::to_vec(record).unwrap_or_default();
+    fs::write(&tmp, text).map_err(io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io(&path))
+}
+
+/// The record of the pod whose network directory is `dir`, if it has one.
+pub fn record(dir: &Path) -> Option<Record> {
+    serde_json::from_slice(&fs::read(record_file(dir)).ok()?).ok()
+}
+
+/// Pins the node's network namespace in `dir`.
+fn pin_node(dir: &Path) -> Result<(), NetworkError> {
+    let pin = node_pin(dir);
+    fs::File::create(&pin).map_err(io(&pin))?;
+    mount(
+        Some("/proc/thread-self/ns/net"),
+        &pin,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|errno| NetworkError::Pin { path: pin, errno })
+}
+
+/// Unpins the node's namespace and removes `dir`; what is gone is fine.
+fn remove_dir(dir: &Path) -> Result<(), NetworkError> {
+    let pin = node_pin(dir);
+    if pin.exists() {
+        match umount2(&pin, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+            Err(errno) => return Err(NetworkError::Pin { path: pin, errno }),
+        }
+    }
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io(dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Every pod's hostPorts under `run_root` but the one in `own`.
+fn held_ports(run_root: &Path, own: &Path) -> Vec<(String, u64, Vec<PortMapping>)> {
+    fs::read_dir(run_root)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("network"))
+        .filter(|dir| dir != own)
+        .filter_map(|dir| record(&dir))
+        .filter(|r| !r.port_mappings.is_empty())
+        .map(|r| (r.pod, r.node, r.port_mappings))
+        .collect()
+}
+
+/// Joins the pod whose network namespace is pinned at `netns` to the
+/// network: its hostPorts claimed (refused when a pod of this node holds
+/// one), then each plugin's ADD. Returns the pod's addresses. On failure
+/// every plugin's DEL has run and nothing of it is left, `dir` included.
+pub fn attach(
+    prepared: Prepared,
+    req: &Request,
+    netns: &Path,
+    dir: &Path,
+    run_root: &Path,
+) -> Result<Record, NetworkError> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))?;
+    let attached = pin_node(dir).and_then(|()| add(prepared, req, netns, dir, run_root));
+    if attached.is_err() {
+        let _ = remove_dir(dir);
+    }
+    attached
+}
+
+fn add(
+    prepared: Prepared,
+    req: &Request,
+    netns: &Path,
+    dir: &Path,
+    run_root: &Path,
+) -> Result<Record, NetworkError> {
+    let mut record = Record {
+        network: prepared.network,
+        binaries: prepared.binaries,
+        bin_dirs: prepared.bin_dirs,
+        container_id: req.uid.to_owned(),
+        netns: netns.to_owned(),
+        args: format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
+            req.namespace, req.name, req.uid, req.uid
+        ),
+        pod: req.name.to_owned(),
+        node: ports::node_id(),
+        port_mappings: req.port_mappings.to_vec(),
+        cgroup_path: req.cgroup_path.to_owned(),
+        result: None,
+    };
+    // The claim is held until the record that makes it is written.
+    let _claim = if record.port_mappings.is_empty() {
+        None
+    } else {
+        let lock_path = run_root.join(".hostports.lock");
+        let claim = ports::lock(&lock_path).map_err(io(&lock_path))?;
+        let held = held_ports(run_root, dir);
+        if let Some((m, pod)) = ports::first_clash(&record.port_mappings, record.node, &held) {
+            return Err(NetworkError::PortTaken {
+                port: m.host_port,
+                protocol: m.protocol.clone(),
+                on: if m.host_ip.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", m.host_ip)
+                },
+                pod: pod.to_owned(),
+            });
+        }
+        Some(claim)
+    };
+    write_record(dir, &record)?;
+    let call = record.call("ADD", None);
+    let mut prev: Option<Value> = None;
+    for (i, plugin) in record.network.plugins.iter().enumerate() {
+        let kind = NetworkList::plugin_type(plugin);
+        let config = record.plugin_config(i, prev.as_ref());
+        match plugin::run(&record.binaries[i], kind, &call, &config) {
+            Ok(Value::Null) => {}
+            Ok(result) => prev = Some(result),
+            Err(e) => {
+                let mut undo = record.clone();
+                undo.result = prev;
+                let _ = undo.delete(None);
+                return Err(record.failed(e));
+            }
+        }
+    }
+    record.result = prev;
+    write_record(dir, &record)?;
+    Ok(record)
+}
+
+/// Whether `pin` is a network namespace (still pinned: once unmounted it
+/// is an empty file) other than this process's own.
+fn other_namespace(pin: &OwnedFd) -> bool {
+    let Ok(here) = fs::metadata("/proc/thread-self/ns/net") else {
+        return false;
+    };
+    match fs::metadata(format!("/proc/self/fd/{}", pin.as_raw_fd())) {
+        // Namespaces are the inodes of one filesystem, nsfs.
+        Ok(m) => m.dev() == here.dev() && m.ino() != here.ino(),
+        Err(_) => false,
+    }
+}
+
+/// Takes the pod whose network directory is `dir` off its network: every
+/// plugin's DEL, in the node namespace the ADD ran in. Repeatable: with no
+/// record there is nothing to do; when a DEL fails the record stays, for
+/// the next teardown to try again.
+pub fn detach(dir: &Path) -> Result<(), NetworkError> {
+    let Some(record) = record(dir) else {
+        return remove_dir(dir);
+    };
+    let pin = fs::File::open(node_pin(dir)).ok().map(OwnedFd::from);
+    let enter = pin
+        .as_ref()
+        .filter(|fd| other_namespace(fd))
+        .map(AsRawFd::as_raw_fd);
+    let errors = record.delete(enter);
+    drop(pin);
+    if errors.is_empty() {
+        remove_dir(dir)
+    } else {
+        Err(NetworkError::Teardown {
+            network: record.network.name.clone(),
+            origin: record.network.origin(),
+            errors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A plugin that writes each call's command and configuration to
+    /// `calls/N-TYPE-COMMAND.json` and answers ADD with a result naming
+    /// itself (or fails, for `fail`).
+    fn plugins(dir: &Path, kinds: &[&str]) {
+        fs::create_dir_all(dir.join("calls")).unwrap();
+        for kind in kinds {
+            let path = dir.join(kind);
+            let answer = if *kind == "fail" {
+                r#"echo '{"code":11,"msg":"no IP addresses available"}'; exit 1"#.to_owned()
+            } else {
+                format!(
+                    r#"[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion":"1.0.0","by":"{kind}","interfaces":[{{"name":"eth0","sandbox":"'$CNI_NETNS'"}}],"ips":[{{"interface":0,"address":"10.9.0.7/24"}}]}}'; exit 0"#
+                )
+            };
+            let script = format!(
+                "#!/bin/sh\nn=$(ls {calls} | wc -l)\ncat > {calls}/$(printf %02d $n)-{kind}-$CNI_COMMAND.json\n{answer}\n",
+                calls = dir.join("calls").display()
+            );
+            fs::write(&path, script).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    fn calls(dir: &Path) -> Vec<(String, Value)> {
+        let mut names: Vec<_> = fs::read_dir(dir.join("calls"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| {
+                let config =
+                    serde_json::from_slice(&fs::read(dir.join("calls").join(&n)).unwrap()).unwrap();
+                (n[3..n.len() - 5].to_owned(), config)
+            })
+            .collect()
+    }
+
+    fn prepared(dir: &Path, kinds: &[&str]) -> Prepared {
+        plugins(dir, kinds);
+        let plugins: Vec<Value> = kinds
+            .iter()
+            .map(|k| {
+                if *k == "portmap" {
+                    serde_json::json!({"type": k, "capabilities": {"portMappings": true}})
+                } else {
+                    serde_json::json!({"type": k})
+                }
+            })
+            .collect();
+        let text = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "plugins": plugins});
+        let f = dir.join("n.conflist");
+        fs::write(&f, text.to_string()).unwrap();
+        let conf = dir.join("conf");
+        fs::create_dir_all(&conf).unwrap();
+        fs::copy(&f, conf.join("n.conflist")).unwrap();
+        prepare(
+            &Settings {
+                conf_dir: conf,
+                bin_dirs: vec![dir.to_owned()],
+            },
+            &[],
+        )
+        .unwrap()
+    }
+
+    fn request(ports: &[PortMapping]) -> Request<'_> {
+        Request {
+            namespace: "default",
+            name: "web",
+            uid: "u-1",
+            port_mappings: ports,
+            cgroup_path: Path::new("/sys/fs/cgroup/podrun/u-1"),
+        }
+    }
+
+    fn port(n: u16) -> PortMapping {
+        PortMapping {
+            host_port: n,
+            container_port: 80,
+            protocol: "tcp".to_owned(),
+            host_ip: String::new(),
+        }
+    }
+
+    #[test]
+    fn add_chains_the_results_and_del_runs_in_reverse_with_the_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let run = tmp.path().join("run");
+        let net = run.join("web/network");
+        fs::create_dir_all(&net).unwrap();
+        let ports = [port(8080)];
+        let record = add(
+            prepared(&bin, &["bridge", "portmap", "firewall"]),
+            &request(&ports),
+            Path::new("/run/podrun/web/ns/net"),
+            &net,
+            &run,
+        )
+        .unwrap();
+        assert_eq!(record.pod_ips(), [IpAddr::from([10, 9, 0, 7])]);
+        assert_eq!(record.result.as_ref().unwrap()["by"], "firewall");
+        let c = calls(&bin);
+        let kinds: Vec<&str> = c.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["bridge-ADD", "portmap-ADD", "firewall-ADD"]);
+        assert_eq!(c[0].1.get("prevResult"), None);
+        assert_eq!(c[1].1["prevResult"]["by"], "bridge");
+        assert_eq!(c[2].1["prevResult"]["by"], "portmap");
+        // Only the plugin that declares the capability gets the ports.
+        assert_eq!(
+            c[1].1["runtimeConfig"]["portMappings"],
+            serde_json::json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}])
+        );
+        assert_eq!(c[0].1.get("runtimeConfig"), None);
+        assert_eq!(
+            (c[0].1["name"].as_str(), c[0].1["cniVersion"].as_str()),
+            (Some("n"), Some("1.0.0"))
+        );
+        assert!(record_file(&net).exists());
+
+        detach(&net).unwrap();
+        let c = calls(&bin);
+        let kinds: Vec<&str> = c[3..].iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["firewall-DEL", "portmap-DEL", "bridge-DEL"]);
+        assert!(
+            c[3..]
+                .iter()
+                .all(|(_, conf)| conf["prevResult"]["by"] == "firewall")
+        );
+        assert!(!net.exists());
+        // Again: nothing to do.
+        detach(&net).unwrap();
+        assert_eq!(calls(&bin).len(), 6);
+    }
+
+    #[test]
+    fn a_failed_add_deletes_every_plugin_and_leaves_no_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let run = tmp.path().join("run");
+        let net = run.join("web/network");
+        fs::create_dir_all(&net).unwrap();
+        let e = add(
+            prepared(&bin, &["bridge", "fail", "firewall"]),
+            &request(&[]),
+            Path::new("/ns"),
+            &net,
+            &run,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("network \"n\" ("), "{e}");
+        assert!(
+            e.ends_with("): plugin \"fail\" failed: no IP addresses available"),
+            "{e}"
+        );
+        let kinds: Vec<String> = calls(&bin).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kinds,
+            [
+                "bridge-ADD",
+                "fail-ADD",
+                "firewall-DEL",
+                "fail-DEL",
+                "bridge-DEL"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_host_port_held_by_a_pod_of_this_node_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let run = tmp.path().join("run");
+        let (first, second) = (run.join("a/network"), run.join("b/network"));
+        fs::create_dir_all(&first).unwrap();
+        fs::create_dir_all(&second).unwrap();
+        let ports = [port(8080)];
+        let p = prepared(&bin, &["bridge", "portmap"]);
+        add(
+            p.clone(),
+            &request(&ports),
+            Path::new("/ns/a"),
+            &first,
+            &run,
+        )
+        .unwrap();
+        let e = add(
+            p.clone(),
+            &request(&ports),
+            Path::new("/ns/b"),
+            &second,
+            &run,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hostPort 8080/tcp is already taken by pod \"web\""
+        );
+        assert!(!record_file(&second).exists());
+        // Another port is free.
+        add(
+            p,
+            &request(&[port(8081)]),
+            Path::new("/ns/b"),
+            &second,
+            &run,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_failed_del_keeps_the_record_for_the_next_teardown() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let run = tmp.path().join("run");
+        let net = run.join("web/network");
+        fs::create_dir_all(&net).unwrap();
+        add(
+            prepared(&bin, &["bridge"]),
+            &request(&[]),
+            Path::new("/ns"),
+            &net,
+            &run,
+        )
+        .unwrap();
+        fs::remove_file(bin.join("bridge")).unwrap();
+        let e = detach(&net).unwrap_err().to_string();
+        assert!(
+            e.contains("teardown: plugin \"bridge\" not found in"),
+            "{e}"
+        );
+        assert!(record_file(&net).exists());
+        plugins(&bin, &["bridge"]);
+        detach(&net).unwrap();
+        assert!(!net.exists());
+    }
+
+    #[test]
+    fn a_missing_plugin_or_a_port_without_portmap_is_refused_before_anything() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = prepared(tmp.path(), &["bridge"]);
+        let settings = Settings {
+            conf_dir: tmp.path().join("conf"),
+            bin_dirs: vec![tmp.path().join("none")],
+        };
+        let e = prepare(&settings, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("n.conflist): plugin \"bridge\" not found in"),
+            "{e}"
+        );
+        let settings = Settings {
+            bin_dirs: vec![tmp.path().to_owned()],
+            ..settings
+        };
+        let e = prepare(&settings, &[port(80)]).unwrap_err().to_string();
+        assert!(
+            e.contains("portMappings capability (portmap), and none of bridge has it"),
+            "{e}"
+        );
+        assert_eq!(p.network.name, "n");
+    }
+}
