@@ -45,6 +45,11 @@ from podrun_host import state  # noqa: E402
 
 # The bench's own image name: a user's images are never replaced.
 IMAGE = "podrun.local/podrun-bench/busybox:1.35"
+# The two podrun rows of the start table: on podrun's default network, and
+# with hostNetwork.
+PODRUN = "podrun"
+PODRUN_HOSTNET = "podrun, hostNetwork"
+CNI_BRIDGE = Path("/usr/lib/cni/bridge")
 # A PID 1 without a SIGTERM handler ignores SIGTERM: each long-running
 # container handles it, so that `down` measures a pod that stops when asked.
 SERVE = "trap 'exit 0' TERM; sleep 3600 & wait"
@@ -235,13 +240,19 @@ class Podrun:
 
 
 class PodrunPod:
-    """The bench pod under podrun: up -d, down, rm."""
+    """The bench pod under podrun: up -d, down, rm. On podrun's default
+    network (a bridge, host-local, portmap, firewall, loopback: CNI ADD at
+    start, DEL at down), or with `hostNetwork` (no pod network, as the runc
+    pods have none but their loopback)."""
 
-    def __init__(self, podrun, name):
+    def __init__(self, podrun, name, host_network=False):
         self.podrun = podrun
         self.name = name
-        self.file = podrun.write(pod_manifest(name))
-        self.tool = "podrun"
+        pod = pod_manifest(name)
+        if host_network:
+            pod["spec"]["hostNetwork"] = True
+        self.file = podrun.write(pod)
+        self.tool = PODRUN_HOSTNET if host_network else PODRUN
 
     def clean(self):
         self.podrun.forget(self.name)
@@ -350,6 +361,63 @@ class RuncRunPod(RuncPod):
         for c in ("sidecar", "app"):
             if quiet(["runc", "delete", self.ids[c]]):
                 raise RuntimeError(f"runc delete {self.ids[c]} failed")
+
+
+class RuncCniPod(RuncPod):
+    """runc with a pod network made by hand, as podrun's pod gets one: a
+    network namespace (`ip netns add`), the bridge plugin's ADD into it
+    (its own bridge, host-local on a subnet of its own, the bridge as
+    gateway, masquerade), the three containers joining it; down is runc's,
+    then the plugin's DEL and the namespace's removal."""
+
+    NETNS = "bench-runc-cni"
+
+    def __init__(self, work, rootfs):
+        super().__init__(work, rootfs, prefix="bench-cni")
+        self.tool = "runc + bridge plugin"
+        netns = f"/run/netns/{self.NETNS}"
+        for bundle in self.bundles.values():
+            config = json.loads((bundle / "config.json").read_text())
+            spaces = config["linux"]["namespaces"]
+            config["linux"]["namespaces"] = [n for n in spaces if n["type"] != "network"] + [
+                {"type": "network", "path": netns}
+            ]
+            (bundle / "config.json").write_text(json.dumps(config))
+        self.conf = json.dumps({
+            "cniVersion": "1.0.0", "name": "bench-runc", "type": "bridge", "bridge": "benchcni0",
+            "isGateway": True, "ipMasq": True, "hairpinMode": True,
+            "ipam": {"type": "host-local", "dataDir": str(work / "runc-ipam"),
+                     "routes": [{"dst": "0.0.0.0/0"}], "ranges": [[{"subnet": "10.98.0.0/24"}]]},
+        })
+        self.env = dict(os.environ, CNI_CONTAINERID=self.NETNS, CNI_NETNS=netns, CNI_IFNAME="eth0",
+                        CNI_PATH="/usr/lib/cni")
+
+    def cni(self, command):
+        done = subprocess.run(["/usr/lib/cni/bridge"], input=self.conf, capture_output=True, text=True,
+                              env=dict(self.env, CNI_COMMAND=command))
+        if done.returncode:
+            raise RuntimeError(f"bridge {command}: {done.stdout.strip()} {done.stderr.strip()}")
+
+    def clean(self):
+        super().clean()
+        if Path("/run/netns", self.NETNS).exists():
+            try:
+                self.cni("DEL")
+            except RuntimeError:
+                pass
+            quiet(["ip", "netns", "del", self.NETNS])
+
+    def start(self):
+        if quiet(["ip", "netns", "add", self.NETNS]):
+            raise RuntimeError(f"ip netns add {self.NETNS} failed")
+        self.cni("ADD")
+        super().start()
+
+    def down(self):
+        super().down()
+        self.cni("DEL")
+        if quiet(["ip", "netns", "del", self.NETNS]):
+            raise RuntimeError(f"ip netns del {self.NETNS} failed")
 
 
 class PodmanPod:
@@ -1263,18 +1331,24 @@ def ratio(a, b):
 def verdicts(results):
     out = []
     start = results.get("start", {})
-    pr = start.get("podrun", {})
+    pr = start.get(PODRUN, {})
+    hostnet = start.get(PODRUN_HOSTNET, {})
     runc = start.get("runc", {})
-    r = ratio(pr.get("start_ms"), runc.get("start_ms"))
+    # runc's pods have no network but their loopback: podrun's pod without
+    # one (hostNetwork) is the like for like.
+    r = ratio(hostnet.get("start_ms"), runc.get("start_ms"))
     if r is not None:
-        out.append(("pod start ≤ ¼ of runc's", f"{r:.2f}× runc", r <= TARGETS["start_vs_runc"]))
+        out.append(("pod start ≤ ¼ of runc's (no pod network)", f"{r:.2f}× runc", r <= TARGETS["start_vs_runc"]))
+    r = ratio(pr.get("start_ms"), start.get("runc + bridge plugin", {}).get("start_ms"))
+    if r is not None:
+        out.append(("pod start with the network faster than runc + the bridge plugin by hand", f"{r:.2f}×", r < 1))
     for tool in ("podman kube play", "podman kube play, no init"):
         r = ratio(pr.get("start_ms"), start.get(tool, {}).get("start_ms"))
         if r is not None:
             out.append((f"pod start ≥ 10× faster than {tool}", f"{1 / r:.1f}× faster", r <= TARGETS["start_vs_podman"]))
-    if pr.get("down_ms", {}).get("n"):
-        d = pr["down_ms"]["median"]
-        out.append(("down < 50 ms", f"{d:.1f} ms", d < TARGETS["down_ms"]))
+    if hostnet.get("down_ms", {}).get("n"):
+        d = hostnet["down_ms"]["median"]
+        out.append(("down < 50 ms (no pod network)", f"{d:.1f} ms", d < TARGETS["down_ms"]))
     idle = results.get("idle")
     if idle:
         rss = idle["supervisor_rss_kib"]["max"]
@@ -1289,17 +1363,26 @@ def table(results):
     lines = []
     start = results.get("start")
     if start:
-        lines += ["| pod start (3 containers) | median [p25–p75, max, n] | podrun ÷ this | failed runs |", "|---|---|---|---|"]
+        def cells(key, tool, t):
+            shown = []
+            for ours in (PODRUN, PODRUN_HOSTNET):
+                if ours not in start or tool in (PODRUN, PODRUN_HOSTNET):
+                    shown.append("")
+                    continue
+                r = ratio(start[ours][key], t[key])
+                shown.append(f"{r:.3f}" if r else "-")
+            return " | ".join(shown)
+
+        lines += [
+            "| pod start (3 containers) | median [p25–p75, max, n] | podrun ÷ this | podrun, hostNetwork ÷ this | failed runs |",
+            "|---|---|---|---|---|",
+        ]
         for tool, t in start.items():
-            r = ratio(start["podrun"]["start_ms"], t["start_ms"])
-            shown = "" if tool == "podrun" else f"{r:.3f}" if r else "-"
-            lines.append(f"| {tool} | {fmt(t['start_ms'])} | {shown} | {t['failures']} |")
+            lines.append(f"| {tool} | {fmt(t['start_ms'])} | {cells('start_ms', tool, t)} | {t['failures']} |")
         lines += [""]
-        lines += ["| pod down | median [p25–p75, max, n] | podrun ÷ this |", "|---|---|---|"]
+        lines += ["| pod down | median [p25–p75, max, n] | podrun ÷ this | podrun, hostNetwork ÷ this |", "|---|---|---|---|"]
         for tool, t in start.items():
-            r = ratio(start["podrun"]["down_ms"], t["down_ms"])
-            shown = "" if tool == "podrun" else f"{r:.3f}" if r else "-"
-            lines.append(f"| {tool} | {fmt(t['down_ms'])} | {shown} |")
+            lines.append(f"| {tool} | {fmt(t['down_ms'])} | {cells('down_ms', tool, t)} |")
     scale = results.get("scale")
     if scale:
         lines += [
@@ -1382,6 +1465,13 @@ def main():
         parser.error("--runs must be at least 1")
 
     work = Path(tempfile.mkdtemp(prefix="podrun-bench."))
+    # The pods' bridges, addresses and rules (podrun's, runc's by hand and
+    # podman's) go into a network namespace of the bench's own, standing
+    # for the node; podrun's pods join its default network, whatever the
+    # machine's /etc/cni/net.d holds.
+    podrun_host.enter_node_namespace()
+    (work / "net.d").mkdir()
+    os.environ["PODRUN_CNI_CONF_DIR"] = str(work / "net.d")
     podrun = Podrun(args.podrun.resolve(), work)
     podman_used = False
     env = None
@@ -1403,7 +1493,16 @@ def main():
             # podman_ready may have copied it there all the same).
             podman_used = shutil.which("podman") is not None
             podman_why = podman_ready(work, layout, env)
-            pods = [PodrunPod(podrun, "bench-start"), RuncPod(work, rootfs), RuncRunPod(work, rootfs)]
+            pods = [
+                PodrunPod(podrun, "bench-start"),
+                PodrunPod(podrun, "bench-start-hostnet", host_network=True),
+                RuncPod(work, rootfs),
+                RuncRunPod(work, rootfs),
+            ]
+            if CNI_BRIDGE.exists():
+                pods.append(RuncCniPod(work, rootfs))
+            else:
+                results["notes"].append(f"runc + bridge plugin not measured: no {CNI_BRIDGE} (containernetworking-plugins)")
             if podman_why is None:
                 pods += [PodmanPod(work, env, with_init=True), PodmanPod(work, env, with_init=False)]
                 results["notes"].append(

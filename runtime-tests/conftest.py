@@ -8,16 +8,29 @@ PODRUN_IN_VM=1 says the tests run inside scripts/vm-test's VM (full cgroup v2).
 import os
 import re
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 from images import build_test_image
+from podrun_host import enter_node_namespace
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 IN_VM = os.environ.get("PODRUN_IN_VM") == "1"
+
+# Pods join a CNI network: its bridge, addresses and firewall rules go into
+# a network namespace of this test session's own, standing for the node,
+# never into the machine's. Everything the tests start (podrun, the test
+# registry, the clients) is in it; it ends with the session.
+# The node has no network configuration of its own (whatever the
+# machine's /etc/cni/net.d holds): pods join podrun's default network
+# unless a test gives one.
+if os.geteuid() == 0:
+    NODE_IPS = enter_node_namespace()
+    os.environ["PODRUN_CNI_CONF_DIR"] = tempfile.mkdtemp(prefix="podrun-tests-net.d-")
 
 
 def podrun_bin() -> Path:

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from conftest import podrun_bin
 # Shared with the soak and the bench; imported by tests from here.
-from podrun_host import RUN_ROOT, is_zombie, mount_points, state, wait_for  # noqa: F401
+from podrun_host import (  # noqa: F401
+    RUN_ROOT,
+    is_zombie,
+    mount_points,
+    network_leftovers,
+    network_record,
+    state,
+    wait_for,
+)
 
 
 def container(name, script, **extra):
@@ -180,7 +188,7 @@ def leftovers(s: dict):
     if Path(s["cgroup"]).exists():
         found.append(f"cgroup {s['cgroup']}")
     found += [f"process {p}" for p in processes_in(f"/podrun/{uid}")]
-    for sub in ("ns", "shm", "containers"):
+    for sub in ("ns", "shm", "containers", "network"):
         if Path(run_dir, sub).exists():
             found.append(f"{run_dir}/{sub}")
     if Path(data_dir).exists():

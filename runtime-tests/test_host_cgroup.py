@@ -61,7 +61,7 @@ def info(podrun):
 
 
 def test_info_shape(info):
-    assert set(info) == {"cgroup", "node"}
+    assert set(info) == {"cgroup", "node", "network"}
     c = info["cgroup"]
     assert isinstance(c["mount"], str)
     assert isinstance(c["hybrid"], bool)
@@ -78,6 +78,10 @@ def test_info_shape(info):
     assert isinstance(n["memoryBytes"], int) and n["memoryBytes"] > 0
     assert isinstance(n["cpus"], int) and n["cpus"] > 0
     assert all(isinstance(s, int) and s > 0 for s in n["hugepageSizes"])
+    net = info["network"]
+    assert {"confDir", "binDirs", "plugins", "nodeIps"} <= set(net)
+    assert set(net) - {"name", "source", "subnet", "error"} == {"confDir", "binDirs", "plugins", "nodeIps"}
+    assert isinstance(net["plugins"], list) and isinstance(net["nodeIps"], list) and net["nodeIps"]
 
 
 def test_mount_is_cgroup2_with_the_kernels_controllers(info):

@@ -16,6 +16,8 @@ from pods import (
     leftovers,
     manifest,
     mount_points,
+    network_leftovers,
+    network_record,
     output_of,
     processes_in,
     running,
@@ -69,7 +71,8 @@ def test_etc_hosts_hostname_and_resolv_conf_are_the_pods(tmp_path, name):
     lines = hosts.splitlines()
     assert lines[0] == "# Kubernetes-managed hosts file."
     assert "127.0.0.1\tlocalhost" in lines
-    assert f"127.0.0.1\t{name}" in lines
+    # The pod's hostname is on its address on the node's network.
+    assert f"{status(name)['podIP']}\t{name}" in lines
     assert lines[-1] == "10.1.2.3\tdb\tdb.internal"
     assert hostname == name
     assert resolv.splitlines() == ["search corp.example", "nameserver 192.0.2.53", "options ndots:2"]
@@ -291,6 +294,9 @@ def running_pod(tmp_path, name):
     assert any(m.startswith(s["dirs"]["run"] + "/ns/") for m in mount_points())
     assert processes_in(f"/podrun/{s['uid']}")
     assert leftovers(s)
+    record = wait_for(lambda: (r := network_record(name)) and r.get("result") and r, "its network record")
+    assert network_leftovers(record)
+    s["record"] = record
     return proc, s
 
 
@@ -298,6 +304,7 @@ def test_teardown_leaves_nothing_behind(tmp_path, name):
     proc, s = running_pod(tmp_path, name)
     rc, out, err = stop(proc)
     assert leftovers(s) == [], err
+    assert network_leftovers(s["record"]) == []
     assert (tmp_path / "host").is_dir()
     final = status(name)
     assert final["phase"] in ("Succeeded", "Failed")
@@ -313,6 +320,7 @@ def test_down_cleans_up_after_a_supervisor_that_died(tmp_path, name, podrun):
     result = podrun("down", name)
     assert result.returncode == 0, result.stderr
     assert leftovers(s) == []
+    assert network_leftovers(s["record"]) == []
     again = podrun("down", name)
     assert again.returncode == 0, again.stderr
 

@@ -976,6 +976,10 @@ def test_the_sidecar_pages_deployment_runs_unchanged_with_alpine_from_a_mirror(
                  "myapp and its logshipper to run", timeout=PULL_TIMEOUT)
         wait_for(lambda: "logging" in podrun("logs", "myapp", "logshipper").stdout,
                  "the logshipper to ship a line", timeout=60)
+        # It has an address on the node's network, as a cluster's pod has.
+        shown = podrun("status", "myapp", "-o", "json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["podIP"].startswith("10.89."), shown.stdout
         down = podrun("down", "myapp", "--grace", "5", timeout=120)
         assert down.returncode == 0, down.stderr
         _, out, err = stop(proc)

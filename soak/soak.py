@@ -13,9 +13,14 @@ What "nothing left" means, checked after every pod is removed (`podrun rm`):
   holding a descriptor of them; its supervisor gone;
 - no descriptor, in any process, of a file under the pod's directories;
 - its state, data and log directories gone;
+- nothing of it on the node's network: no veth, no address reservation, no
+  firewall or NAT rule naming it or its address (the soak runs in a network
+  namespace of its own standing for the node, on podrun's default network;
+  the cycles' and kill trials' pods publish a hostPort);
 - and, against a snapshot taken before the soak, nothing new under
   /run/podrun, /var/lib/podrun/pods, /var/log/podrun or podrun's cgroup,
-  no new mount of podrun's, no podrun process but those of pods still up.
+  no new mount of podrun's, no podrun process but those of pods still up,
+  no new veth or address reservation but those of pods still up.
 A sentinel pod runs through the whole soak, with 1 s probes, and is exec'd
 into and read from every cycle: its supervisor's descriptors and RSS at the
 end are those of its start.
@@ -51,6 +56,8 @@ IMAGE = "podrun.local/podrun-soak/busybox:1.35"
 PREFIX = "soak-"
 DATA_ROOT = Path("/var/lib/podrun/pods")
 LOG_ROOT = Path("/var/log/podrun")
+# The hostPort the cycles' and kill trials' pods publish, one pod at a time.
+HOST_PORT = 18500
 # busybox's httpd on the pod's loopback, for the sidecar's HTTP probes.
 HTTPD = "mkdir -p /www && echo ok > /www/healthz && trap 'exit 0' TERM; httpd -f -p 127.0.0.1:8080 -h /www & wait"
 
@@ -63,10 +70,11 @@ class Failure(Exception):
     pass
 
 
-def pod_manifest(name, init_script="true", app_term="exit 0", grace=2):
+def pod_manifest(name, init_script="true", app_term="exit 0", grace=2, host_port=None):
     """The soak's pod: a regular init container, a sidecar serving HTTP with
     startup (httpGet) and readiness (tcpSocket) probes, an app with exec
-    liveness and readiness probes, sharing an emptyDir."""
+    liveness and readiness probes, sharing an emptyDir; the app publishes
+    `host_port` when given."""
 
     def c(cname, script, **extra):
         d = {
@@ -103,6 +111,7 @@ def pod_manifest(name, init_script="true", app_term="exit 0", grace=2):
                     f"trap '{app_term}' TERM; sleep 3600 & wait",
                     livenessProbe={"exec": {"command": ["test", "-f", "/shared/initialized"]}, **every_second},
                     readinessProbe={"exec": {"command": ["true"]}, **every_second},
+                    **({"ports": [{"containerPort": 8080, "hostPort": host_port, "protocol": "TCP"}]} if host_port else {}),
                 )
             ],
             "volumes": [{"name": "shared", "emptyDir": {}}],
@@ -197,9 +206,12 @@ class Pod:
         self.dirs = [s["dirs"]["run"], s["dirs"]["data"], s["dirs"]["logs"]]
         self.supervisor = (s["supervisorPid"], s.get("supervisorStart"))
         self.namespaces = set()
+        self.record = None
 
     def learn_namespaces(self):
-        """The pod's pinned namespaces, from its pins."""
+        """The pod's pinned namespaces, from its pins, and its network
+        record (what its network's ADD was asked and answered)."""
+        self.record = podrun_host.network_record(self.name)
         for kind in ("net", "ipc", "uts"):
             pin = Path(self.dirs[0]) / "ns" / kind
             try:
@@ -252,6 +264,24 @@ def leftovers(pod, kept_state=False):
             found.append(log_dir)
     if Path(data_dir).exists():
         found.append(data_dir)
+    found += podrun_host.network_leftovers(pod.record)
+    return found
+
+
+def links():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
+IPAM = Path("/var/lib/cni/networks")
+
+
+def reservations():
+    """host-local's reservations: address file → the container id in it."""
+    found = {}
+    for f in IPAM.rglob("*") if IPAM.exists() else []:
+        if f.is_file() and not f.name.startswith(("lock", "last_reserved_ip")):
+            found[str(f)] = read(f).split("\n")[0].strip()
     return found
 
 
@@ -275,6 +305,8 @@ class Snapshot:
         self.pod_cgroups = set(d for d in listdir(cgroups) if (cgroups / d).is_dir())
         self.mounts = set(m for m in mount_points() if "podrun" in m)
         self.processes = set(self.podrun_processes())
+        self.links = links()
+        self.reservations = set(reservations())
 
     def podrun_processes(self):
         return [pid for pid in pids() if readlink(f"/proc/{pid}/exe") == self.binary and not is_zombie(pid)]
@@ -303,6 +335,14 @@ class Snapshot:
         ]
         supervisors = {p.supervisor[0] for p in allowed_pods}
         found += [describe(pid) for pid in set(self.podrun_processes()) - self.processes - supervisors]
+        # The default network's bridge stays, as containerd's cni0 does.
+        theirs = {"podrun0"} | {i for p in allowed_pods for i in podrun_host.host_interfaces(p.record or {})}
+        found += [f"link {i}" for i in sorted(links() - self.links - theirs)]
+        found += [
+            f"address reservation {f} (container {cid})"
+            for f, cid in sorted(reservations().items())
+            if f not in self.reservations and cid not in uids
+        ]
         return found
 
 
@@ -357,6 +397,7 @@ class Soak:
         self.podrun.must("up", "-d", self.podrun.write(pod_manifest(name)))
         wait_for(lambda: ready(name), "the sentinel to be Ready")
         self.sentinel = Pod(name, state(name))
+        self.sentinel.learn_namespaces()
         self.poke_sentinel()
         time.sleep(2)
         self.sentinel_start = self.sentinel_footprint()
@@ -398,7 +439,7 @@ class Soak:
 
     def cycle(self, i):
         name = f"{PREFIX}cycle-{i % 10}"
-        file = self.podrun.write(pod_manifest(name))
+        file = self.podrun.write(pod_manifest(name, host_port=HOST_PORT))
         self.podrun.must("up", "-d", file)
         pod = Pod(name, state(name))
         pod.learn_namespaces()
@@ -425,12 +466,12 @@ class Soak:
         if phase == "init":
             # An init container that takes a while: the kill falls before
             # the state exists, in the sandbox's making, or during init.
-            pod = pod_manifest(name, init_script="sleep 0.3")
+            pod = pod_manifest(name, init_script="sleep 0.3", host_port=HOST_PORT)
         elif phase == "terminating":
             # Apps that take a while to stop: the kill falls in the middle.
-            pod = pod_manifest(name, app_term="sleep 0.4; exit 0")
+            pod = pod_manifest(name, app_term="sleep 0.4; exit 0", host_port=HOST_PORT)
         else:
-            pod = pod_manifest(name)
+            pod = pod_manifest(name, host_port=HOST_PORT)
         file = self.podrun.write(pod)
         # `up` in the foreground is the supervisor itself.
         proc = subprocess.Popen(
@@ -463,6 +504,7 @@ class Soak:
         s = state(name)
         if s and not known:
             known = Pod(name, s)
+            known.learn_namespaces()
         down = self.podrun("down", name)
         if known is None:
             # Killed before the pod had state: `down` knows no such pod (or
@@ -570,6 +612,12 @@ def main():
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     if os.geteuid() != 0:
         sys.exit("soak: run as root")
+    # The pods' bridge, addresses and rules go into a network namespace of
+    # the soak's own, standing for the node; podrun's default network,
+    # whatever the machine's /etc/cni/net.d holds.
+    podrun_host.enter_node_namespace()
+    conf_dir = tempfile.mkdtemp(prefix="podrun-soak-net.d-")
+    os.environ["PODRUN_CNI_CONF_DIR"] = conf_dir
 
     work = Path(tempfile.mkdtemp(prefix="podrun-soak."))
     binary = str(args.podrun.resolve())
@@ -613,6 +661,7 @@ def main():
         say(f"soak: FAILED: {what}")
     finally:
         clean_up(podrun, work)
+        shutil.rmtree(conf_dir, ignore_errors=True)
     summary["counts"] = soak.counts
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["problems"] = [{"where": w, "found": f} for w, f in soak.problems]

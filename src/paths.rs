@@ -50,6 +50,11 @@ impl PodDirs {
         self.run.join("ns")
     }
 
+    /// The pod's network record and the node's pinned namespace.
+    pub fn network(&self) -> PathBuf {
+        self.run.join("network")
+    }
+
     pub fn shm(&self) -> PathBuf {
         self.run.join("shm")
     }

@@ -50,6 +50,24 @@ pub struct SandboxConfig {
     pub volumes: Vec<Volume>,
     /// The pod cgroup's values.
     pub cgroup: CgroupFiles,
+    /// The containers' `hostPort`s (none with `hostNetwork`, whose ports
+    /// are the node's already).
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// A `hostPort` the pod publishes on the node (CRI's `PortMapping`),
+/// shaped as CNI's `portMappings` capability takes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortMapping {
+    #[serde(rename = "hostPort")]
+    pub host_port: u16,
+    #[serde(rename = "containerPort")]
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// Where on the node; empty for every address.
+    #[serde(rename = "hostIP", default, skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
 }
 
 /// Which of the host's namespaces the pod uses instead of its own.

@@ -6,7 +6,16 @@ use podrun::api::ContainerStatus;
 use podrun::api::state::{self, State};
 use serde::Serialize;
 
-use super::{Failure, Output};
+use super::Failure;
+
+/// `-o`: kubectl's table, its wide form (with IP and NODE), or JSON.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum Output {
+    #[default]
+    Text,
+    Wide,
+    Json,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,6 +33,11 @@ struct Row {
     age_seconds: Option<i64>,
     phase: String,
     uid: String,
+    /// `status.podIP`, once the pod has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    /// `status.podIPs`.
+    ips: Vec<String>,
 }
 
 fn waiting_or_terminated(s: &ContainerStatus) -> Option<String> {
@@ -147,6 +161,8 @@ fn row(state: &State) -> Row {
             .map(|t| (now - t.0.as_second()).max(0)),
         phase: s.phase.clone().unwrap_or_default(),
         uid: state.uid.clone(),
+        ip: s.pod_ip.clone(),
+        ips: s.pod_ips.iter().flatten().map(|p| p.ip.clone()).collect(),
     }
 }
 
@@ -163,25 +179,44 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 serde_json::to_string_pretty(&rows).context("encoding")?
             );
         }
-        Output::Text => {
+        Output::Text | Output::Wide => {
             if rows.is_empty() {
                 eprintln!("No pods found.");
                 return Ok(());
             }
+            let wide = matches!(args.output, Output::Wide);
+            let node = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-            println!(
-                "{:<width$}   {:<5}   {:<16}   {:<8}   AGE",
-                "NAME", "READY", "STATUS", "RESTARTS"
+            let ip_width = rows
+                .iter()
+                .filter_map(|r| r.ip.as_ref().map(String::len))
+                .max()
+                .unwrap_or(0)
+                .max(6);
+            let mut header = format!(
+                "{:<width$}   {:<5}   {:<16}   {:<8}   {:<5}",
+                "NAME", "READY", "STATUS", "RESTARTS", "AGE"
             );
+            if wide {
+                header.push_str(&format!("   {:<ip_width$}   NODE", "IP"));
+            }
+            println!("{}", header.trim_end());
             for r in rows {
-                println!(
-                    "{:<width$}   {:<5}   {:<16}   {:<8}   {}",
+                let mut line = format!(
+                    "{:<width$}   {:<5}   {:<16}   {:<8}   {:<5}",
                     r.name,
                     r.ready,
                     r.status,
                     r.restarts,
                     r.age_seconds.map_or_else(|| "<unknown>".to_owned(), age)
                 );
+                if wide {
+                    let ip = r.ip.as_deref().unwrap_or("<none>");
+                    line.push_str(&format!("   {ip:<ip_width$}   {node}"));
+                }
+                println!("{}", line.trim_end());
             }
         }
     }

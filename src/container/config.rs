@@ -377,6 +377,7 @@ mod tests {
             uid: "1234",
             hostname: "web",
             node_name: "node-1",
+            addresses: &Default::default(),
         };
         let compiled = crate::pod::container::config(&pod_facts, c).map_err(|e| e.to_string())?;
         config(f, &compiled, run).map_err(|e| e.to_string())

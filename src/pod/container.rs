@@ -14,12 +14,41 @@ use super::expand::{expand, resolve_env};
 use crate::api::runtime::{ContainerConfig, DEFAULT_PATH, Mount, Propagation, Security};
 use crate::manifest::Pod;
 
+/// The pod's and the node's addresses, known once the pod's sandbox is
+/// on the network (IPv4 first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addresses {
+    pub pod_ips: Vec<String>,
+    pub host_ips: Vec<String>,
+}
+
 /// What the pod tells each of its containers.
 pub struct PodFacts<'a> {
     pub pod: &'a Pod,
     pub uid: &'a str,
     pub hostname: &'a str,
     pub node_name: &'a str,
+    /// Empty until the sandbox is made.
+    pub addresses: &'a Addresses,
+}
+
+/// The downward API's fields the sandbox answers.
+const ADDRESS_FIELDS: [&str; 4] = [
+    "status.podIP",
+    "status.podIPs",
+    "status.hostIP",
+    "status.hostIPs",
+];
+
+/// Whether some container's environment names the pod's or the node's
+/// address: its configuration waits for the sandbox.
+pub fn uses_addresses(pod: &Pod) -> bool {
+    pod.init_containers()
+        .iter()
+        .chain(&pod.spec.containers)
+        .flat_map(|c| c.env.iter().flatten())
+        .filter_map(|e| e.value_from.as_ref()?.field_ref.as_ref())
+        .any(|r| ADDRESS_FIELDS.contains(&r.field_path.as_str()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +83,12 @@ fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
             "metadata.namespace" => Some(f.pod.namespace.clone()),
             "metadata.uid" => Some(f.uid.to_owned()),
             "spec.nodeName" => Some(f.node_name.to_owned()),
+            // As the kubelet gives them: the first address, or all of
+            // them joined by commas.
+            "status.podIP" => Some(f.addresses.pod_ips.first().cloned().unwrap_or_default()),
+            "status.podIPs" => Some(f.addresses.pod_ips.join(",")),
+            "status.hostIP" => Some(f.addresses.host_ips.first().cloned().unwrap_or_default()),
+            "status.hostIPs" => Some(f.addresses.host_ips.join(",")),
             "spec.serviceAccountName" => Some(
                 f.pod
                     .spec
@@ -257,8 +292,14 @@ mod tests {
             uid: "1234",
             hostname: "web",
             node_name: "node-1",
+            addresses: &NO_ADDRESSES,
         }
     }
+
+    static NO_ADDRESSES: Addresses = Addresses {
+        pod_ips: Vec::new(),
+        host_ips: Vec::new(),
+    };
 
     #[test]
     fn env_mounts_and_security_are_resolved_for_the_runtime() {

@@ -132,9 +132,39 @@ pub struct PodPlan {
     pub manifest: serde_json::Value,
     /// Its imagePullSecrets that were found ([`pull_secrets`]).
     pub pull_secrets: Vec<PullSecret>,
+    /// The pod it was compiled from, kept only while its containers'
+    /// configurations wait for the pod's addresses
+    /// ([`PodPlan::resolve_addresses`]).
+    pub waits_for_addresses: Option<Box<Pod>>,
 }
 
 impl PodPlan {
+    /// Once the sandbox is on the network: the configurations of the
+    /// containers again, with the pod's and the node's addresses, for a
+    /// pod whose environment names them (the kubelet makes every
+    /// container's configuration after the sandbox; podrun only those).
+    pub fn resolve_addresses(&mut self, addresses: &container::Addresses) {
+        let Some(pod) = self.waits_for_addresses.take() else {
+            return;
+        };
+        let hostname = hostname(&pod);
+        let facts = container::PodFacts {
+            pod: &pod,
+            uid: &self.uid,
+            hostname: &hostname,
+            node_name: &self.node_name,
+            addresses,
+        };
+        for info in &pod.containers {
+            let Some(c) = pod.container(info) else {
+                continue;
+            };
+            if let Some(plan) = self.containers.iter_mut().find(|p| p.name == info.name) {
+                plan.config = config_of(&facts, c, &self.resources);
+            }
+        }
+    }
+
     pub fn container(&self, name: &str) -> Option<&ContainerPlan> {
         self.containers.iter().find(|c| c.name == name)
     }
@@ -189,13 +219,18 @@ fn manifest_json(pod: &Pod) -> serde_json::Value {
 
 /// Compiles a validated pod with its resources plan. `Err` lists, one line
 /// each, what the pod asks for that podrun cannot run (yet).
+///
+/// The pod's addresses are not known yet: a pod whose environment names
+/// them keeps what it was compiled from until they are.
 pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Vec<String>> {
     let hostname = hostname(pod);
+    let no_addresses = container::Addresses::default();
     let facts = container::PodFacts {
         pod,
         uid: &id.uid,
         hostname: &hostname,
         node_name: &id.node_name,
+        addresses: &no_addresses,
     };
     let mut refused = Vec::new();
     let mut containers = Vec::new();
@@ -242,18 +277,7 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
         let post_start = hook("postStart", lifecycle.and_then(|l| l.post_start.as_ref()));
         let pre_stop = hook("preStop", lifecycle.and_then(|l| l.pre_stop.as_ref()));
         let image = c.image.clone().unwrap_or_default();
-        let config = container::config(&facts, c)
-            .map(|mut config| {
-                config.cgroup = resources
-                    .cgroup
-                    .containers
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_default();
-                config.oom_score_adj = resources.oom_score_adj.get(name).copied().unwrap_or(0);
-                config
-            })
-            .map_err(|e| e.to_string());
+        let config = config_of(&facts, c, resources);
         for m in c.volume_mounts.iter().flatten() {
             if m.mount_propagation.as_deref() == Some("Bidirectional") {
                 refused.push(format!(
@@ -317,12 +341,35 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
             hosts: sandbox::hosts(spec),
             volumes,
             cgroup: resources.cgroup.pod.clone(),
+            port_mappings: sandbox::port_mappings(spec),
         },
         containers,
         resources: resources.clone(),
         manifest: manifest_json(pod),
         pull_secrets: Vec::new(),
+        waits_for_addresses: container::uses_addresses(pod).then(|| Box::new(pod.clone())),
     })
+}
+
+/// Container `c`'s configuration, with its cgroup values and
+/// oom_score_adj from the resources plan.
+fn config_of(
+    facts: &container::PodFacts,
+    c: &k8s_openapi::api::core::v1::Container,
+    resources: &Plan,
+) -> Result<ContainerConfig, String> {
+    container::config(facts, c)
+        .map(|mut config| {
+            config.cgroup = resources
+                .cgroup
+                .containers
+                .get(&c.name)
+                .cloned()
+                .unwrap_or_default();
+            config.oom_score_adj = resources.oom_score_adj.get(&c.name).copied().unwrap_or(0);
+            config
+        })
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

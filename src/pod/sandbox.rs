@@ -3,7 +3,9 @@
 
 use k8s_openapi::api::core::v1::{PodSpec, Volume as ApiVolume};
 
-use crate::api::runtime::{DnsConfig, HostsConfig, NamespaceOptions, Volume, VolumeSource};
+use crate::api::runtime::{
+    DnsConfig, HostsConfig, NamespaceOptions, PortMapping, Volume, VolumeSource,
+};
 use crate::manifest::Quantity;
 
 pub fn namespaces(spec: &PodSpec) -> NamespaceOptions {
@@ -46,6 +48,28 @@ pub fn hosts(spec: &PodSpec) -> HostsConfig {
             .map(|a| (a.ip.clone(), a.hostnames.clone().unwrap_or_default()))
             .collect(),
     }
+}
+
+/// The `hostPort`s of the pod's containers, as the kubelet's
+/// `generatePodSandboxConfig` gathers them: app containers only (an init
+/// container's are not published, there either), none for a hostNetwork
+/// pod, whose ports are the node's.
+pub fn port_mappings(spec: &PodSpec) -> Vec<PortMapping> {
+    if spec.host_network == Some(true) {
+        return Vec::new();
+    }
+    spec.containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            Some(PortMapping {
+                host_port: u16::try_from(p.host_port.filter(|hp| *hp > 0)?).ok()?,
+                container_port: u16::try_from(p.container_port).ok()?,
+                protocol: p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase(),
+                host_ip: p.host_ip.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// A volume podrun makes, or the kind it does not make yet.

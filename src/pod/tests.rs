@@ -154,3 +154,67 @@ spec:
         ["volume \"cfg\": configMap volumes are not supported by podrun yet"]
     );
 }
+
+#[test]
+fn an_environment_naming_the_pods_address_waits_for_the_sandbox() {
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: a
+    image: "rootfs:/"
+    ports: [{containerPort: 80, hostPort: 8080}, {containerPort: 53, hostPort: 5353, protocol: UDP, hostIP: 127.0.0.1}, {containerPort: 9}]
+    env:
+    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
+    - {name: HOST, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}
+    - {name: URL, value: "http://$(IP):80"}
+"#;
+    let env = |plan: &PodPlan| plan.containers[0].config.as_ref().unwrap().env.clone();
+    let value = |env: &[(String, String)], k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let mut plan = compiled(yaml).unwrap();
+    assert!(plan.waits_for_addresses.is_some());
+    assert_eq!(value(&env(&plan), "IP"), "");
+    plan.resolve_addresses(&container::Addresses {
+        pod_ips: vec!["10.89.0.4".to_owned(), "fd00::4".to_owned()],
+        host_ips: vec!["192.0.2.10".to_owned()],
+    });
+    assert!(plan.waits_for_addresses.is_none());
+    let e = env(&plan);
+    assert_eq!(value(&e, "IP"), "10.89.0.4");
+    assert_eq!(value(&e, "IPS"), "10.89.0.4,fd00::4");
+    assert_eq!(value(&e, "HOST"), "192.0.2.10");
+    assert_eq!(value(&e, "URL"), "http://10.89.0.4:80");
+    // The app container's hostPorts, as CNI's portMappings take them.
+    let ports: Vec<_> = plan
+        .sandbox
+        .port_mappings
+        .iter()
+        .map(|p| {
+            (
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_ip.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [(8080, 80, "tcp", ""), (5353, 53, "udp", "127.0.0.1")]
+    );
+
+    // A pod that names no address keeps nothing of what it was made from.
+    let plain = compiled(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, image: \"rootfs:/\"}]\n",
+    )
+    .unwrap();
+    assert!(plain.waits_for_addresses.is_none());
+}

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use crate::api::runtime::SandboxConfig;
 use crate::container::caps::{self, Holding};
+use crate::network;
 use crate::paths::PodDirs;
 use crate::sandbox::cgroup::{self, CgroupError, PodCgroup, PodrunRoot};
 use crate::sandbox::pod::{self as sandbox_pod, PodError};
@@ -47,6 +48,8 @@ pub enum RuntimeError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Sandbox(#[from] PodError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// The runtime of this machine: where pods' cgroups go, and what podrun
@@ -59,6 +62,8 @@ pub struct Runtime {
     holding: Holding,
     /// The lowest oom_score_adj this process may give a child.
     oom_floor: i64,
+    /// Where the node's CNI network and plugins are.
+    network: network::conf::Settings,
 }
 
 /// The lowest oom_score_adj this process may give a child: without
@@ -83,6 +88,7 @@ impl Runtime {
             unenforced: cgroup::unenforced_reason(&mount, &controllers),
             oom_floor: oom_floor(&holding),
             holding,
+            network: network::conf::Settings::from_env(),
         })
     }
 
@@ -97,13 +103,19 @@ impl Runtime {
         Ok(self.cgroup_root.pod(uid)?.dir().to_owned())
     }
 
-    /// Makes the pod's sandbox; on failure, nothing of it is left.
+    /// Makes the pod's sandbox; on failure, nothing of it is left. The
+    /// network and its plugins are found before anything is made.
     pub fn run_pod_sandbox(
         &self,
         config: &SandboxConfig,
         dirs: &PodDirs,
     ) -> Result<PodSandbox, RuntimeError> {
-        match sandbox_pod::create(dirs, config, &self.cgroup_root) {
+        let network = if config.namespaces.host_network {
+            None
+        } else {
+            Some(network::prepare(&self.network, &config.port_mappings)?)
+        };
+        match sandbox_pod::create(dirs, config, &self.cgroup_root, network) {
             Ok(made) => Ok(PodSandbox::new(
                 config.clone(),
                 dirs.clone(),

@@ -143,6 +143,11 @@ impl PodSandbox {
         &self.base.made.volumes
     }
 
+    /// The pod's addresses on the node's network (none with hostNetwork).
+    pub fn pod_ips(&self) -> &[std::net::IpAddr] {
+        &self.base.made.pod_ips
+    }
+
     /// The pod's cgroup directory.
     pub fn cgroup_dir(&self) -> &Path {
         self.base.made.cgroup.dir()

@@ -5,6 +5,7 @@
 //! and bind-mounted into each container.
 
 use std::fs;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::api::runtime::{DnsConfig, HostsConfig, SandboxConfig};
@@ -102,10 +103,16 @@ pub fn resolv(dns: &DnsConfig, host: &Resolv) -> Resolv {
 }
 
 /// The kubelet's managed `/etc/hosts`: the localhost entries, the pod's
-/// hostname on its address (its loopback: a podrun pod has no other), and
-/// `hostAliases`. A hostNetwork pod gets the host's file instead, with its
-/// aliases.
-pub fn hosts(host_network: bool, config: &HostsConfig, hostname: &str, host_hosts: &str) -> String {
+/// hostname on each of its addresses (on its loopback when it has none),
+/// and `hostAliases`. A hostNetwork pod gets the host's file instead,
+/// with its aliases.
+pub fn hosts(
+    host_network: bool,
+    config: &HostsConfig,
+    hostname: &str,
+    pod_ips: &[IpAddr],
+    host_hosts: &str,
+) -> String {
     let mut out = String::new();
     if host_network {
         out.push_str("# Kubernetes-managed hosts file (host network).\n");
@@ -125,9 +132,17 @@ pub fn hosts(host_network: bool, config: &HostsConfig, hostname: &str, host_host
             .subdomain
             .as_deref()
             .map(|sub| format!("{hostname}.{sub}"));
-        match fqdn {
-            Some(fqdn) => out.push_str(&format!("127.0.0.1\t{fqdn}\t{hostname}\n")),
-            None => out.push_str(&format!("127.0.0.1\t{hostname}\n")),
+        let loopback = [IpAddr::from([127, 0, 0, 1])];
+        let ips = if pod_ips.is_empty() {
+            &loopback[..]
+        } else {
+            pod_ips
+        };
+        for ip in ips {
+            match &fqdn {
+                Some(fqdn) => out.push_str(&format!("{ip}\t{fqdn}\t{hostname}\n")),
+                None => out.push_str(&format!("{ip}\t{hostname}\n")),
+            }
         }
     }
     if !config.aliases.is_empty() {
@@ -148,7 +163,11 @@ fn write(path: &Path, text: &str) -> Result<(), EtcError> {
 
 /// Writes the pod's files into `dir`; returns each with the path it has in
 /// a container.
-pub fn create(dir: &Path, config: &SandboxConfig) -> Result<Vec<(PathBuf, String)>, EtcError> {
+pub fn create(
+    dir: &Path,
+    config: &SandboxConfig,
+    pod_ips: &[IpAddr],
+) -> Result<Vec<(PathBuf, String)>, EtcError> {
     fs::create_dir_all(dir).map_err(|source| EtcError::Io {
         path: dir.to_owned(),
         source,
@@ -164,7 +183,7 @@ pub fn create(dir: &Path, config: &SandboxConfig) -> Result<Vec<(PathBuf, String
     let files = [
         (
             "hosts",
-            hosts(host_network, &config.hosts, hostname, &host_hosts),
+            hosts(host_network, &config.hosts, hostname, pod_ips, &host_hosts),
             "/etc/hosts",
         ),
         (
@@ -215,7 +234,7 @@ mod tests {
     }
 
     fn hosts(spec: &Spec, hostname: &str, host_hosts: &str) -> String {
-        super::hosts(spec.host_network, &spec.hosts, hostname, host_hosts)
+        super::hosts(spec.host_network, &spec.hosts, hostname, &[], host_hosts)
     }
 
     fn resolv(spec: &Spec, host: &Resolv) -> Resolv {
@@ -231,6 +250,13 @@ mod tests {
         assert!(text.starts_with("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"));
         assert!(text.contains("\n127.0.0.1\tweb.svc\tweb\n"));
         assert!(text.ends_with("\n# Entries added by HostAliases.\n10.0.0.9\tdb\tdb.local\n"));
+        // On the pod's network, its hostname is on each of its addresses.
+        let ips = ["10.89.0.5".parse().unwrap(), "fd00::5".parse().unwrap()];
+        let text = super::hosts(false, &s.hosts, "web", &ips, "");
+        assert!(text.contains(
+            "\nfe00::2\tip6-allrouters\n10.89.0.5\tweb.svc\tweb\nfd00::5\tweb.svc\tweb\n"
+        ));
+        assert!(!text.contains("127.0.0.1\tweb"));
         let host = spec("containers: []\nhostNetwork: true");
         assert_eq!(
             hosts(&host, "web", "127.0.0.1 localhost"),

@@ -22,6 +22,67 @@ fn read(path: &str) -> Result<String, HostError> {
     })
 }
 
+/// The interfaces of the node's default routes (`/proc/net/route`,
+/// `/proc/net/ipv6_route`), IPv4's first.
+fn default_route_interfaces(route: &str, ipv6_route: &str) -> Vec<String> {
+    let v4 = route.lines().skip(1).filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"00000000") && f.get(7) == Some(&"00000000")).then(|| f[0].to_owned())
+    });
+    let v6 = ipv6_route.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() == 10 && f[0].bytes().all(|b| b == b'0') && f[1] == "00" && f[9] != "lo")
+            .then(|| f[9].to_owned())
+    });
+    let mut out: Vec<String> = Vec::new();
+    for i in v4.chain(v6) {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The node's addresses, as the kubelet chooses its node IP: those of
+/// the interface of its default route (IPv4 first, link-local ones
+/// left out); the loopback's when it has no default route (a node that
+/// is a network namespace of its own).
+pub fn node_ips() -> Vec<std::net::IpAddr> {
+    use std::net::IpAddr;
+    let interfaces = default_route_interfaces(
+        &std::fs::read_to_string("/proc/net/route").unwrap_or_default(),
+        &std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default(),
+    );
+    let mut ips: Vec<IpAddr> = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            if !interfaces.contains(&a.interface_name) {
+                continue;
+            }
+            let Some(addr) = a.address else { continue };
+            let ip = if let Some(v4) = addr.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                IpAddr::V6(v6.ip())
+            } else {
+                continue;
+            };
+            let link_local = match ip {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+            };
+            if !link_local && !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+    }
+    ips.sort_by_key(|ip| ip.is_ipv6());
+    if ips.is_empty() {
+        ips.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    ips
+}
+
 /// Reads the facts as the kubelet's cadvisor does: MemTotal, online cpus,
 /// the kernel's huge page sizes.
 pub fn node_facts() -> Result<NodeFacts, HostError> {
@@ -101,6 +162,17 @@ pub fn parse_hugepage_dir(name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_routes_interfaces() {
+        let route = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+eth0\t00000000\t0100A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
+        let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth2\n\
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo\n";
+        assert_eq!(default_route_interfaces(route, v6), ["eth0", "eth2"]);
+        assert!(default_route_interfaces("Iface\n", "").is_empty());
+    }
 
     #[test]
     fn meminfo() {

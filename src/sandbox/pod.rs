@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use super::cgroup::{Applied, CgroupError, PodCgroup, PodrunRoot};
 use super::namespaces::{self, Kind, NamespaceError};
 use super::volumes::{self, VolumeError};
 use crate::api::runtime::SandboxConfig;
+use crate::network;
 use crate::paths::{PodDirs, RUN_ROOT};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub enum PodError {
     Unmount { path: PathBuf, errno: Errno },
     #[error("processes of the pod are still running after cgroup.kill")]
     StillRunning,
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PodError + '_ {
@@ -72,6 +76,8 @@ pub struct Sandbox {
     /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` for its
     /// containers: the file on the host, the path in a container.
     pub etc_files: Vec<(PathBuf, String)>,
+    /// Its addresses on the node's network (none with hostNetwork).
+    pub pod_ips: Vec<IpAddr>,
 }
 
 /// A claimed pod name: its run directory, made exclusively and locked
@@ -182,11 +188,13 @@ fn mount_tmpfs(what: &'static str, path: &Path, options: &str) -> Result<(), Pod
     })
 }
 
-/// Builds the sandbox of a claimed pod. The caller tears down on error.
+/// Builds the sandbox of a claimed pod, on `network` unless it has the
+/// host's. The caller tears down on error.
 pub fn create(
     dirs: &PodDirs,
     config: &SandboxConfig,
     cgroup_root: &PodrunRoot,
+    network: Option<network::Prepared>,
 ) -> Result<Sandbox, PodError> {
     mkdirs(&dirs.data, 0o750)?;
     mkdirs(&dirs.logs, 0o750)?;
@@ -197,6 +205,27 @@ pub fn create(
     let ns = config.namespaces;
     let kinds = namespaces::wanted(ns.host_network, ns.host_ipc);
     namespaces::create(&dirs.ns(), &kinds, &config.hostname)?;
+    let pod_ips = match network {
+        Some(prepared) => {
+            let request = network::Request {
+                namespace: &config.namespace,
+                name: &config.name,
+                uid: &config.uid,
+                port_mappings: &config.port_mappings,
+                cgroup_path: cgroup.dir(),
+            };
+            let netns = namespaces::pin_path(&dirs.ns(), Kind::Net);
+            network::attach(
+                prepared,
+                &request,
+                &netns,
+                &dirs.network(),
+                Path::new(RUN_ROOT),
+            )?
+            .pod_ips()
+        }
+        None => Vec::new(),
+    };
 
     if !ns.host_ipc {
         // The pod's /dev/shm, shared by its containers (64 MiB, as
@@ -229,7 +258,7 @@ pub fn create(
         }
         volumes.insert(prepared.name, prepared.host_path);
     }
-    let etc_files = super::etc::create(&dirs.etc(), config)?;
+    let etc_files = super::etc::create(&dirs.etc(), config, &pod_ips)?;
     let shared_pid = ns
         .share_pid
         .then(|| super::pidns::create(&cgroup))
@@ -241,6 +270,7 @@ pub fn create(
         volumes,
         shared_pid,
         etc_files,
+        pod_ips,
     })
 }
 
@@ -280,6 +310,9 @@ pub fn kill_all(cgroup: &PodCgroup) -> Result<(), PodError> {
 /// the host's and stays) and cgroups. Idempotent.
 pub fn teardown(dirs: &PodDirs, cgroup: &PodCgroup) -> Result<(), PodError> {
     kill_all(cgroup)?;
+    // Off the network while its namespace is still pinned; a DEL that
+    // fails leaves the record for the next teardown, and the rest goes on.
+    let detached = network::detach(&dirs.network());
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")
         .map_err(io(Path::new("/proc/self/mountinfo")))?;
     for path in mounts_under(&mountinfo, &[&dirs.run, &dirs.data]) {
@@ -297,7 +330,7 @@ pub fn teardown(dirs: &PodDirs, cgroup: &PodCgroup) -> Result<(), PodError> {
     remove_dir_all(&dirs.shm())?;
     remove_dir_all(&dirs.data)?;
     cgroup.remove()?;
-    Ok(())
+    Ok(detached?)
 }
 
 /// Removes what teardown keeps: the state directory and the logs.

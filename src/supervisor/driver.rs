@@ -67,6 +67,8 @@ pub struct PodRef {
     pub namespace: String,
     pub uid: String,
     pub node_name: String,
+    /// Its status's podIPs and hostIPs.
+    pub addresses: crate::pod::container::Addresses,
 }
 
 /// Where the lines a user sees go (stderr, for `up`).
@@ -451,6 +453,25 @@ impl<N: Node> Driver<N> {
     /// limits.
     pub fn status(&self) -> crate::api::PodStatus {
         let mut status = self.engine.status();
+        let a = &self.pod.addresses;
+        if !a.host_ips.is_empty() {
+            status.host_ip = a.host_ips.first().cloned();
+            status.host_ips = Some(
+                a.host_ips
+                    .iter()
+                    .map(|ip| k8s_openapi::api::core::v1::HostIP { ip: ip.clone() })
+                    .collect(),
+            );
+        }
+        if !a.pod_ips.is_empty() {
+            status.pod_ip = a.pod_ips.first().cloned();
+            status.pod_ips = Some(
+                a.pod_ips
+                    .iter()
+                    .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.clone() })
+                    .collect(),
+            );
+        }
         if let Some(reason) = &self.unenforced {
             status
                 .conditions

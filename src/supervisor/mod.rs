@@ -31,6 +31,7 @@ use crate::api::events::Recorder;
 use crate::api::state::{self, ContainerState, Limits, State, StateError};
 use crate::lifecycle::{Phase, PodModel, Time};
 use crate::paths::PodDirs;
+use crate::pod::container::Addresses;
 use crate::pod::{ContainerKind, PodPlan};
 use crate::runtime::{self, ContainerState as Run, Runtime, RuntimeError};
 use crate::sandbox::pod::{self as sandbox_pod, PodError};
@@ -190,6 +191,22 @@ fn initial_state(
     }
 }
 
+/// The pod's and the node's addresses: a hostNetwork pod's are the
+/// node's, as the kubelet reports them.
+fn addresses(plan: &PodPlan, sandbox: &runtime::PodSandbox) -> Addresses {
+    let strings =
+        |ips: &[std::net::IpAddr]| ips.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let host_ips = strings(&crate::sandbox::host::node_ips());
+    Addresses {
+        pod_ips: if plan.sandbox.namespaces.host_network {
+            host_ips.clone()
+        } else {
+            strings(sandbox.pod_ips())
+        },
+        host_ips,
+    }
+}
+
 /// Runs the compiled pod to a terminal phase and tears it down; returns
 /// the phase.
 pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError> {
@@ -201,7 +218,6 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
     }
     let cgroup = rt.pod_cgroup(&plan.uid)?;
     let state = initial_state(&mut plan, &dirs, cgroup, rt.unenforced());
-    let plan = &plan;
     state.save()?;
     // The state says from now on whether this supervisor lives.
     drop(claim);
@@ -213,6 +229,9 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
             return Err(e.into());
         }
     };
+    let addresses = addresses(&plan, &sandbox);
+    plan.resolve_addresses(&addresses);
+    let plan = &plan;
     let signals = match signal_pipes() {
         Ok(signals) => signals,
         Err(e) => {
@@ -231,6 +250,7 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
         namespace: plan.namespace.clone(),
         uid: plan.uid.clone(),
         node_name: plan.node_name.clone(),
+        addresses,
     };
     let pulls = pulls::Pulls::new(plan.pull_secrets.clone(), options.progress.clone());
     let node = LiveNode::new(sandbox, plan, Echo::new(options.echo), pulls);

@@ -215,6 +215,7 @@ impl Test {
                 namespace: "default".to_owned(),
                 uid: "u-1".to_owned(),
                 node_name: "node".to_owned(),
+                addresses: Default::default(),
             },
             Some("no controllers".to_owned()),
             Box::new(move |line| sink.borrow_mut().push(line.to_owned())),
