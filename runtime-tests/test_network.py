@@ -30,7 +30,8 @@ HTTPD = ("d=/tmp/www-$$; mkdir -p $d && echo hello from $(hostname) > $d/index.h
 
 @pytest.fixture(autouse=True)
 def _plugins_installed():
-    missing = [p for p in ("bridge", "host-local", "portmap", "firewall", "loopback") if not (PLUGINS / p).exists()]
+    missing = [p for p in ("bridge", "host-local", "portmap", "firewall", "bandwidth", "loopback")
+               if not (PLUGINS / p).exists()]
     if missing:
         pytest.fail(f"CNI plugins {missing} are not in {PLUGINS}: scripts/setup installs containernetworking-plugins",
                     pytrace=False)
@@ -98,7 +99,7 @@ def test_a_pod_answers_on_its_ip_and_on_its_host_port(tmp_path, name, conf_dir):
     assert fetch("http://127.0.0.1:18080/") == f"hello from {name}\n"
     assert fetch(f"http://{NODE_IP}:18080/") == f"hello from {name}\n"
     assert record["network"]["name"] == "podrun" and record["network"]["file"] is None
-    assert [p["type"] for p in record["network"]["plugins"]] == ["bridge", "portmap", "firewall", "loopback"]
+    assert [p["type"] for p in record["network"]["plugins"]] == ["bridge", "portmap", "firewall", "bandwidth", "loopback"]
     assert host_interfaces(record), record
     assert network_leftovers(record), "nothing to find while the pod runs"
     ps = subprocess.run([str(podrun_bin()), "ps", "-o", "wide"], capture_output=True, text=True, timeout=30)
@@ -292,8 +293,51 @@ def test_info_shows_the_network_in_use(conf_dir):
     assert result.returncode == 0, result.stderr
     net = json.loads(result.stdout)["network"]
     assert net["name"] == "podrun" and net["source"] == "default" and net["subnet"] == "10.89.0.0/16"
-    assert net["plugins"] == ["bridge", "portmap", "firewall", "loopback"]
+    assert net["plugins"] == ["bridge", "portmap", "firewall", "bandwidth", "loopback"]
     assert net["confDir"] == str(conf_dir) and net["nodeIps"] == [NODE_IP]
     assert "error" not in net
     text = subprocess.run([str(podrun_bin()), "info"], capture_output=True, text=True, timeout=30).stdout
-    assert "network      podrun (default on 10.89.0.0/16): bridge, portmap, firewall, loopback" in text
+    assert "network      podrun (default on 10.89.0.0/16): bridge, portmap, firewall, bandwidth, loopback" in text
+
+
+def links():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {l.split(":")[1].strip().split("@")[0] for l in out.splitlines() if ":" in l}
+
+
+def qdiscs(dev):
+    return subprocess.run(["tc", "qdisc", "show", "dev", dev], capture_output=True, text=True).stdout
+
+
+def test_bandwidth_annotations_shape_the_pods_traffic(tmp_path, name, conf_dir):
+    pod = httpd_pod(name)
+    pod["metadata"]["annotations"] = {"kubernetes.io/ingress-bandwidth": "1M",
+                                      "kubernetes.io/egress-bandwidth": "2M"}
+    before = links()
+    s, record = serving(tmp_path, pod)
+    # Into the pod: a token bucket on the veth's node end; out of it: on an
+    # ifb the plugin makes for the pod (the result names both).
+    ours = host_interfaces(record)
+    (veth,) = [i for i in ours if i.startswith("veth")]
+    (ifb,) = [i for i in ours if i != veth]
+    assert links() - before - {"podrun0"} == {veth, ifb}
+    assert "tbf" in qdiscs(veth) and "rate 1Mbit" in qdiscs(veth), qdiscs(veth)
+    assert "rate 2Mbit" in qdiscs(ifb), qdiscs(ifb)
+    assert fetch(f"http://{s['podIP']}:8080/") == f"hello from {name}\n"
+    down(name)
+    assert network_leftovers(record) == []
+    assert ifb not in links()
+
+
+def test_bad_or_unshapeable_bandwidth_annotations_are_refused(tmp_path, name, conf_dir):
+    pod = httpd_pod(name)
+    pod["metadata"]["annotations"] = {"kubernetes.io/egress-bandwidth": "10"}
+    result = up(tmp_path, pod)
+    assert result.returncode == 2
+    assert '"10" is unreasonably small (< 1kbit)' in result.stderr, result.stderr
+    pod["metadata"]["annotations"] = {"kubernetes.io/egress-bandwidth": "10M"}
+    pod["spec"]["hostNetwork"] = True
+    result = up(tmp_path, pod)
+    assert result.returncode == 2
+    assert "a hostNetwork pod has no interface of its own to shape" in result.stderr, result.stderr
+    assert not Path("/run/podrun", name).exists()

@@ -53,6 +53,18 @@ pub struct SandboxConfig {
     /// The containers' `hostPort`s (none with `hostNetwork`, whose ports
     /// are the node's already).
     pub port_mappings: Vec<PortMapping>,
+    /// The `kubernetes.io/{ingress,egress}-bandwidth` annotations' limits.
+    pub bandwidth: Option<Bandwidth>,
+    /// The pod's annotations (CNI's `io.kubernetes.cri.pod-annotations`).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A pod's traffic shaping, in bits per second (CNI's `bandwidth`
+/// capability: each rate with containerd's burst).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bandwidth {
+    pub ingress_rate: Option<u64>,
+    pub egress_rate: Option<u64>,
 }
 
 /// A `hostPort` the pod publishes on the node (CRI's `PortMapping`),
@@ -188,18 +200,20 @@ pub enum Handler {
     /// A command run inside the container.
     Exec(Vec<String>),
     /// An HTTP GET (HTTPS when `tls`); success is a status in 200..=399.
+    /// A network check's `host` is the pod's own IP when it is `None`, as
+    /// the kubelet calls the pod's `status.podIP`.
     Http {
         tls: bool,
-        host: String,
+        host: Option<String>,
         port: u16,
         path: String,
         headers: Vec<(String, String)>,
     },
     /// A TCP connection that opens.
-    Tcp { host: String, port: u16 },
+    Tcp { host: Option<String>, port: u16 },
     /// A grpc.health.v1.Health/Check call answered SERVING.
     Grpc {
-        host: String,
+        host: Option<String>,
         port: u16,
         service: String,
     },

@@ -86,7 +86,7 @@ fn network_info() -> NetworkInfo {
                 .map(|p| NetworkList::plugin_type(p).to_owned())
                 .collect();
             info.name = Some(net.name);
-            if let Err(e) = network::prepare(&settings, &[]) {
+            if let Err(e) = network::prepare(&settings, &[], false) {
                 info.error = Some(e.to_string());
             }
         }

@@ -1,7 +1,7 @@
 //! podrun's own network, used when the configuration directory has none:
 //! the `podrun0` bridge with host-local addresses on a private subnet that
 //! none of the node's routes covers, portmap for hostPorts, the firewall
-//! plugin, and loopback. Made in memory: nothing is written to the
+//! plugin, bandwidth for the bandwidth annotations, and loopback. Made in memory: nothing is written to the
 //! configuration directory.
 
 use std::net::Ipv4Addr;
@@ -101,6 +101,8 @@ pub fn network((net, prefix): (Ipv4Addr, u8)) -> NetworkList {
         },
         {"type": "portmap", "capabilities": {"portMappings": true}},
         {"type": "firewall"},
+        // Shapes a pod with bandwidth annotations; passes the others on.
+        {"type": "bandwidth", "capabilities": {"bandwidth": true}},
         // The namespace holder brings `lo` up already; the plugin says so
         // in the result, passing the bridge's on.
         {"type": "loopback"},
@@ -174,8 +176,11 @@ mod tests {
         let net = network((Ipv4Addr::new(10, 89, 0, 0), 16));
         assert_eq!(net.name, "podrun");
         let types: Vec<_> = net.plugins.iter().map(NetworkList::plugin_type).collect();
-        assert_eq!(types, ["bridge", "portmap", "firewall", "loopback"]);
-        assert!(net.has_capability("portMappings"));
+        assert_eq!(
+            types,
+            ["bridge", "portmap", "firewall", "bandwidth", "loopback"]
+        );
+        assert!(net.has_capability("portMappings") && net.has_capability("bandwidth"));
         assert_eq!(
             net.plugins[0]["ipam"]["ranges"][0][0],
             json!({"subnet": "10.89.0.0/16", "gateway": "10.89.0.1"})

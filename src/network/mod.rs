@@ -15,6 +15,7 @@ pub mod plugin;
 pub mod ports;
 pub mod result;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::net::IpAddr;
@@ -27,7 +28,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::api::runtime::PortMapping;
+use crate::api::runtime::{Bandwidth, PortMapping};
 use conf::{ConfError, NetworkList, Settings};
 use plugin::{Call, PluginError};
 
@@ -46,14 +47,8 @@ pub enum NetworkError {
         origin: String,
         source: PluginError,
     },
-    #[error(
-        "network {network:?} ({origin}): a hostPort needs a plugin with the portMappings capability (portmap), and none of {plugins} has it"
-    )]
-    NoPortMappings {
-        network: String,
-        origin: String,
-        plugins: String,
-    },
+    #[error(transparent)]
+    NoCapability(Box<NoCapability>),
     #[error("hostPort {port}/{protocol}{on} is already taken by pod {pod:?}")]
     PortTaken {
         port: u16,
@@ -74,6 +69,20 @@ pub enum NetworkError {
         origin: String,
         errors: Vec<String>,
     },
+}
+
+/// What the pod asks of its network that none of its plugins does.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "network {network:?} ({origin}): {what} needs a plugin with the {capability} capability ({plugin}), and none of {plugins} has it"
+)]
+pub struct NoCapability {
+    network: String,
+    origin: String,
+    what: &'static str,
+    capability: &'static str,
+    plugin: &'static str,
+    plugins: String,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NetworkError + '_ {
@@ -102,9 +111,13 @@ pub fn network(settings: &Settings) -> Result<NetworkList, NetworkError> {
 }
 
 /// Finds the node's network and every plugin it needs, before anything is
-/// made: a missing plugin, a bad configuration or a hostPort no plugin
-/// can publish is refused here.
-pub fn prepare(settings: &Settings, ports: &[PortMapping]) -> Result<Prepared, NetworkError> {
+/// made: a missing plugin, a bad configuration, or a hostPort or a
+/// bandwidth limit (`shaped`) no plugin can carry out is refused here.
+pub fn prepare(
+    settings: &Settings,
+    ports: &[PortMapping],
+    shaped: bool,
+) -> Result<Prepared, NetworkError> {
     let network = self::network(settings)?;
     let failed = |source| NetworkError::Plugin {
         network: network.name.clone(),
@@ -117,17 +130,26 @@ pub fn prepare(settings: &Settings, ports: &[PortMapping]) -> Result<Prepared, N
         .map(|p| plugin::find(NetworkList::plugin_type(p), &settings.bin_dirs))
         .collect::<Result<Vec<_>, _>>()
         .map_err(failed)?;
-    if !ports.is_empty() && !network.has_capability("portMappings") {
-        return Err(NetworkError::NoPortMappings {
-            plugins: network
-                .plugins
-                .iter()
-                .map(NetworkList::plugin_type)
-                .collect::<Vec<_>>()
-                .join(", "),
-            origin: network.origin(),
-            network: network.name,
-        });
+    let needed = [
+        (!ports.is_empty(), "a hostPort", "portMappings", "portmap"),
+        (shaped, "a bandwidth annotation", "bandwidth", "bandwidth"),
+    ];
+    for (wanted, what, capability, plugin) in needed {
+        if wanted && !network.has_capability(capability) {
+            return Err(NetworkError::NoCapability(Box::new(NoCapability {
+                plugins: network
+                    .plugins
+                    .iter()
+                    .map(NetworkList::plugin_type)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                origin: network.origin(),
+                network: network.name,
+                what,
+                capability,
+                plugin,
+            })));
+        }
     }
     Ok(Prepared {
         network,
@@ -143,7 +165,52 @@ pub struct Request<'a> {
     /// The pod's uid: its CNI container id.
     pub uid: &'a str,
     pub port_mappings: &'a [PortMapping],
+    pub bandwidth: Option<Bandwidth>,
+    pub annotations: &'a BTreeMap<String, String>,
     pub cgroup_path: &'a Path,
+    /// The pod's resolver: nameservers, searches, options.
+    pub dns: (&'a [String], &'a [String], &'a [String]),
+}
+
+impl Request<'_> {
+    /// What each capability a plugin may declare is given, as containerd
+    /// fills them (`runtimeConfig`); one with nothing to say is left out.
+    fn capability_args(&self) -> Map<String, Value> {
+        let mut args = Map::new();
+        if !self.port_mappings.is_empty() {
+            args.insert(
+                "portMappings".to_owned(),
+                serde_json::to_value(self.port_mappings).unwrap_or_default(),
+            );
+        }
+        if let Some(b) = self.bandwidth {
+            // containerd's burst: as much as a u32 holds.
+            let mut shaping = Map::new();
+            if let Some(rate) = b.ingress_rate {
+                shaping.insert("ingressRate".to_owned(), rate.into());
+                shaping.insert("ingressBurst".to_owned(), u32::MAX.into());
+            }
+            if let Some(rate) = b.egress_rate {
+                shaping.insert("egressRate".to_owned(), rate.into());
+                shaping.insert("egressBurst".to_owned(), u32::MAX.into());
+            }
+            args.insert("bandwidth".to_owned(), Value::Object(shaping));
+        }
+        let (servers, searches, options) = self.dns;
+        args.insert(
+            "dns".to_owned(),
+            serde_json::json!({"servers": servers, "searches": searches, "options": options}),
+        );
+        args.insert(
+            "cgroupPath".to_owned(),
+            Value::String(self.cgroup_path.display().to_string()),
+        );
+        args.insert(
+            "io.kubernetes.cri.pod-annotations".to_owned(),
+            serde_json::to_value(self.annotations).unwrap_or_default(),
+        );
+        args
+    }
 }
 
 /// What ADD was asked and answered: all DEL needs.
@@ -160,7 +227,9 @@ pub struct Record {
     /// The node's network namespace ([`ports::node_id`]).
     pub node: u64,
     pub port_mappings: Vec<PortMapping>,
-    pub cgroup_path: PathBuf,
+    /// What each capability is given ([`Request::capability_args`]), on
+    /// ADD and DEL alike.
+    pub capability_args: Map<String, Value>,
     /// The last plugin's result, once every ADD succeeded.
     pub result: Option<Value>,
 }
@@ -174,23 +243,14 @@ impl Record {
             .unwrap_or_default()
     }
 
-    /// `runtimeConfig` for plugin `i`: what it declares among the
+    /// `runtimeConfig` for `plugin`: what it declares among the
     /// capabilities podrun fills (libcni gives a plugin no other).
     fn runtime_config(&self, plugin: &Map<String, Value>) -> Map<String, Value> {
-        let mut rc = Map::new();
-        if conf::capability(plugin, "portMappings") && !self.port_mappings.is_empty() {
-            rc.insert(
-                "portMappings".to_owned(),
-                serde_json::to_value(&self.port_mappings).unwrap_or_default(),
-            );
-        }
-        if conf::capability(plugin, "cgroupPath") {
-            rc.insert(
-                "cgroupPath".to_owned(),
-                Value::String(self.cgroup_path.display().to_string()),
-            );
-        }
-        rc
+        self.capability_args
+            .iter()
+            .filter(|(name, _)| conf::capability(plugin, name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Plugin `i`'s configuration for a call: its own, the network's name
@@ -365,7 +425,7 @@ fn add(
         pod: req.name.to_owned(),
         node: ports::node_id(),
         port_mappings: req.port_mappings.to_vec(),
-        cgroup_path: req.cgroup_path.to_owned(),
+        capability_args: req.capability_args(),
         result: None,
     };
     // The claim is held until the record that makes it is written.
@@ -518,9 +578,12 @@ mod tests {
                 bin_dirs: vec![dir.to_owned()],
             },
             &[],
+            false,
         )
         .unwrap()
     }
+
+    static NO_ANNOTATIONS: BTreeMap<String, String> = BTreeMap::new();
 
     fn request(ports: &[PortMapping]) -> Request<'_> {
         Request {
@@ -528,7 +591,10 @@ mod tests {
             name: "web",
             uid: "u-1",
             port_mappings: ports,
+            bandwidth: None,
+            annotations: &NO_ANNOTATIONS,
             cgroup_path: Path::new("/sys/fs/cgroup/podrun/u-1"),
+            dns: (&[], &[], &[]),
         }
     }
 
@@ -571,6 +637,8 @@ mod tests {
             serde_json::json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}])
         );
         assert_eq!(c[0].1.get("runtimeConfig"), None);
+        // The firewall declares nothing; its prevResult is the portmap's.
+        assert_eq!(c[2].1.get("runtimeConfig"), None);
         assert_eq!(
             (c[0].1["name"].as_str(), c[0].1["cniVersion"].as_str()),
             (Some("n"), Some("1.0.0"))
@@ -590,6 +658,45 @@ mod tests {
         // Again: nothing to do.
         detach(&net).unwrap();
         assert_eq!(calls(&bin).len(), 6);
+    }
+
+    #[test]
+    fn each_plugin_gets_the_capabilities_it_declares_on_add_and_del() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let run = tmp.path().join("run");
+        let net = run.join("web/network");
+        fs::create_dir_all(&net).unwrap();
+        let mut p = prepared(&bin, &["bridge", "bandwidth"]);
+        p.network.plugins[1] = serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true, "cgroupPath": true, "dns": true, "io.kubernetes.cri.pod-annotations": true, "portMappings": true}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let annotations = BTreeMap::from([("a".to_owned(), "b".to_owned())]);
+        let servers = ["10.0.0.2".to_owned()];
+        let req = Request {
+            bandwidth: Some(Bandwidth {
+                ingress_rate: Some(1_000_000),
+                egress_rate: None,
+            }),
+            annotations: &annotations,
+            dns: (&servers, &[], &[]),
+            ..request(&[])
+        };
+        add(p, &req, Path::new("/ns"), &net, &run).unwrap();
+        detach(&net).unwrap();
+        let c = calls(&bin);
+        let expected = serde_json::json!({
+            "bandwidth": {"ingressRate": 1_000_000, "ingressBurst": u32::MAX},
+            "cgroupPath": "/sys/fs/cgroup/podrun/u-1",
+            "dns": {"servers": ["10.0.0.2"], "searches": [], "options": []},
+            "io.kubernetes.cri.pod-annotations": {"a": "b"},
+        });
+        // No port mappings: that capability has nothing to say.
+        assert_eq!(c[1].0, "bandwidth-ADD");
+        assert_eq!(c[1].1["runtimeConfig"], expected);
+        assert_eq!(c[2].0, "bandwidth-DEL");
+        assert_eq!(c[2].1["runtimeConfig"], expected);
     }
 
     #[test]
@@ -703,7 +810,7 @@ mod tests {
             conf_dir: tmp.path().join("conf"),
             bin_dirs: vec![tmp.path().join("none")],
         };
-        let e = prepare(&settings, &[]).unwrap_err().to_string();
+        let e = prepare(&settings, &[], false).unwrap_err().to_string();
         assert!(
             e.contains("n.conflist): plugin \"bridge\" not found in"),
             "{e}"
@@ -712,9 +819,16 @@ mod tests {
             bin_dirs: vec![tmp.path().to_owned()],
             ..settings
         };
-        let e = prepare(&settings, &[port(80)]).unwrap_err().to_string();
+        let e = prepare(&settings, &[port(80)], false)
+            .unwrap_err()
+            .to_string();
         assert!(
-            e.contains("portMappings capability (portmap), and none of bridge has it"),
+            e.contains("a hostPort needs a plugin with the portMappings capability (portmap), and none of bridge has it"),
+            "{e}"
+        );
+        let e = prepare(&settings, &[], true).unwrap_err().to_string();
+        assert!(
+            e.contains("a bandwidth annotation needs a plugin with the bandwidth capability"),
             "{e}"
         );
         assert_eq!(p.network.name, "n");

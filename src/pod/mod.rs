@@ -314,6 +314,23 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
             )),
         }
     }
+    let bandwidth = sandbox::bandwidth(&pod.annotations).unwrap_or_else(|e| {
+        refused.push(e);
+        None
+    });
+    // The kubelet leaves a hostNetwork pod unshaped without a word: it has
+    // no interface of its own to shape. podrun says so.
+    let bandwidth = match bandwidth {
+        Some(_) if pod.spec.host_network == Some(true) => {
+            refused.push(format!(
+                "annotations {}/{}: a hostNetwork pod has no interface of its own to shape",
+                sandbox::INGRESS_BANDWIDTH,
+                sandbox::EGRESS_BANDWIDTH
+            ));
+            None
+        }
+        b => b,
+    };
     if !refused.is_empty() {
         return Err(refused);
     }
@@ -342,6 +359,8 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
             volumes,
             cgroup: resources.cgroup.pod.clone(),
             port_mappings: sandbox::port_mappings(spec),
+            bandwidth,
+            annotations: pod.annotations.clone(),
         },
         containers,
         resources: resources.clone(),

@@ -3,8 +3,10 @@
 
 use k8s_openapi::api::core::v1::{PodSpec, Volume as ApiVolume};
 
+use std::collections::BTreeMap;
+
 use crate::api::runtime::{
-    DnsConfig, HostsConfig, NamespaceOptions, PortMapping, Volume, VolumeSource,
+    Bandwidth, DnsConfig, HostsConfig, NamespaceOptions, PortMapping, Volume, VolumeSource,
 };
 use crate::manifest::Quantity;
 
@@ -70,6 +72,39 @@ pub fn port_mappings(spec: &PodSpec) -> Vec<PortMapping> {
             })
         })
         .collect()
+}
+
+pub const INGRESS_BANDWIDTH: &str = "kubernetes.io/ingress-bandwidth";
+pub const EGRESS_BANDWIDTH: &str = "kubernetes.io/egress-bandwidth";
+
+/// The pod's bandwidth annotations, as the kubelet reads them: quantities
+/// of bits per second, from 1k to 1P; `Err` names the one that is not.
+pub fn bandwidth(annotations: &BTreeMap<String, String>) -> Result<Option<Bandwidth>, String> {
+    let rate = |key: &str| -> Result<Option<u64>, String> {
+        let Some(text) = annotations.get(key) else {
+            return Ok(None);
+        };
+        let q = Quantity::parse(text).map_err(|e| format!("annotation {key}: {e}"))?;
+        let bits = q.value_ceil();
+        if bits < 1_000 {
+            return Err(format!(
+                "annotation {key}: {text:?} is unreasonably small (< 1kbit)"
+            ));
+        }
+        if bits > 1_000_000_000_000_000 {
+            return Err(format!(
+                "annotation {key}: {text:?} is unreasonably large (> 1Pbit)"
+            ));
+        }
+        Ok(u64::try_from(bits).ok())
+    };
+    let (ingress_rate, egress_rate) = (rate(INGRESS_BANDWIDTH)?, rate(EGRESS_BANDWIDTH)?);
+    Ok(
+        (ingress_rate.is_some() || egress_rate.is_some()).then_some(Bandwidth {
+            ingress_rate,
+            egress_rate,
+        }),
+    )
 }
 
 /// A volume podrun makes, or the kind it does not make yet.
@@ -184,6 +219,33 @@ spec:
                 }),
                 Err("secret"),
             ]
+        );
+    }
+
+    #[test]
+    fn bandwidth_annotations_as_the_kubelet_reads_them() {
+        let a = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(bandwidth(&a(&[])), Ok(None));
+        assert_eq!(
+            bandwidth(&a(&[(INGRESS_BANDWIDTH, "10M"), ("x", "y")])),
+            Ok(Some(Bandwidth {
+                ingress_rate: Some(10_000_000),
+                egress_rate: None
+            }))
+        );
+        let e = bandwidth(&a(&[(EGRESS_BANDWIDTH, "10")])).unwrap_err();
+        assert!(e.contains("unreasonably small (< 1kbit)"), "{e}");
+        let e = bandwidth(&a(&[(EGRESS_BANDWIDTH, "2P")])).unwrap_err();
+        assert!(e.contains("unreasonably large (> 1Pbit)"), "{e}");
+        let e = bandwidth(&a(&[(EGRESS_BANDWIDTH, "fast")])).unwrap_err();
+        assert!(
+            e.starts_with("annotation kubernetes.io/egress-bandwidth: "),
+            "{e}"
         );
     }
 }

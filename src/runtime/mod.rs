@@ -113,7 +113,11 @@ impl Runtime {
         let network = if config.namespaces.host_network {
             None
         } else {
-            Some(network::prepare(&self.network, &config.port_mappings)?)
+            Some(network::prepare(
+                &self.network,
+                &config.port_mappings,
+                config.bandwidth.is_some(),
+            )?)
         };
         match sandbox_pod::create(dirs, config, &self.cgroup_root, network) {
             Ok(made) => Ok(PodSandbox::new(

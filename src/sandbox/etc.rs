@@ -161,6 +161,13 @@ fn write(path: &Path, text: &str) -> Result<(), EtcError> {
     })
 }
 
+/// The pod's resolver: its DNS settings merged with the host's
+/// `/etc/resolv.conf`.
+pub fn pod_resolv(config: &SandboxConfig) -> Resolv {
+    let host = Resolv::parse(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    resolv(&config.dns, &host)
+}
+
 /// Writes the pod's files into `dir`; returns each with the path it has in
 /// a container.
 pub fn create(
@@ -179,7 +186,6 @@ pub fn create(
     } else {
         String::new()
     };
-    let host_resolv = Resolv::parse(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let files = [
         (
             "hosts",
@@ -193,7 +199,7 @@ pub fn create(
         ),
         (
             "resolv.conf",
-            resolv(&config.dns, &host_resolv).render(),
+            pod_resolv(config).render(),
             "/etc/resolv.conf",
         ),
     ];

@@ -76,7 +76,8 @@ pub struct Sandbox {
     /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` for its
     /// containers: the file on the host, the path in a container.
     pub etc_files: Vec<(PathBuf, String)>,
-    /// Its addresses on the node's network (none with hostNetwork).
+    /// Its addresses on the node's network (the node's own with
+    /// hostNetwork).
     pub pod_ips: Vec<IpAddr>,
 }
 
@@ -207,12 +208,16 @@ pub fn create(
     namespaces::create(&dirs.ns(), &kinds, &config.hostname)?;
     let pod_ips = match network {
         Some(prepared) => {
+            let resolv = super::etc::pod_resolv(config);
             let request = network::Request {
                 namespace: &config.namespace,
                 name: &config.name,
                 uid: &config.uid,
                 port_mappings: &config.port_mappings,
+                bandwidth: config.bandwidth,
+                annotations: &config.annotations,
                 cgroup_path: cgroup.dir(),
+                dns: (&resolv.nameservers, &resolv.searches, &resolv.options),
             };
             let netns = namespaces::pin_path(&dirs.ns(), Kind::Net);
             network::attach(
@@ -224,7 +229,9 @@ pub fn create(
             )?
             .pod_ips()
         }
-        None => Vec::new(),
+        // A hostNetwork pod's addresses are the node's, as the kubelet
+        // reports them.
+        None => super::host::node_ips(),
     };
 
     if !ns.host_ipc {
