@@ -19,6 +19,7 @@ from pods import (
     running,
     start,
     state,
+    status,
     stop,
     up,
     wait_for,
@@ -31,7 +32,7 @@ def test_a_startup_probe_gates_the_apps(tmp_path, name):
     web = container(
         "web",
         "sleep 1; mkdir -p /tmp/podrun-www-$$; echo served > /tmp/podrun-www-$$/index.html; "
-        "exec busybox httpd -f -p 127.0.0.1:8080 -h /tmp/podrun-www-$$",
+        "exec busybox httpd -f -p 8080 -h /tmp/podrun-www-$$",
         restartPolicy="Always",
         startupProbe={"httpGet": {"port": 8080, "path": "/index.html"}, "periodSeconds": 1},
         readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1},
@@ -110,7 +111,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-server = http.server.HTTPServer(("127.0.0.1", 8443), Handler)
+server = http.server.HTTPServer(("", 8443), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain("/mnt/cert.pem", "/mnt/key.pem")
 server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -142,7 +143,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-http.server.HTTPServer(("127.0.0.1", 8081), Handler).serve_forever()
+http.server.HTTPServer(("", 8081), Handler).serve_forever()
 """
 
 GRPC_SERVER = """
@@ -154,7 +155,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
 servicer = health.HealthServicer()
 health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-server.add_insecure_port("127.0.0.1:9000")
+server.add_insecure_port("0.0.0.0:9000")
 servicer.set("", health_pb2.HealthCheckResponse.SERVING)
 server.start()
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -325,7 +326,7 @@ def test_grpc_readiness_follows_the_health_service(tmp_path, name):
         ) in events
         assert (
             "spec.containers{nothing}",
-            'Readiness probe failed: timeout: failed to connect service "127.0.0.1:9001" '
+            f'Readiness probe failed: timeout: failed to connect service "{status(name)["podIP"]}:9001" '
             "within 1s: context deadline exceeded",
         ) in events, events
         assert ready(name, "nothing") is False

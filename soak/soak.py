@@ -58,8 +58,9 @@ DATA_ROOT = Path("/var/lib/podrun/pods")
 LOG_ROOT = Path("/var/log/podrun")
 # The hostPort the cycles' and kill trials' pods publish, one pod at a time.
 HOST_PORT = 18500
-# busybox's httpd on the pod's loopback, for the sidecar's HTTP probes.
-HTTPD = "mkdir -p /www && echo ok > /www/healthz && trap 'exit 0' TERM; httpd -f -p 127.0.0.1:8080 -h /www & wait"
+# busybox's httpd on every address of the pod, for the sidecar's HTTP
+# probes (which call the pod's IP, as the kubelet's do).
+HTTPD = "mkdir -p /www && echo ok > /www/healthz && trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"
 
 
 def say(*parts):

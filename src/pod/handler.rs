@@ -39,9 +39,6 @@ fn port(p: &IntOrString, c: &Container) -> Result<u16, HandlerError> {
     port_number(number)
 }
 
-/// The pod's own address, from inside its network namespace.
-const POD_HOST: &str = "127.0.0.1";
-
 fn http(
     get: &k8s_openapi::api::core::v1::HTTPGetAction,
     c: &Container,
@@ -56,11 +53,7 @@ fn http(
             .scheme
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case("https")),
-        host: get
-            .host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| POD_HOST.to_owned()),
+        host: get.host.clone().filter(|h| !h.is_empty()),
         port: port(&get.port, c)?,
         path: if path.starts_with('/') {
             path
@@ -81,11 +74,7 @@ fn tcp(
     c: &Container,
 ) -> Result<Handler, HandlerError> {
     Ok(Handler::Tcp {
-        host: t
-            .host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| POD_HOST.to_owned()),
+        host: t.host.clone().filter(|h| !h.is_empty()),
         port: port(&t.port, c)?,
     })
 }
@@ -104,7 +93,7 @@ pub fn of_probe(p: &Probe, c: &Container) -> Result<Handler, HandlerError> {
     if let Some(g) = &p.grpc {
         // The kubelet calls the pod's own address; there is no host.
         return Ok(Handler::Grpc {
-            host: POD_HOST.to_owned(),
+            host: None,
             port: port_number(g.port)?,
             service: g.service.clone().unwrap_or_default(),
         });
@@ -157,7 +146,7 @@ lifecycle: {preStop: {sleep: {seconds: 4}}}
             of_probe(ready, &c).unwrap(),
             Handler::Http {
                 tls: false,
-                host: "127.0.0.1".to_owned(),
+                host: None,
                 port: 8080,
                 path: "/healthz".to_owned(),
                 headers: vec![("X-A".to_owned(), "b".to_owned())],
@@ -175,7 +164,7 @@ lifecycle: {preStop: {sleep: {seconds: 4}}}
         assert_eq!(
             of_probe(live, &c).unwrap(),
             Handler::Tcp {
-                host: "127.0.0.1".to_owned(),
+                host: None,
                 port: 9000
             }
         );
@@ -207,7 +196,7 @@ lifecycle: {postStart: {httpGet: {port: 443, path: /start, scheme: https}}}
         assert_eq!(
             of_probe(c.readiness_probe.as_ref().unwrap(), &c).unwrap(),
             Handler::Grpc {
-                host: "127.0.0.1".to_owned(),
+                host: None,
                 port: 9000,
                 service: String::new(),
             }
@@ -215,7 +204,7 @@ lifecycle: {postStart: {httpGet: {port: 443, path: /start, scheme: https}}}
         assert_eq!(
             of_probe(c.liveness_probe.as_ref().unwrap(), &c).unwrap(),
             Handler::Grpc {
-                host: "127.0.0.1".to_owned(),
+                host: None,
                 port: 9001,
                 service: "db".to_owned(),
             }
@@ -224,7 +213,7 @@ lifecycle: {postStart: {httpGet: {port: 443, path: /start, scheme: https}}}
             of_probe(c.startup_probe.as_ref().unwrap(), &c).unwrap(),
             Handler::Http {
                 tls: true,
-                host: "example.test".to_owned(),
+                host: Some("example.test".to_owned()),
                 port: 8443,
                 path: "/".to_owned(),
                 headers: vec![],
@@ -235,7 +224,7 @@ lifecycle: {postStart: {httpGet: {port: 443, path: /start, scheme: https}}}
             of_hook(post_start, &c).unwrap(),
             HookPlan::Run(Handler::Http {
                 tls: true,
-                host: "127.0.0.1".to_owned(),
+                host: None,
                 port: 443,
                 path: "/start".to_owned(),
                 headers: vec![],

@@ -269,9 +269,11 @@ pub fn network(
 }
 
 /// A network check of `handler` (a hook's when `hook`), as the kubelet
-/// makes it, from the network namespace the caller is in: each check
-/// keeps to `timeout` on its own and says so in the kubelet's words.
-pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Verdict {
+/// makes it, from the network namespace the caller is in, to `pod_ip`
+/// when the handler names no host: each check keeps to `timeout` on its
+/// own and says so in the kubelet's words.
+pub fn run_network(handler: &Handler, hook: bool, timeout: Duration, pod_ip: &str) -> Verdict {
+    let host_of = |h: &Option<String>| h.clone().unwrap_or_else(|| pod_ip.to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -289,9 +291,10 @@ pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Verdict 
                 path,
                 headers,
             } => {
+                let host = host_of(host);
                 let get = HttpGet {
                     tls: *tls,
-                    host,
+                    host: &host,
                     port: *port,
                     path,
                     headers,
@@ -302,12 +305,12 @@ pub fn run_network(handler: &Handler, hook: bool, timeout: Duration) -> Verdict 
                     http_get::probe(&get, timeout).await
                 }
             }
-            Handler::Tcp { host, port } => tcp::check(host, *port, timeout).await,
+            Handler::Tcp { host: h, port } => tcp::check(&host_of(h), *port, timeout).await,
             Handler::Grpc {
-                host,
+                host: h,
                 port,
                 service,
-            } => grpc::check(host, *port, service, timeout).await,
+            } => grpc::check(&host_of(h), *port, service, timeout).await,
             Handler::Exec(_) => Verdict::Failure(CheckError::NotNetwork.to_string()),
         }
     });

@@ -153,6 +153,7 @@ impl Checks {
         &mut self,
         target: Result<Target, CheckError>,
         net_ns: Option<&Path>,
+        pod_ip: &str,
         handler: &Handler,
         hook: bool,
         timeout: Option<Duration>,
@@ -165,7 +166,8 @@ impl Checks {
             }
             Handler::Http { .. } | Handler::Tcp { .. } | Handler::Grpc { .. } => {
                 let own = timeout.unwrap_or(NO_TIMEOUT);
-                let running = check::network(net_ns, || check::run_network(handler, hook, own))?;
+                let running =
+                    check::network(net_ns, || check::run_network(handler, hook, own, pod_ip))?;
                 // A network check keeps its own time and says it ran out
                 // of it in the kubelet's words; killing it is only the
                 // backstop, a little later, for one stuck past it.

@@ -143,7 +143,8 @@ impl PodSandbox {
         &self.base.made.volumes
     }
 
-    /// The pod's addresses on the node's network (none with hostNetwork).
+    /// The pod's addresses: on the node's network, or the node's own with
+    /// hostNetwork.
     pub fn pod_ips(&self) -> &[std::net::IpAddr] {
         &self.base.made.pod_ips
     }
@@ -230,8 +231,15 @@ impl PodSandbox {
     ) -> Result<CheckId, CheckError> {
         let net_ns = self.net_ns();
         let target = target(&self.containers, &self.base, name);
+        // The kubelet calls the pod's IP (the node's, with hostNetwork).
+        let pod_ip = self
+            .base
+            .made
+            .pod_ips
+            .first()
+            .map_or_else(|| "127.0.0.1".to_owned(), ToString::to_string);
         self.checks
-            .check(target, net_ns.as_deref(), handler, hook, timeout)
+            .check(target, net_ns.as_deref(), &pod_ip, handler, hook, timeout)
     }
 
     /// Exec: `argv` in the running container `name`, as the container

@@ -191,19 +191,14 @@ fn initial_state(
     }
 }
 
-/// The pod's and the node's addresses: a hostNetwork pod's are the
-/// node's, as the kubelet reports them.
-fn addresses(plan: &PodPlan, sandbox: &runtime::PodSandbox) -> Addresses {
+/// The pod's and the node's addresses (a hostNetwork pod's are the
+/// node's, as the kubelet reports them).
+fn addresses(sandbox: &runtime::PodSandbox) -> Addresses {
     let strings =
         |ips: &[std::net::IpAddr]| ips.iter().map(ToString::to_string).collect::<Vec<_>>();
-    let host_ips = strings(&crate::sandbox::host::node_ips());
     Addresses {
-        pod_ips: if plan.sandbox.namespaces.host_network {
-            host_ips.clone()
-        } else {
-            strings(sandbox.pod_ips())
-        },
-        host_ips,
+        pod_ips: strings(sandbox.pod_ips()),
+        host_ips: strings(&crate::sandbox::host::node_ips()),
     }
 }
 
@@ -229,7 +224,7 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
             return Err(e.into());
         }
     };
-    let addresses = addresses(&plan, &sandbox);
+    let addresses = addresses(&sandbox);
     plan.resolve_addresses(&addresses);
     let plan = &plan;
     let signals = match signal_pipes() {
