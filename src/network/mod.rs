@@ -598,6 +598,17 @@ mod tests {
         }
     }
 
+    /// A directory for plugins, a run root, and pod web's network
+    /// directory in it.
+    fn scene() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let run = tmp.path().join("run");
+        let net = run.join("web/network");
+        fs::create_dir_all(&net).unwrap();
+        (tmp, bin, run, net)
+    }
+
     fn port(n: u16) -> PortMapping {
         PortMapping {
             host_port: n,
@@ -609,11 +620,7 @@ mod tests {
 
     #[test]
     fn add_chains_the_results_and_del_runs_in_reverse_with_the_last() {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        let run = tmp.path().join("run");
-        let net = run.join("web/network");
-        fs::create_dir_all(&net).unwrap();
+        let (_tmp, bin, run, net) = scene();
         let ports = [port(8080)];
         let record = add(
             prepared(&bin, &["bridge", "portmap", "firewall"]),
@@ -662,11 +669,7 @@ mod tests {
 
     #[test]
     fn each_plugin_gets_the_capabilities_it_declares_on_add_and_del() {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        let run = tmp.path().join("run");
-        let net = run.join("web/network");
-        fs::create_dir_all(&net).unwrap();
+        let (_tmp, bin, run, net) = scene();
         let mut p = prepared(&bin, &["bridge", "bandwidth"]);
         p.network.plugins[1] = serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true, "cgroupPath": true, "dns": true, "io.kubernetes.cri.pod-annotations": true, "portMappings": true}})
             .as_object()
@@ -701,11 +704,7 @@ mod tests {
 
     #[test]
     fn a_failed_add_deletes_every_plugin_and_leaves_no_record() {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        let run = tmp.path().join("run");
-        let net = run.join("web/network");
-        fs::create_dir_all(&net).unwrap();
+        let (_tmp, bin, run, net) = scene();
         let e = add(
             prepared(&bin, &["bridge", "fail", "firewall"]),
             &request(&[]),
@@ -777,11 +776,7 @@ mod tests {
 
     #[test]
     fn a_failed_del_keeps_the_record_for_the_next_teardown() {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        let run = tmp.path().join("run");
-        let net = run.join("web/network");
-        fs::create_dir_all(&net).unwrap();
+        let (_tmp, bin, run, net) = scene();
         add(
             prepared(&bin, &["bridge"]),
             &request(&[]),

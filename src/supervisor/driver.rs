@@ -452,6 +452,7 @@ impl<N: Node> Driver<N> {
     /// The pod's status: the engine's, with podrun's own condition about
     /// limits.
     pub fn status(&self) -> crate::api::PodStatus {
+        use k8s_openapi::api::core::v1::{HostIP, PodIP};
         let mut status = self.engine.status();
         let a = &self.pod.addresses;
         if !a.host_ips.is_empty() {
@@ -459,7 +460,7 @@ impl<N: Node> Driver<N> {
             status.host_ips = Some(
                 a.host_ips
                     .iter()
-                    .map(|ip| k8s_openapi::api::core::v1::HostIP { ip: ip.clone() })
+                    .map(|ip| HostIP { ip: ip.clone() })
                     .collect(),
             );
         }
@@ -468,7 +469,7 @@ impl<N: Node> Driver<N> {
             status.pod_ips = Some(
                 a.pod_ips
                     .iter()
-                    .map(|ip| k8s_openapi::api::core::v1::PodIP { ip: ip.clone() })
+                    .map(|ip| PodIP { ip: ip.clone() })
                     .collect(),
             );
         }
