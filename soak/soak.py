@@ -318,7 +318,8 @@ class Snapshot:
         allowed = {p.name for p in allowed_pods}
         uids = {p.uid for p in allowed_pods}
         found = []
-        found += [f"{RUN_ROOT}/{e}" for e in set(listdir(RUN_ROOT)) - self.runs - allowed]
+        # The node's one hostPort claim lock stays, as the bridge does.
+        found += [f"{RUN_ROOT}/{e}" for e in set(listdir(RUN_ROOT)) - self.runs - allowed - {".hostports.lock"}]
         found += [f"{DATA_ROOT}/{e}" for e in set(listdir(DATA_ROOT)) - self.data - uids]
         found += [
             f"{LOG_ROOT}/{e}"

@@ -230,7 +230,8 @@ pub struct Record {
     /// What each capability is given ([`Request::capability_args`]), on
     /// ADD and DEL alike.
     pub capability_args: Map<String, Value>,
-    /// The last plugin's result, once every ADD succeeded.
+    /// The last result a plugin's ADD gave: the whole list's once every
+    /// ADD succeeded.
     pub result: Option<Value>,
 }
 
@@ -457,7 +458,15 @@ fn add(
         let config = record.plugin_config(i, prev.as_ref());
         match plugin::run(&record.binaries[i], kind, &call, &config) {
             Ok(Value::Null) => {}
-            Ok(result) => prev = Some(result),
+            Ok(result) => {
+                // Kept as it grows: a supervisor killed in the middle
+                // leaves the DEL what the plugins so far made (the
+                // firewall's rules are found by the bridge's address).
+                let mut so_far = record.clone();
+                so_far.result = Some(result.clone());
+                write_record(dir, &so_far)?;
+                prev = Some(result);
+            }
             Err(e) => {
                 let mut undo = record.clone();
                 undo.result = prev;
