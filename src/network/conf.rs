@@ -42,7 +42,10 @@ impl Settings {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(CONF_DIR)),
             bin_dirs: match var("PODRUN_CNI_PATH") {
-                Some(list) => std::env::split_paths(&list).collect(),
+                // An empty entry would be the working directory.
+                Some(list) => std::env::split_paths(&list)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect(),
                 None => BIN_DIRS.iter().map(PathBuf::from).collect(),
             },
         }
@@ -90,6 +93,24 @@ pub fn capability(plugin: &Map<String, Value>, name: &str) -> bool {
         == Some(true)
 }
 
+/// The newest CNI version podrun speaks.
+const NEWEST: (u32, u32, u32) = (1, 1, 0);
+
+/// `1.0.0` → (1, 0, 0).
+fn version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// Whether CNI version `v` is `min` or newer (an unreadable one is not).
+pub fn at_least(v: &str, min: (u32, u32, u32)) -> bool {
+    version(v).is_some_and(|v| v >= min)
+}
+
 /// Reads one configuration file: a `.conflist` is a list; a `.conf` or
 /// `.json` is a single plugin's network (or a list, as go-cni takes it).
 pub fn parse(path: &Path, text: &[u8]) -> Result<NetworkList, ConfError> {
@@ -106,11 +127,26 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<NetworkList, ConfError> {
         Some(_) => return Err(invalid("`name` is not a non-empty string".to_owned())),
         None => return Err(invalid("no `name`".to_owned())),
     };
-    let cni_version = match top.get("cniVersion") {
-        Some(Value::String(v)) => v.clone(),
-        None => "0.2.0".to_owned(),
-        Some(_) => return Err(invalid("`cniVersion` is not a string".to_owned())),
+    let cni_version = match (top.get("cniVersions"), top.get("cniVersion")) {
+        // CNI 1.1's list: the newest podrun speaks, as libcni picks it.
+        (Some(Value::Array(list)), _) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|v| version(v).is_some_and(|v| v <= NEWEST))
+            .max_by_key(|v| version(v))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "no version of `cniVersions` is one podrun speaks (up to {}.{}.{})",
+                    NEWEST.0, NEWEST.1, NEWEST.2
+                ))
+            })?,
+        (Some(_), _) => return Err(invalid("`cniVersions` is not a list".to_owned())),
+        (None, Some(Value::String(v))) => v.clone(),
+        (None, None) => "0.2.0".to_owned(),
+        (None, Some(_)) => return Err(invalid("`cniVersion` is not a string".to_owned())),
     };
+    let is_list = path.extension().and_then(|e| e.to_str()) == Some("conflist");
     let plugins = match top.remove("plugins") {
         Some(Value::Array(list)) => list
             .into_iter()
@@ -121,6 +157,7 @@ pub fn parse(path: &Path, text: &[u8]) -> Result<NetworkList, ConfError> {
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(invalid("`plugins` is not a list".to_owned())),
+        None if is_list => return Err(invalid("no `plugins`".to_owned())),
         None => vec![top],
     };
     if plugins.is_empty() {
@@ -219,6 +256,23 @@ mod tests {
             bad(r#"{"name":"n","plugins":[1]}"#),
             "plugins[0] is not an object"
         );
+        assert_eq!(bad(r#"{"name":"n","type":"bridge"}"#), "no `plugins`");
+        assert!(
+            bad(r#"{"name":"n","cniVersions":["2.0.0"],"plugins":[{"type":"x"}]}"#)
+                .contains("cniVersions")
+        );
+    }
+
+    #[test]
+    fn versions() {
+        let list = parse(
+            Path::new("/x/a.conflist"),
+            br#"{"cniVersions":["0.4.0","1.0.0","9.0.0"],"cniVersion":"0.3.1","name":"n","plugins":[{"type":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(list.cni_version, "1.0.0");
+        assert!(at_least("0.4.0", (0, 4, 0)) && at_least("1.0.0", (0, 4, 0)));
+        assert!(!at_least("0.3.1", (0, 4, 0)) && !at_least("x", (0, 1, 0)));
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub enum NetworkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("network {network:?} ({origin}): the plugins gave the pod no address")]
+    NoAddress { network: String, origin: String },
+    #[error("{path}: not a network record podrun can tear down from: {reason}")]
+    BadRecord { path: PathBuf, reason: String },
     #[error("cannot pin the node's network namespace at {path}: {}", errno.desc())]
     Pin { path: PathBuf, errno: Errno },
     #[error("network {network:?} ({origin}): teardown: {}", errors.join("; "))]
@@ -217,6 +221,8 @@ impl Request<'_> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
+    // Fields that a later podrun may add default, so that a record of
+    // this one is still torn down.
     pub network: NetworkList,
     pub binaries: Vec<PathBuf>,
     pub bin_dirs: Vec<PathBuf>,
@@ -225,13 +231,17 @@ pub struct Record {
     pub args: String,
     pub pod: String,
     /// The node's network namespace ([`ports::node_id`]).
+    #[serde(default)]
     pub node: u64,
+    #[serde(default)]
     pub port_mappings: Vec<PortMapping>,
     /// What each capability is given ([`Request::capability_args`]), on
     /// ADD and DEL alike.
+    #[serde(default)]
     pub capability_args: Map<String, Value>,
     /// The last result a plugin's ADD gave: the whole list's once every
     /// ADD succeeded.
+    #[serde(default)]
     pub result: Option<Value>,
 }
 
@@ -256,7 +266,7 @@ impl Record {
 
     /// Plugin `i`'s configuration for a call: its own, the network's name
     /// and version, the previous result, its runtimeConfig.
-    fn plugin_config(&self, i: usize, prev: Option<&Value>) -> Value {
+    fn plugin_config(&self, i: usize, prev: Option<&Value>, command: &str) -> Value {
         let plugin = &self.network.plugins[i];
         let mut c = plugin.clone();
         c.insert("name".to_owned(), Value::String(self.network.name.clone()));
@@ -264,6 +274,9 @@ impl Record {
             "cniVersion".to_owned(),
             Value::String(self.network.cni_version.clone()),
         );
+        // libcni gives DEL the cached result from 0.4.0 on only.
+        let prev = prev
+            .filter(|_| command == "ADD" || conf::at_least(&self.network.cni_version, (0, 4, 0)));
         if let Some(prev) = prev {
             c.insert("prevResult".to_owned(), prev.clone());
         }
@@ -311,7 +324,7 @@ impl Record {
                     }
                 },
             };
-            let config = self.plugin_config(i, self.result.as_ref());
+            let config = self.plugin_config(i, self.result.as_ref(), "DEL");
             if let Err(e) = plugin::run(&binary, kind, &call, &config) {
                 errors.push(e.to_string());
             }
@@ -324,7 +337,8 @@ fn record_file(dir: &Path) -> PathBuf {
     dir.join("record.json")
 }
 
-fn node_pin(dir: &Path) -> PathBuf {
+/// Where the node's network namespace is pinned for the pod.
+pub fn node_pin(dir: &Path) -> PathBuf {
     dir.join("node-net")
 }
 
@@ -336,9 +350,26 @@ fn write_record(dir: &Path, record: &Record) -> Result<(), NetworkError> {
     fs::rename(&tmp, &path).map_err(io(&path))
 }
 
+/// Whether something of the pod is still on the network: a record a
+/// teardown has yet to DEL.
+pub fn attached(dir: &Path) -> bool {
+    record_file(dir).exists()
+}
+
 /// The record of the pod whose network directory is `dir`, if it has one.
-pub fn record(dir: &Path) -> Option<Record> {
-    serde_json::from_slice(&fs::read(record_file(dir)).ok()?).ok()
+pub fn record(dir: &Path) -> Result<Option<Record>, NetworkError> {
+    let path = record_file(dir);
+    let text = match fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| NetworkError::BadRecord {
+            path,
+            reason: e.to_string(),
+        })
 }
 
 /// Pins the node's network namespace in `dir`.
@@ -378,7 +409,9 @@ fn held_ports(run_root: &Path, own: &Path) -> Vec<(String, u64, Vec<PortMapping>
         .filter_map(Result::ok)
         .map(|e| e.path().join("network"))
         .filter(|dir| dir != own)
-        .filter_map(|dir| record(&dir))
+        // A record that cannot be read says nothing of its ports (its
+        // own teardown says why).
+        .filter_map(|dir| record(&dir).ok().flatten())
         .filter(|r| !r.port_mappings.is_empty())
         .map(|r| (r.pod, r.node, r.port_mappings))
         .collect()
@@ -386,8 +419,10 @@ fn held_ports(run_root: &Path, own: &Path) -> Vec<(String, u64, Vec<PortMapping>
 
 /// Joins the pod whose network namespace is pinned at `netns` to the
 /// network: its hostPorts claimed (refused when a pod of this node holds
-/// one), then each plugin's ADD. Returns the pod's addresses. On failure
-/// every plugin's DEL has run and nothing of it is left, `dir` included.
+/// one), then each plugin's ADD. Returns the record, with the pod's
+/// addresses. On failure every plugin's DEL has run and nothing of it is
+/// left, `dir` included; unless a DEL failed too, which leaves the record
+/// (and the pinned node namespace) for the teardown to try again.
 pub fn attach(
     prepared: Prepared,
     req: &Request,
@@ -400,7 +435,7 @@ pub fn attach(
         .create(dir)
         .map_err(io(dir))?;
     let attached = pin_node(dir).and_then(|()| add(prepared, req, netns, dir, run_root));
-    if attached.is_err() {
+    if attached.is_err() && !record_file(dir).exists() {
         let _ = remove_dir(dir);
     }
     attached
@@ -429,7 +464,8 @@ fn add(
         capability_args: req.capability_args(),
         result: None,
     };
-    // The claim is held until the record that makes it is written.
+    // The claim is held until the record that makes it is written, and,
+    // on failure, until it is gone again.
     let _claim = if record.port_mappings.is_empty() {
         None
     } else {
@@ -451,33 +487,52 @@ fn add(
         Some(claim)
     };
     write_record(dir, &record)?;
-    let call = record.call("ADD", None);
-    let mut prev: Option<Value> = None;
-    for (i, plugin) in record.network.plugins.iter().enumerate() {
-        let kind = NetworkList::plugin_type(plugin);
-        let config = record.plugin_config(i, prev.as_ref());
-        match plugin::run(&record.binaries[i], kind, &call, &config) {
-            Ok(Value::Null) => {}
-            Ok(result) => {
-                // Kept as it grows: a supervisor killed in the middle
-                // leaves the DEL what the plugins so far made (the
-                // firewall's rules are found by the bridge's address).
-                let mut so_far = record.clone();
-                so_far.result = Some(result.clone());
-                write_record(dir, &so_far)?;
-                prev = Some(result);
+    match add_all(&mut record, dir) {
+        Ok(()) => Ok(record),
+        Err(e) => {
+            // Undone at once, as containerd does; what cannot be undone
+            // stays recorded.
+            let errors = record.delete(None);
+            if errors.is_empty() {
+                let path = record_file(dir);
+                fs::remove_file(&path).map_err(io(&path))?;
+            } else {
+                let _ = write_record(dir, &record);
             }
-            Err(e) => {
-                let mut undo = record.clone();
-                undo.result = prev;
-                let _ = undo.delete(None);
-                return Err(record.failed(e));
-            }
+            Err(e)
         }
     }
-    record.result = prev;
-    write_record(dir, &record)?;
-    Ok(record)
+}
+
+/// Each plugin's ADD in turn, the record keeping the last result as it
+/// comes: a supervisor killed in the middle leaves the DEL what the
+/// plugins so far made (the firewall's rules are found by the bridge's
+/// address).
+fn add_all(record: &mut Record, dir: &Path) -> Result<(), NetworkError> {
+    for i in 0..record.network.plugins.len() {
+        let kind = NetworkList::plugin_type(&record.network.plugins[i]).to_owned();
+        let config = record.plugin_config(i, record.result.as_ref(), "ADD");
+        let call = record.call("ADD", None);
+        let answer = plugin::run(&record.binaries[i], &kind, &call, &config)
+            .and_then(|answer| match answer {
+                Value::Object(_) if answer.get("cniVersion").is_some() => Ok(answer),
+                other => Err(PluginError::BadResult {
+                    kind: kind.clone(),
+                    reason: format!("ADD must answer a result with a cniVersion, not {other}"),
+                }),
+            })
+            .map_err(|e| record.failed(e))?;
+        record.result = Some(answer);
+        write_record(dir, record)?;
+    }
+    // containerd's "failed to find network info for sandbox".
+    if record.pod_ips().is_empty() {
+        return Err(NetworkError::NoAddress {
+            network: record.network.name.clone(),
+            origin: record.network.origin(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether `pin` is a network namespace (still pinned: once unmounted it
@@ -498,7 +553,7 @@ fn other_namespace(pin: &OwnedFd) -> bool {
 /// record there is nothing to do; when a DEL fails the record stays, for
 /// the next teardown to try again.
 pub fn detach(dir: &Path) -> Result<(), NetworkError> {
-    let Some(record) = record(dir) else {
+    let Some(record) = record(dir)? else {
         return remove_dir(dir);
     };
     let pin = fs::File::open(node_pin(dir)).ok().map(OwnedFd::from);
@@ -532,7 +587,15 @@ mod tests {
         for kind in kinds {
             let path = dir.join(kind);
             let answer = if *kind == "fail" {
-                r#"echo '{"code":11,"msg":"no IP addresses available"}'; exit 1"#.to_owned()
+                r#"[ "$CNI_COMMAND" = ADD ] && { echo '{"code":11,"msg":"no IP addresses available"}'; exit 1; }; exit 0"#.to_owned()
+            } else if *kind == "quiet" {
+                "exit 0".to_owned()
+            } else if *kind == "stuck" {
+                // Its ADD works; its DEL fails until the flag file is there.
+                format!(
+                    r#"[ "$CNI_COMMAND" = DEL ] && [ ! -e {flag} ] && {{ echo '{{"code":999,"msg":"busy"}}'; exit 1; }}; [ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion":"1.0.0","ips":[{{"address":"10.9.0.8/24"}}]}}'; exit 0"#,
+                    flag = dir.join("unstuck").display()
+                )
             } else {
                 format!(
                     r#"[ "$CNI_COMMAND" = ADD ] && echo '{{"cniVersion":"1.0.0","by":"{kind}","interfaces":[{{"name":"eth0","sandbox":"'$CNI_NETNS'"}}],"ips":[{{"interface":0,"address":"10.9.0.7/24"}}]}}'; exit 0"#
@@ -709,6 +772,59 @@ mod tests {
         assert_eq!(c[1].1["runtimeConfig"], expected);
         assert_eq!(c[2].0, "bandwidth-DEL");
         assert_eq!(c[2].1["runtimeConfig"], expected);
+    }
+
+    #[test]
+    fn an_add_that_answers_nothing_fails_and_is_undone() {
+        let (_tmp, bin, run, net) = scene();
+        let e = add(
+            prepared(&bin, &["bridge", "quiet"]),
+            &request(&[]),
+            Path::new("/ns"),
+            &net,
+            &run,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.ends_with("plugin \"quiet\" answered what is not a CNI result: ADD must answer a result with a cniVersion, not null"), "{e}");
+        let kinds: Vec<String> = calls(&bin).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            kinds,
+            ["bridge-ADD", "quiet-ADD", "quiet-DEL", "bridge-DEL"]
+        );
+        assert!(!record_file(&net).exists());
+    }
+
+    #[test]
+    fn a_del_that_fails_while_undoing_keeps_the_record() {
+        let (_tmp, bin, run, net) = scene();
+        let e = add(
+            prepared(&bin, &["stuck", "fail"]),
+            &request(&[]),
+            Path::new("/ns"),
+            &net,
+            &run,
+        );
+        assert!(e.is_err());
+        // The DEL still owed is tried again by the teardown, and succeeds
+        // once the plugin can.
+        assert!(attached(&net));
+        assert!(detach(&net).unwrap_err().to_string().contains("busy"));
+        fs::write(bin.join("unstuck"), "").unwrap();
+        detach(&net).unwrap();
+        assert!(!net.exists());
+    }
+
+    #[test]
+    fn a_corrupt_record_is_named_and_kept() {
+        let (_tmp, _bin, _run, net) = scene();
+        fs::write(record_file(&net), "{").unwrap();
+        let e = detach(&net).unwrap_err().to_string();
+        assert!(
+            e.contains("record.json: not a network record podrun can tear down from"),
+            "{e}"
+        );
+        assert!(record_file(&net).exists());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! variables, the network configuration on stdin, a result or an error
 //! object on stdout.
 
-use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -85,31 +84,104 @@ fn error_message(stdout: &[u8], stderr: &[u8], status: std::process::ExitStatus)
     }
 }
 
-/// Reads `from` to its end, or until `deadline`.
-fn read_until(from: &std::process::ChildStdout, deadline: Instant) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
+/// Reads the child's stdout and stderr together to their ends (a plugin
+/// that fills one pipe while the other is read must not stall), or until
+/// `deadline`: `None` then.
+fn read_both(
+    out: &std::process::ChildStdout,
+    err: &std::process::ChildStderr,
+    deadline: Instant,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut got = (Vec::new(), Vec::new());
+    let (mut out_open, mut err_open) = (true, true);
     let mut buf = [0u8; 16 * 1024];
-    loop {
+    while out_open || err_open {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return None;
         }
         let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        let mut fds = [PollFd::new(from.as_fd(), PollFlags::POLLIN)];
+        let mut fds = Vec::new();
+        if out_open {
+            fds.push(PollFd::new(out.as_fd(), PollFlags::POLLIN));
+        }
+        if err_open {
+            fds.push(PollFd::new(err.as_fd(), PollFlags::POLLIN));
+        }
         match poll(
             &mut fds,
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
         ) {
             Ok(0) => return None,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return Some(got),
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(true)).collect();
+        let mut ready = ready.into_iter();
+        if out_open && ready.next() == Some(true) {
+            match nix::unistd::read(out.as_fd(), &mut buf) {
+                Ok(0) => out_open = false,
+                Ok(n) => got.0.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => out_open = false,
+            }
+        }
+        if err_open && ready.next() == Some(true) {
+            match nix::unistd::read(err.as_fd(), &mut buf) {
+                Ok(0) => err_open = false,
+                Ok(n) => got.1.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => err_open = false,
+            }
+        }
+    }
+    Some(got)
+}
+
+/// Writes all of `data` to the child's stdin, or gives up at `deadline`
+/// (false); a plugin that closed its stdin early is not an error here.
+fn write_until(to: &std::process::ChildStdin, data: &[u8], deadline: Instant) -> bool {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        let mut fds = [PollFd::new(to.as_fd(), PollFlags::POLLOUT)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return false,
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return Some(out),
+            Err(_) => return true,
         }
-        match nix::unistd::read(from.as_fd(), &mut buf) {
-            Ok(0) => return Some(out),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return Some(out),
+        // At most PIPE_BUF at once: a write that poll said fits never
+        // blocks.
+        match nix::unistd::write(to, &rest[..rest.len().min(4096)]) {
+            Ok(n) => rest = &rest[n..],
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(_) => return true,
         }
+    }
+    true
+}
+
+/// The child's exit, or `None` once `deadline` passes.
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -148,32 +220,45 @@ pub fn run(binary: &Path, kind: &str, call: &Call, config: &Value) -> Result<Val
             path: binary.to_owned(),
             source,
         })?;
-    let input = serde_json::to_vec(config).unwrap_or_default();
-    if let Some(mut stdin) = child.stdin.take() {
-        // A plugin reads its whole configuration before it acts; one that
-        // does not read it fails below with what it says.
-        let _ = stdin.write_all(&input);
-    }
     let deadline = Instant::now() + TIMEOUT;
-    let stdout = child
-        .stdout
-        .take()
-        .and_then(|out| read_until(&out, deadline));
-    let Some(stdout) = stdout else {
+    let input = serde_json::to_vec(config).unwrap_or_default();
+    if let Some(stdin) = child.stdin.take() {
+        // A plugin reads its whole configuration before it acts; one that
+        // does not read it fails below with what it says, or times out.
+        if !write_until(&stdin, &input, deadline) {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(PluginError::Timeout {
+                kind: kind.to_owned(),
+            });
+        }
+    }
+    let timed_out = |child: &mut std::process::Child| {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(PluginError::Timeout {
+        PluginError::Timeout {
             kind: kind.to_owned(),
-        });
+        }
     };
-    let mut stderr = Vec::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_end(&mut stderr);
-    }
-    let status = child.wait().map_err(|source| PluginError::Spawn {
-        path: binary.to_owned(),
-        source,
-    })?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let read = match (&out, &err) {
+        (Some(out), Some(err)) => read_both(out, err, deadline),
+        _ => Some((Vec::new(), Vec::new())),
+    };
+    let Some((stdout, stderr)) = read else {
+        return Err(timed_out(&mut child));
+    };
+    let status = match wait_until(&mut child, deadline) {
+        Ok(Some(status)) => status,
+        Ok(None) => return Err(timed_out(&mut child)),
+        Err(source) => {
+            return Err(PluginError::Spawn {
+                path: binary.to_owned(),
+                source,
+            });
+        }
+    };
     if !status.success() {
         return Err(PluginError::Failed {
             kind: kind.to_owned(),

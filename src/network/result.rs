@@ -44,9 +44,15 @@ pub fn pod_ips(result: &Value) -> Vec<IpAddr> {
             }
         }
     }
-    ips.sort_by_key(|ip| ip.is_ipv6());
-    ips.dedup();
-    ips
+    first_of_each_family(ips)
+}
+
+/// The first IPv4 and the first IPv6 address of `ips`, in that order: the
+/// API server takes at most one of each family in `podIPs`.
+pub fn first_of_each_family(ips: Vec<IpAddr>) -> Vec<IpAddr> {
+    let v4 = ips.iter().find(|ip| ip.is_ipv4()).copied();
+    let v6 = ips.iter().find(|ip| ip.is_ipv6()).copied();
+    v4.into_iter().chain(v6).collect()
 }
 
 #[cfg(test)]
@@ -62,7 +68,7 @@ mod tests {
                 {"interface": 2, "address": "fd00::5/64"},
                 {"interface": 0, "address": "10.1.0.1/24"},
                 {"interface": 2, "address": "10.1.0.5/24", "gateway": "10.1.0.1"},
-                {"address": "10.1.0.5/24"},
+                {"address": "10.1.0.6/24"},
             ],
         });
         let ips: Vec<String> = pod_ips(&result).iter().map(ToString::to_string).collect();

@@ -229,7 +229,15 @@ impl PodSandbox {
         hook: bool,
         timeout: Option<Duration>,
     ) -> Result<CheckId, CheckError> {
-        let net_ns = self.net_ns();
+        // A check to a host it names runs from the node, as the kubelet's
+        // prober does; one to the pod, from the pod's namespace.
+        let names_host = matches!(
+            handler,
+            Handler::Http { host: Some(_), .. }
+                | Handler::Tcp { host: Some(_), .. }
+                | Handler::Grpc { host: Some(_), .. }
+        );
+        let net_ns = if names_host { None } else { self.net_ns() };
         let target = target(&self.containers, &self.base, name);
         // The kubelet calls the pod's IP (the node's, with hostNetwork).
         let pod_ip = self

@@ -76,7 +76,7 @@ pub fn node_ips() -> Vec<std::net::IpAddr> {
             }
         }
     }
-    ips.sort_by_key(|ip| ip.is_ipv6());
+    let mut ips = crate::network::result::first_of_each_family(ips);
     if ips.is_empty() {
         ips.push(IpAddr::from([127, 0, 0, 1]));
     }

@@ -322,7 +322,14 @@ pub fn teardown(dirs: &PodDirs, cgroup: &PodCgroup) -> Result<(), PodError> {
     let detached = network::detach(&dirs.network());
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")
         .map_err(io(Path::new("/proc/self/mountinfo")))?;
+    // The node's pinned namespace stays while a DEL is still owed there.
+    let owed = detached
+        .is_err()
+        .then(|| network::node_pin(&dirs.network()));
     for path in mounts_under(&mountinfo, &[&dirs.run, &dirs.data]) {
+        if owed.as_ref() == Some(&path) {
+            continue;
+        }
         match umount2(&path, MntFlags::MNT_DETACH) {
             Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
             Err(errno) => return Err(PodError::Unmount { path, errno }),
@@ -340,8 +347,11 @@ pub fn teardown(dirs: &PodDirs, cgroup: &PodCgroup) -> Result<(), PodError> {
     Ok(detached?)
 }
 
-/// Removes what teardown keeps: the state directory and the logs.
+/// Removes what teardown keeps: the state directory and the logs (and so
+/// a network record whose DEL kept failing: the node's namespace pinned
+/// for it is let go).
 pub fn forget(dirs: &PodDirs) -> Result<(), PodError> {
+    let _ = umount2(&network::node_pin(&dirs.network()), MntFlags::MNT_DETACH);
     remove_dir_all(&dirs.run)?;
     remove_dir_all(&dirs.logs)
 }

@@ -219,8 +219,11 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
     let sandbox = match rt.run_pod_sandbox(&plan.sandbox, &dirs) {
         Ok(sandbox) => sandbox,
         Err(e) => {
-            // Nothing ran: leave nothing, not even the state.
-            let _ = sandbox_pod::forget(&dirs);
+            // Nothing ran: leave nothing, not even the state; unless the
+            // network still owes a DEL, which `down` tries again from it.
+            if !crate::network::attached(&dirs.network()) {
+                let _ = sandbox_pod::forget(&dirs);
+            }
             return Err(e.into());
         }
     };
