@@ -288,7 +288,7 @@ class RuncPod:
         self.pidfile = {}
         spec = self.default_spec(work)
         for c, args in (("init", ["true"]), ("sidecar", ["sh", "-c", SERVE]), ("app", ["sh", "-c", SERVE])):
-            bundle = work / f"runc-{c}"
+            bundle = work / f"{prefix}-runc-{c}"
             bundle.mkdir(exist_ok=True)
             config = json.loads(json.dumps(spec))
             config["process"]["terminal"] = False
@@ -296,7 +296,7 @@ class RuncPod:
             config["root"] = {"path": str(rootfs), "readonly": True}
             (bundle / "config.json").write_text(json.dumps(config))
             self.bundles[c] = bundle
-            self.pidfile[c] = work / f"runc-{c}.pid"
+            self.pidfile[c] = work / f"{prefix}-runc-{c}.pid"
 
     @staticmethod
     def default_spec(work):
