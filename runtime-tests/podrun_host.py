@@ -72,6 +72,27 @@ def host_interfaces(record):
             if not i.get("sandbox") and i["name"] not in bridges]
 
 
+def links():
+    """The names of this namespace's network interfaces."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
+IPAM = Path("/var/lib/cni/networks")
+
+
+def reservations():
+    """host-local's address reservations: file → the container id in it."""
+    found = {}
+    for f in IPAM.rglob("*") if IPAM.exists() else []:
+        if f.is_file() and not f.name.startswith(("lock", "last_reserved_ip")):
+            try:
+                found[str(f)] = f.read_text().split("\n")[0].strip()
+            except OSError:
+                continue
+    return found
+
+
 def firewall_rules():
     """iptables-save and ip6tables-save of this namespace, one rule a line."""
     lines = []
@@ -87,10 +108,9 @@ def network_leftovers(record):
     if not record:
         return []
     found = []
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    names = {l.split(":")[1].strip().split("@")[0] for l in links.splitlines() if ":" in l}
+    names = links()
     found += [f"link {i}" for i in host_interfaces(record) if i in names]
-    ipam = Path("/var/lib/cni/networks") / record["network"]["name"]
+    ipam = IPAM / record["network"]["name"]
     ips = pod_ips(record)
     found += [f"IP reservation {ipam / ip}" for ip in ips if (ipam / ip).exists()]
     uid = record["containerId"]

@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from conftest import podrun_bin
-from podrun_host import NODE_IP, host_interfaces, network_leftovers, network_record, pod_ips
+from podrun_host import (
+    NODE_IP,
+    firewall_rules,
+    host_interfaces,
+    links,
+    network_leftovers,
+    network_record,
+    reservations,
+)
 from pods import container, manifest, running, start, state, status, stop, up, wait_for, write
 
 PLUGINS = Path("/usr/lib/cni")
@@ -197,13 +205,7 @@ def test_a_host_port_held_by_another_pod_is_refused_and_nothing_is_made(tmp_path
 
 def snapshot():
     """The node's links, address reservations and rules."""
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    names = sorted(l.split(":")[1].strip().split("@")[0] for l in links.splitlines() if ":" in l)
-    ipam = Path("/var/lib/cni/networks")
-    reservations = sorted(str(p) for p in ipam.rglob("*") if p.is_file()
-                          and not p.name.startswith(("lock", "last_reserved_ip"))) if ipam.exists() else []
-    from podrun_host import firewall_rules
-    return names, reservations, sorted(firewall_rules())
+    return sorted(links()), sorted(reservations()), sorted(firewall_rules())
 
 
 def refused(tmp_path, name, conf_dir_files, expected):
@@ -298,11 +300,6 @@ def test_info_shows_the_network_in_use(conf_dir):
     assert "error" not in net
     text = subprocess.run([str(podrun_bin()), "info"], capture_output=True, text=True, timeout=30).stdout
     assert "network      podrun (default on 10.89.0.0/16): bridge, portmap, firewall, bandwidth, loopback" in text
-
-
-def links():
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return {l.split(":")[1].strip().split("@")[0] for l in out.splitlines() if ":" in l}
 
 
 def qdiscs(dev):

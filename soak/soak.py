@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The helpers shared with runtime-tests (standard library only).
 sys.path.insert(0, str(ROOT / "runtime-tests"))
 import podrun_host  # noqa: E402
-from podrun_host import RUN_ROOT, is_zombie, mount_points, proc_stat, ready, start_time  # noqa: E402
+from podrun_host import RUN_ROOT, is_zombie, links, mount_points, proc_stat, ready, reservations, start_time  # noqa: E402
 
 IMAGE = "podrun.local/podrun-soak/busybox:1.35"
 # Every pod the soak makes is named so: at the end, whatever happened, what
@@ -266,23 +266,6 @@ def leftovers(pod, kept_state=False):
     if Path(data_dir).exists():
         found.append(data_dir)
     found += podrun_host.network_leftovers(pod.record)
-    return found
-
-
-def links():
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
-
-
-IPAM = Path("/var/lib/cni/networks")
-
-
-def reservations():
-    """host-local's reservations: address file → the container id in it."""
-    found = {}
-    for f in IPAM.rglob("*") if IPAM.exists() else []:
-        if f.is_file() and not f.name.startswith(("lock", "last_reserved_ip")):
-            found[str(f)] = read(f).split("\n")[0].strip()
     return found
 
 

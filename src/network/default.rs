@@ -39,8 +39,9 @@ pub struct NoSubnet {
     tried: String,
 }
 
-/// One IPv4 route of `/proc/net/route`: its interface, destination, mask.
-fn routes(table: &str) -> impl Iterator<Item = (&str, u32, u32)> {
+/// One IPv4 route of `/proc/net/route`: its interface, destination, mask
+/// (both in host order).
+pub fn routes(table: &str) -> impl Iterator<Item = (&str, u32, u32)> {
     // The kernel writes addresses as the hex of their bytes in memory
     // order: parsed as a little-endian u32, then byte-swapped to network
     // order.

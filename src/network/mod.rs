@@ -681,6 +681,22 @@ mod tests {
         (tmp, bin, run, net)
     }
 
+    /// ADD of a network of fake plugins `kinds`, for a pod without ports.
+    fn add_plain(
+        bin: &Path,
+        run: &Path,
+        net: &Path,
+        kinds: &[&str],
+    ) -> Result<Record, NetworkError> {
+        add(
+            prepared(bin, kinds),
+            &request(&[]),
+            Path::new("/ns"),
+            net,
+            run,
+        )
+    }
+
     fn port(n: u16) -> PortMapping {
         PortMapping {
             host_port: n,
@@ -777,15 +793,9 @@ mod tests {
     #[test]
     fn an_add_that_answers_nothing_fails_and_is_undone() {
         let (_tmp, bin, run, net) = scene();
-        let e = add(
-            prepared(&bin, &["bridge", "quiet"]),
-            &request(&[]),
-            Path::new("/ns"),
-            &net,
-            &run,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = add_plain(&bin, &run, &net, &["bridge", "quiet"])
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("plugin \"quiet\" answered what is not a CNI result: ADD must answer a result with a cniVersion, not null"), "{e}");
         let kinds: Vec<String> = calls(&bin).into_iter().map(|(k, _)| k).collect();
         assert_eq!(
@@ -798,13 +808,7 @@ mod tests {
     #[test]
     fn a_del_that_fails_while_undoing_keeps_the_record() {
         let (_tmp, bin, run, net) = scene();
-        let e = add(
-            prepared(&bin, &["stuck", "fail"]),
-            &request(&[]),
-            Path::new("/ns"),
-            &net,
-            &run,
-        );
+        let e = add_plain(&bin, &run, &net, &["stuck", "fail"]);
         assert!(e.is_err());
         // The DEL still owed is tried again by the teardown, and succeeds
         // once the plugin can.
@@ -830,15 +834,9 @@ mod tests {
     #[test]
     fn a_failed_add_deletes_every_plugin_and_leaves_no_record() {
         let (_tmp, bin, run, net) = scene();
-        let e = add(
-            prepared(&bin, &["bridge", "fail", "firewall"]),
-            &request(&[]),
-            Path::new("/ns"),
-            &net,
-            &run,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = add_plain(&bin, &run, &net, &["bridge", "fail", "firewall"])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("network \"n\" ("), "{e}");
         assert!(
             e.ends_with("): plugin \"fail\" failed: no IP addresses available"),
@@ -902,14 +900,7 @@ mod tests {
     #[test]
     fn a_failed_del_keeps_the_record_for_the_next_teardown() {
         let (_tmp, bin, run, net) = scene();
-        add(
-            prepared(&bin, &["bridge"]),
-            &request(&[]),
-            Path::new("/ns"),
-            &net,
-            &run,
-        )
-        .unwrap();
+        add_plain(&bin, &run, &net, &["bridge"]).unwrap();
         fs::remove_file(bin.join("bridge")).unwrap();
         let e = detach(&net).unwrap_err().to_string();
         assert!(

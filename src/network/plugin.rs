@@ -84,6 +84,31 @@ fn error_message(stdout: &[u8], stderr: &[u8], status: std::process::ExitStatus)
     }
 }
 
+/// `poll` on `fds` until `deadline`: `None` once it has passed (or passes
+/// with nothing ready).
+fn poll_before(fds: &mut [PollFd], deadline: Instant) -> Option<nix::Result<i32>> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+    if ms == 0 {
+        return None;
+    }
+    match poll(fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        Ok(0) => None,
+        ready => Some(ready),
+    }
+}
+
+/// One read of a ready pipe into `into`; `open` goes false at its end.
+fn read_some(from: impl AsFd, into: &mut Vec<u8>, open: &mut bool) {
+    let mut buf = [0u8; 16 * 1024];
+    match nix::unistd::read(from.as_fd(), &mut buf) {
+        Ok(0) => *open = false,
+        Ok(n) => into.extend_from_slice(&buf[..n]),
+        Err(nix::errno::Errno::EINTR) => {}
+        Err(_) => *open = false,
+    }
+}
+
 /// Reads the child's stdout and stderr together to their ends (a plugin
 /// that fills one pipe while the other is read must not stall), or until
 /// `deadline`: `None` then.
@@ -94,13 +119,7 @@ fn read_both(
 ) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut got = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
-    let mut buf = [0u8; 16 * 1024];
     while out_open || err_open {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
         let mut fds = Vec::new();
         if out_open {
             fds.push(PollFd::new(out.as_fd(), PollFlags::POLLIN));
@@ -108,32 +127,21 @@ fn read_both(
         if err_open {
             fds.push(PollFd::new(err.as_fd(), PollFlags::POLLIN));
         }
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => return None,
+        match poll_before(&mut fds, deadline)? {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return Some(got),
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(true)).collect();
-        let mut ready = ready.into_iter();
+        let mut ready = fds
+            .iter()
+            .map(|f| f.any().unwrap_or(true))
+            .collect::<Vec<_>>()
+            .into_iter();
         if out_open && ready.next() == Some(true) {
-            match nix::unistd::read(out.as_fd(), &mut buf) {
-                Ok(0) => out_open = false,
-                Ok(n) => got.0.extend_from_slice(&buf[..n]),
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => out_open = false,
-            }
+            read_some(out, &mut got.0, &mut out_open);
         }
         if err_open && ready.next() == Some(true) {
-            match nix::unistd::read(err.as_fd(), &mut buf) {
-                Ok(0) => err_open = false,
-                Ok(n) => got.1.extend_from_slice(&buf[..n]),
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => err_open = false,
-            }
+            read_some(err, &mut got.1, &mut err_open);
         }
     }
     Some(got)
@@ -144,19 +152,11 @@ fn read_both(
 fn write_until(to: &std::process::ChildStdin, data: &[u8], deadline: Instant) -> bool {
     let mut rest = data;
     while !rest.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
         let mut fds = [PollFd::new(to.as_fd(), PollFlags::POLLOUT)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => return false,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return true,
+        match poll_before(&mut fds, deadline) {
+            None => return false,
+            Some(Ok(_) | Err(nix::errno::Errno::EINTR)) => {}
+            Some(Err(_)) => return true,
         }
         // At most PIPE_BUF at once: a write that poll said fits never
         // blocks.
@@ -221,19 +221,6 @@ pub fn run(binary: &Path, kind: &str, call: &Call, config: &Value) -> Result<Val
             source,
         })?;
     let deadline = Instant::now() + TIMEOUT;
-    let input = serde_json::to_vec(config).unwrap_or_default();
-    if let Some(stdin) = child.stdin.take() {
-        // A plugin reads its whole configuration before it acts; one that
-        // does not read it fails below with what it says, or times out.
-        if !write_until(&stdin, &input, deadline) {
-            drop(stdin);
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(PluginError::Timeout {
-                kind: kind.to_owned(),
-            });
-        }
-    }
     let timed_out = |child: &mut std::process::Child| {
         let _ = child.kill();
         let _ = child.wait();
@@ -241,6 +228,15 @@ pub fn run(binary: &Path, kind: &str, call: &Call, config: &Value) -> Result<Val
             kind: kind.to_owned(),
         }
     };
+    let input = serde_json::to_vec(config).unwrap_or_default();
+    if let Some(stdin) = child.stdin.take() {
+        // A plugin reads its whole configuration before it acts; one that
+        // does not read it fails below with what it says, or times out.
+        if !write_until(&stdin, &input, deadline) {
+            drop(stdin);
+            return Err(timed_out(&mut child));
+        }
+    }
     let (out, err) = (child.stdout.take(), child.stderr.take());
     let read = match (&out, &err) {
         (Some(out), Some(err)) => read_both(out, err, deadline),

@@ -149,6 +149,11 @@ impl PodSandbox {
         &self.base.made.pod_ips
     }
 
+    /// The node's addresses (the pod's `hostIPs`).
+    pub fn node_ips(&self) -> &[std::net::IpAddr] {
+        &self.base.made.node_ips
+    }
+
     /// The pod's cgroup directory.
     pub fn cgroup_dir(&self) -> &Path {
         self.base.made.cgroup.dir()

@@ -173,6 +173,7 @@ pub fn pod_resolv(config: &SandboxConfig) -> Resolv {
 pub fn create(
     dir: &Path,
     config: &SandboxConfig,
+    resolv: &Resolv,
     pod_ips: &[IpAddr],
 ) -> Result<Vec<(PathBuf, String)>, EtcError> {
     fs::create_dir_all(dir).map_err(|source| EtcError::Io {
@@ -197,11 +198,7 @@ pub fn create(
             format!("{}\n", if host_network { node_name } else { hostname }),
             "/etc/hostname",
         ),
-        (
-            "resolv.conf",
-            pod_resolv(config).render(),
-            "/etc/resolv.conf",
-        ),
+        ("resolv.conf", resolv.render(), "/etc/resolv.conf"),
     ];
     let mut out = Vec::new();
     for (file, text, target) in files {

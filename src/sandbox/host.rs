@@ -25,10 +25,9 @@ fn read(path: &str) -> Result<String, HostError> {
 /// The interfaces of the node's default routes (`/proc/net/route`,
 /// `/proc/net/ipv6_route`), IPv4's first.
 fn default_route_interfaces(route: &str, ipv6_route: &str) -> Vec<String> {
-    let v4 = route.lines().skip(1).filter_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(1) == Some(&"00000000") && f.get(7) == Some(&"00000000")).then(|| f[0].to_owned())
-    });
+    let v4 = crate::network::default::routes(route)
+        .filter(|(_, dst, mask)| *dst == 0 && *mask == 0)
+        .map(|(iface, _, _)| iface.to_owned());
     let v6 = ipv6_route.lines().filter_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         (f.len() == 10 && f[0].bytes().all(|b| b == b'0') && f[1] == "00" && f[9] != "lo")

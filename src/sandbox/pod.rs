@@ -79,6 +79,8 @@ pub struct Sandbox {
     /// Its addresses on the node's network (the node's own with
     /// hostNetwork).
     pub pod_ips: Vec<IpAddr>,
+    /// The node's addresses, as the kubelet picks its node IP.
+    pub node_ips: Vec<IpAddr>,
 }
 
 /// A claimed pod name: its run directory, made exclusively and locked
@@ -206,9 +208,11 @@ pub fn create(
     let ns = config.namespaces;
     let kinds = namespaces::wanted(ns.host_network, ns.host_ipc);
     namespaces::create(&dirs.ns(), &kinds, &config.hostname)?;
+    // Read once: the network's `dns` capability and `/etc/resolv.conf`.
+    let resolv = super::etc::pod_resolv(config);
+    let node_ips = super::host::node_ips();
     let pod_ips = match network {
         Some(prepared) => {
-            let resolv = super::etc::pod_resolv(config);
             let request = network::Request {
                 namespace: &config.namespace,
                 name: &config.name,
@@ -231,7 +235,7 @@ pub fn create(
         }
         // A hostNetwork pod's addresses are the node's, as the kubelet
         // reports them.
-        None => super::host::node_ips(),
+        None => node_ips.clone(),
     };
 
     if !ns.host_ipc {
@@ -265,7 +269,7 @@ pub fn create(
         }
         volumes.insert(prepared.name, prepared.host_path);
     }
-    let etc_files = super::etc::create(&dirs.etc(), config, &pod_ips)?;
+    let etc_files = super::etc::create(&dirs.etc(), config, &resolv, &pod_ips)?;
     let shared_pid = ns
         .share_pid
         .then(|| super::pidns::create(&cgroup))
@@ -278,6 +282,7 @@ pub fn create(
         shared_pid,
         etc_files,
         pod_ips,
+        node_ips,
     })
 }
 

@@ -198,7 +198,7 @@ fn addresses(sandbox: &runtime::PodSandbox) -> Addresses {
         |ips: &[std::net::IpAddr]| ips.iter().map(ToString::to_string).collect::<Vec<_>>();
     Addresses {
         pod_ips: strings(sandbox.pod_ips()),
-        host_ips: strings(&crate::sandbox::host::node_ips()),
+        host_ips: strings(sandbox.node_ips()),
     }
 }
 
