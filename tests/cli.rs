@@ -31,6 +31,7 @@ fn validate_accepts_the_examples() {
         ("examples/all-kinds.yaml", "web"),
         ("examples/deployment-sidecar.yaml", "myapp"),
         ("examples/job-sidecar.yaml", "myjob"),
+        ("examples/config-and-secret.yaml", "configured"),
     ] {
         let out = podrun(&["validate", file], None);
         assert!(out.status.success(), "{file}: {}", text(&out.stderr));
@@ -71,11 +72,79 @@ fn validate_refuses_unreadable_and_unparsable_input() {
         "{}",
         text(&out.stderr)
     );
+}
 
-    let two = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: i}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec: {containers: [{name: a, image: i}]}\n";
-    let out = podrun(&["validate", "-"], Some(two));
+const TWO_PODS: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: i}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: b}\nspec:\n  selector: {matchLabels: {app: b}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: a, image: i}]}\n";
+
+#[test]
+fn validate_takes_every_pod_of_a_file_and_warns_of_what_it_ignores() {
+    let out = podrun(&["validate", "-"], Some(TWO_PODS));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "pod/a valid\npod/b valid\n");
+    assert_eq!(
+        text(&out.stderr),
+        "warning: -: ignoring v1 Service \"s\" (document 2): podrun runs Pods, Jobs and Deployments, and reads ConfigMaps and Secrets\n"
+    );
+    let out = podrun(&["plan", "-", "-o", "json"], Some(TWO_PODS));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plans[0]["pod"], "a");
+    assert_eq!(plans[1]["pod"], "b");
+}
+
+const NEEDS_CONFIG: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: i, volumeMounts: [{name: cfg, mountPath: /cfg}]}]\n  volumes: [{name: cfg, configMap: {name: app-config}}]\n";
+
+#[test]
+fn validate_reports_what_up_would_refuse_and_takes_the_objects_given() {
+    let out = podrun(&["validate", "-"], Some(NEEDS_CONFIG));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("more than one Pod, Job or Deployment"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: pod \"x\" cannot run here:\n* volume \"cfg\": configmap \"app-config\" not found"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cm = dir.path().join("cm.yaml");
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\ndata: {k: v}\n",
+    )
+    .expect("write");
+    let cm = cm.to_str().expect("utf-8 path");
+    let out = podrun(&["validate", "-", "--configmap", cm], Some(NEEDS_CONFIG));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "pod/x valid\n");
+
+    // What the sandbox would check on this machine: a hostPath's type.
+    let host = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: i}]\n  volumes: [{name: h, hostPath: {path: /no/such/dir, type: Directory}}, {name: m, hostPath: {path: /no/such/dir2, type: DirectoryOrCreate}}]\n";
+    let out = podrun(&["validate", "-"], Some(host));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: pod \"x\" cannot run here:\n* volume \"h\": hostPath /no/such/dir does not exist (type Directory)\n"
+    );
+
+    // A ConfigMap file that holds a Secret is refused, naming the file.
+    let out = podrun(&["validate", "-", "--secret", cm], Some(NEEDS_CONFIG));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("a file of Secrets holds v1 Secrets only: found v1 ConfigMap \"app-config\" (document 1)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn other_workloads_are_refused_not_ignored() {
+    let set = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: i}]}\n";
+    let out = podrun(&["validate", "-"], Some(set));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: apps/v1 DaemonSet \"agent\" (document 1): podrun does not run DaemonSets (yet): it runs Pods, Jobs and Deployments\n"
+    );
 }
 
 #[test]

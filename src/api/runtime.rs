@@ -128,6 +128,29 @@ pub enum VolumeSource {
     },
     /// `kind` is the hostPath `type` (`""` checks nothing).
     HostPath { path: PathBuf, kind: String },
+    /// A configMap, secret, downwardAPI or projected volume: files the
+    /// runtime writes as the kubelet's atomic writer does (the payload in
+    /// a timestamped `..YYYY_MM_DD_HH_MM_SS.N` directory, `..data` a link
+    /// to it, each top-level name a link into `..data`). Mounted
+    /// read-only, whatever the mount says, as the kubelet mounts them.
+    Projected {
+        files: Vec<ProjectedFile>,
+        /// On a tmpfs (secret, downwardAPI and projected volumes, as the
+        /// kubelet makes them; a configMap's is on disk).
+        memory: bool,
+        /// The pod's `fsGroup`: the files' group, readable by it.
+        fs_group: Option<i64>,
+    },
+}
+
+/// One file of a projected volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectedFile {
+    /// Relative, validated (no `..` element, not starting with `..`).
+    pub path: String,
+    /// Permission bits (0..=0o777).
+    pub mode: u32,
+    pub data: Vec<u8>,
 }
 
 /// How a mount follows mounts made later on the host (Kubernetes'
@@ -161,6 +184,9 @@ pub struct Security {
     pub run_as_non_root: bool,
     /// The pod's `supplementalGroups`, then its `fsGroup`.
     pub supplemental_groups: Vec<i64>,
+    /// `supplementalGroupsPolicy: Strict`: only those, not also the groups
+    /// the image's `/etc/group` gives the user (`Merge`, the default).
+    pub strict_groups: bool,
     pub privileged: bool,
     pub no_new_privs: bool,
     pub read_only_root: bool,

@@ -11,7 +11,8 @@ use super::{Failure, input};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Manifest file (JSON or YAML); `-` reads standard input
+    /// Manifest file (JSON or YAML, one or more documents); `-` reads
+    /// standard input
     file: String,
 }
 
@@ -19,7 +20,15 @@ pub struct Args {
 const FORBIDDEN: &str = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let new = input::load(&args.file)?.pod;
+    let input = input::load(&args.file, &input::ObjectFiles::default())?;
+    for m in input.pods {
+        apply(m.pod)?;
+    }
+    Ok(())
+}
+
+/// One pod of the file, to the running pod of its name.
+fn apply(new: podrun::manifest::Pod) -> Result<(), Failure> {
     let state = super::load(&new.name)?;
     let mut client = super::connect(&state)?;
     let old_text = state

@@ -133,19 +133,27 @@ pub fn run() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Manifest(e)) => {
+        Err(e) => report(e),
+    }
+}
+
+/// Says what failed on stderr; the exit code that tells it: 2 for what
+/// the user gave, 1 for what happened.
+pub fn report(failure: Failure) -> ExitCode {
+    match failure {
+        Failure::Manifest(e) => {
             match &e {
                 ManifestError::Invalid { .. } => eprintln!("{}", kubectl_shape(&e)),
                 _ => eprintln!("error: {e}"),
             }
             ExitCode::from(2)
         }
-        Err(Failure::Input(message)) => {
+        Failure::Input(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
-        Err(Failure::Code(code)) => ExitCode::from(code),
-        Err(Failure::Other(e)) => {
+        Failure::Code(code) => ExitCode::from(code),
+        Failure::Other(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }

@@ -1,65 +1,54 @@
 //! `podrun plan FILE`: effective resources, QoS, cgroup values, start order.
 
 use anyhow::Context;
-use podrun::manifest::Quantity;
-use podrun::plan::{self, NodeFacts, Settings};
-use podrun::sandbox::host;
+use podrun::plan::{self, Settings};
 
 use super::{Failure, Output, input};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Manifest file (JSON or YAML); `-` reads standard input
+    /// Manifest file (JSON or YAML, one or more documents); `-` reads
+    /// standard input
     file: String,
     #[arg(short, long, value_enum, default_value_t)]
     output: Output,
-    /// Plan for a node with this much memory (a quantity such as 16Gi)
-    /// instead of this machine's
-    #[arg(long, value_name = "QUANTITY", value_parser = parse_memory)]
-    node_memory: Option<u64>,
-    /// Plan for a node with this many cpus instead of this machine's
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    node_cpus: Option<u32>,
+    #[command(flatten)]
+    node: input::NodeFlags,
     /// pids.max of the pod cgroup (the kubelet's --pod-max-pids); unlimited if unset
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pod_max_pids: Option<u64>,
 }
 
-fn parse_memory(text: &str) -> Result<u64, String> {
-    let q = Quantity::parse(text).map_err(|e| e.to_string())?;
-    u64::try_from(q.value_ceil())
-        .ok()
-        .filter(|b| *b > 0)
-        .ok_or_else(|| "must be a positive amount of memory".to_owned())
-}
-
 pub fn run(args: Args) -> Result<(), Failure> {
-    let manifest = input::load(&args.file)?;
-    // This machine's facts only where the flags do not give them.
-    let mut node = match (args.node_memory, args.node_cpus) {
-        (Some(memory_bytes), Some(cpus)) => NodeFacts {
-            memory_bytes,
-            cpus,
-            hugepage_sizes: host::hugepage_sizes_on_host(),
-        },
-        _ => host::node_facts().context("reading this machine's facts")?,
-    };
-    if let Some(memory) = args.node_memory {
-        node.memory_bytes = memory;
-    }
-    if let Some(cpus) = args.node_cpus {
-        node.cpus = cpus;
-    }
+    let input = input::load(&args.file, &input::ObjectFiles::default())?;
+    let node = args.node.facts()?;
     let settings = Settings {
         pod_pids_limit: args.pod_max_pids,
     };
-    let plan = plan::plan(&manifest.pod, &node, &settings);
+    let plans: Vec<_> = input
+        .pods
+        .iter()
+        .map(|m| (&m.pod, plan::plan(&m.pod, &node, &settings)))
+        .collect();
     match args.output {
+        // One pod's plan is an object; several pods' an array of them.
         Output::Json => {
-            let json = serde_json::to_string_pretty(&plan).context("encoding the plan")?;
+            let json = match plans.as_slice() {
+                [(_, one)] => serde_json::to_string_pretty(one),
+                many => {
+                    serde_json::to_string_pretty(&many.iter().map(|(_, p)| p).collect::<Vec<_>>())
+                }
+            }
+            .context("encoding the plan")?;
             println!("{json}");
         }
-        Output::Text => print!("{}", plan::render_text(&manifest.pod, &plan)),
+        Output::Text => {
+            let texts: Vec<String> = plans
+                .iter()
+                .map(|(pod, p)| plan::render_text(pod, p))
+                .collect();
+            print!("{}", texts.join("\n"));
+        }
     }
     Ok(())
 }

@@ -11,11 +11,9 @@ use anyhow::{Context, anyhow};
 use nix::fcntl::OFlag;
 use nix::unistd::{ForkResult, fork, pipe2, setsid};
 use podrun::api::state::State;
-use podrun::image::registry::auth::{Keyring, Origin};
 use podrun::lifecycle::Phase;
-use podrun::plan::{self, Settings};
-use podrun::pod::{self, Identity, PodPlan};
-use podrun::sandbox::host;
+use podrun::plan::Settings;
+use podrun::pod::PodPlan;
 use podrun::supervisor::{self, Options};
 
 use super::progress::PullProgress;
@@ -23,95 +21,74 @@ use super::{Failure, input};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Manifest file (JSON or YAML); `-` reads standard input
+    /// Manifest file (JSON or YAML, one or more documents: each Pod, Job
+    /// and Deployment is a pod of its own); `-` reads standard input
     file: String,
     /// pids.max of the pod cgroup (the kubelet's --pod-max-pids); unlimited if unset
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pod_max_pids: Option<u64>,
-    /// Return once the pod is initialized and its apps have started (or
-    /// failed), leaving its supervisor in the background
+    /// Return once each pod is initialized and its apps have started (or
+    /// failed, or are held up), leaving its supervisor in the background
     #[arg(short, long)]
     detach: bool,
-    /// A file of v1 Secrets the pod's imagePullSecrets may name (besides
-    /// those in the manifest's own file); repeatable
-    #[arg(long, value_name = "FILE")]
-    secret: Vec<String>,
+    #[command(flatten)]
+    objects: input::ObjectFiles,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let manifest = input::load(&args.file)?;
-    let mut secrets = manifest.secrets;
-    for file in &args.secret {
-        let text = input::read(file)?;
-        let given = podrun::manifest::parse_secrets(&text)
-            .map_err(|e| Failure::Input(format!("{file}: {e}")))?;
-        secrets.extend(given);
-    }
-    let pod = manifest.pod;
-    let node = host::node_facts().context("reading this machine's facts")?;
+    let input = input::load(&args.file, &args.objects)?;
     let settings = Settings {
         pod_pids_limit: args.pod_max_pids,
     };
-    let resources = plan::plan(&pod, &node, &settings);
-    let id = Identity {
-        uid: podrun::sys::random::uuid_v4()
-            .map_err(|e| anyhow!("making the pod's uid: reading random bytes: {e}"))?,
-        node_name: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    };
-    let mut plan = pod::compile(&pod, &resources, &id).map_err(|unsupported| {
-        Failure::Input(format!(
-            "pod {:?} cannot run here yet:\n* {}",
-            pod.name,
-            unsupported.join("\n* ")
-        ))
-    })?;
-    let (pull_secrets, missing) = pod::pull_secrets(&pod, &secrets);
-    for warning in missing {
-        eprintln!("warning: {warning}");
+    let compiled = input::compile(&input, &input::node()?, &settings)?;
+    drop(input);
+    // Every pod's refusals before any pod is made.
+    let mut plans = Vec::new();
+    let mut refused = Vec::new();
+    for c in compiled {
+        for w in &c.warnings {
+            eprintln!("warning: pod {:?}: {w}", c.name);
+        }
+        match c.plan {
+            Ok(plan) => plans.push(plan),
+            Err(reasons) => refused.push(input::refusal(&c.name, &reasons)),
+        }
     }
-    // A docker config that does not parse is refused, as the API server
-    // refuses such a Secret.
-    for s in &pull_secrets {
-        let origin = Origin::PullSecret(s.name.clone());
-        let parsed = if s.legacy {
-            Keyring::from_dockercfg(&s.data, origin)
-        } else {
-            Keyring::from_docker_config_json(&s.data, origin)
-        };
-        parsed.map_err(|e| Failure::Input(format!("imagePullSecrets: {e}")))?;
+    if !refused.is_empty() {
+        return Err(Failure::Input(refused.join("\nerror: ")));
     }
-    plan.pull_secrets = pull_secrets;
     if !nix::unistd::geteuid().is_root() {
         return Err(Failure::Input(
             "podrun up must run as root (it makes cgroups, namespaces and mounts)".to_owned(),
         ));
     }
-    let images = supervisor::images::refusals(&plan);
-    if !images.is_empty() {
-        return Err(Failure::Input(format!(
-            "pod {:?} cannot start:\n* {}",
-            pod.name,
-            images.join("\n* ")
-        )));
-    }
-    if !resources.admission.admitted {
-        return Err(anyhow!(
-            "pod {:?} does not fit this node: {}",
-            pod.name,
-            resources.admission.reasons.join("; ")
-        )
-        .into());
-    }
-    // The supervisor needs the compiled pod only: what it was compiled
-    // from is not kept for the pod's life.
-    drop((pod, resources));
     if args.detach {
-        return detach(plan);
+        // One after another, each reported; a pod that fails does not
+        // stop the next, as `kubectl apply -f` goes on.
+        let mut failed = 0;
+        for plan in plans {
+            if let Err(e) = detach(plan) {
+                let _ = super::report(e);
+                failed += 1;
+            }
+        }
+        return if failed == 0 {
+            Ok(())
+        } else {
+            Err(Failure::Code(1))
+        };
     }
+    match <[PodPlan; 1]>::try_from(plans) {
+        Ok([plan]) => foreground(plan, String::new()),
+        Err(plans) => foreground_many(plans),
+    }
+}
+
+/// One pod in the foreground: this process is its supervisor.
+fn foreground(plan: PodPlan, prefix: String) -> Result<(), Failure> {
     let options = Options {
         echo: true,
+        prefix,
         ready: None,
         progress: Some(Arc::new(PullProgress::stderr())),
     };
@@ -127,6 +104,98 @@ pub fn run(args: Args) -> Result<(), Failure> {
             Err(anyhow!("pod/{name} {}{why}", phase.as_str()).into())
         }
     }
+}
+
+/// Several pods in the foreground: a supervisor each, in a child of this
+/// process with a process group of its own, so that Ctrl-C (or a SIGTERM
+/// to this process) reaches each exactly once, from here. Output lines
+/// name their pod. Ends when every pod has.
+fn foreground_many(plans: Vec<PodPlan>) -> Result<(), Failure> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+    use nix::unistd::{Pid, setpgid};
+    use podrun::sys::pidfd;
+    let forwarded = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+    let mut mask = SigSet::empty();
+    for s in forwarded {
+        mask.add(s);
+    }
+    // Blocked before the children exist, so that none is lost between a
+    // fork and the wait below; each child unblocks them for its own.
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old)).context("blocking signals")?;
+    // Each child with a pidfd, so that a signal never reaches another
+    // process that has taken the pid of one already reaped.
+    let mut children = Vec::new();
+    for plan in plans {
+        let name = plan.name.clone();
+        // SAFETY: the CLI is single-threaded here; the child runs the
+        // supervisor, which is what this process would otherwise do.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+                let code = match foreground(plan, format!("{name}/")) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        let _ = super::report(e);
+                        1
+                    }
+                };
+                std::process::exit(code)
+            }
+            Ok(ForkResult::Parent { child }) => {
+                // Here too, so that the group is there before a Ctrl-C
+                // could reach the child by the terminal's.
+                let _ = setpgid(child, child);
+                let fd = pidfd::open(child.as_raw() as u32);
+                children.push((child, fd, name));
+            }
+            Err(e) => {
+                // The pods already started are stopped in order, and
+                // waited for, before this fails.
+                for (pid, fd, _) in &children {
+                    pidfd::signal(fd.as_ref(), *pid, Signal::SIGTERM);
+                }
+                let _ = wait_all(children);
+                return Err(anyhow!("starting a supervisor: {e}").into());
+            }
+        }
+    }
+    // A thread takes the blocked signals and passes each to every pod;
+    // it ends with the process.
+    let targets: Vec<_> = children
+        .iter()
+        .map(|(pid, fd, _)| (*pid, fd.as_ref().and_then(|f| f.try_clone().ok())))
+        .collect();
+    std::thread::spawn(move || {
+        while let Ok(sig) = mask.wait() {
+            for (pid, fd) in &targets {
+                pidfd::signal(fd.as_ref(), *pid, sig);
+            }
+        }
+    });
+    if wait_all(children) == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Code(1))
+    }
+}
+
+/// Waits for each child; how many did not end with 0.
+fn wait_all(children: Vec<(nix::unistd::Pid, Option<std::os::fd::OwnedFd>, String)>) -> usize {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    let mut failed = 0;
+    for (pid, _, name) in children {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, 0)) => {}
+            Ok(_) => failed += 1,
+            Err(e) => {
+                eprintln!("error: waiting for the supervisor of pod {name:?}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    failed
 }
 
 /// `up -d`: the supervisor runs in a child of its own session; this
@@ -162,6 +231,7 @@ fn detach(pod: PodPlan) -> Result<(), Failure> {
             });
             let options = Options {
                 echo: false,
+                prefix: String::new(),
                 ready: Some(write_end),
                 progress,
             };
@@ -201,6 +271,17 @@ fn detach(pod: PodPlan) -> Result<(), Failure> {
                         .map(|s| failures(&s))
                         .unwrap_or_default();
                     Err(anyhow!("pod/{} Failed{why}", pod.name).into())
+                }
+                // Held up: the pod stays for the user to look at.
+                "Pending" => {
+                    let why = State::load(&pod.name)
+                        .map(|s| failures(&s))
+                        .unwrap_or_default();
+                    Err(anyhow!(
+                        "pod/{} Pending{why} (the pod is left as it is: `podrun status {0}` shows it, `podrun down {0}` removes it)",
+                        pod.name
+                    )
+                    .into())
                 }
                 "" => Err(anyhow!(
                     "the supervisor of pod {:?} ended without a word (`podrun down {0}` removes what it left)",
@@ -255,7 +336,7 @@ fn failures(state: &State) -> String {
                 "{}: {reason} (exit code {}){message}",
                 s.name, t.exit_code
             ));
-        } else if let Some(w) = waiting {
+        } else if let Some(w) = waiting.filter(|_| podrun::supervisor::held_up(s)) {
             out.push(format!(
                 "{}: {}{}",
                 s.name,

@@ -12,7 +12,7 @@ use super::caps::{self, CapsError};
 use super::rootfs::{BindMount, Propagation, Root, RootfsError};
 use super::spawn::Creds;
 use crate::api::runtime::{self, ContainerConfig, Security, is_rootfs};
-use crate::sandbox::volumes::{VolumeError, resolve_subpath};
+use crate::sandbox::volumes::{VolumeError, is_projected, resolve_subpath};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -211,6 +211,7 @@ fn creds(
         .or(entry.as_ref().map(|(_, gid)| *gid))
         .unwrap_or(0);
     let from_group_file = entry
+        .filter(|_| !security.strict_groups)
         .map(|(name, _)| member_groups(root, &name))
         .unwrap_or_default();
     if non_root && uid == 0 {
@@ -241,14 +242,21 @@ fn mounts(f: &SandboxFacts, c: &ContainerConfig) -> Result<Vec<BindMount>, Confi
             .volumes
             .get(&m.volume)
             .ok_or_else(|| ConfigError::UnknownVolume(m.volume.clone()))?;
+        // A subPath into a configMap, secret, downwardAPI or projected
+        // volume follows its `..data` links, inside the volume.
         let source = match &m.sub_path {
             Some(sub) => resolve_subpath(root, sub)?,
             None => root.clone(),
         };
+        // Those volumes are always read-only, as the kubelet mounts them;
+        // podrun may still make mount points in one for the volumes
+        // mounted beneath it (not in a subPath of it).
+        let projected = is_projected(root);
         out.push(BindMount {
             source,
             target: m.container_path.clone(),
-            read_only: m.read_only,
+            read_only: m.read_only || projected,
+            mount_points: projected && m.sub_path.is_none(),
             propagation: match m.propagation {
                 runtime::Propagation::None => Propagation::Private,
                 runtime::Propagation::HostToContainer => Propagation::Slave,
@@ -318,6 +326,7 @@ pub fn config(
                 source: source.clone(),
                 target: target.clone(),
                 read_only: false,
+                mount_points: false,
                 propagation: Propagation::Private,
                 optional: true,
                 sub_path: false,
@@ -441,6 +450,14 @@ spec:
         assert_eq!(c.caps, 1 << 10);
         assert!(c.no_new_privs);
         assert_eq!(c.root, Root::Dir(root.clone()));
+        // Strict: the pod's groups only, not the image's /etc/group too.
+        let strict = yaml.replace(
+            "fsGroup: 4}",
+            "fsGroup: 4, supplementalGroupsPolicy: Strict}",
+        );
+        let p = pod(&strict.replace("ROOT", &format!("rootfs:{}", root.display())));
+        let c = configure(&facts(&volumes), &p, 0, None).unwrap();
+        assert_eq!(c.creds.groups, [4, 5]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -568,5 +585,56 @@ spec:
             "image \"busybox:1.36\" is not ready for this container"
         );
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_projected_volume_is_mounted_read_only_whatever_the_mount_says() {
+        let pod_dir = tempfile::tempdir().unwrap();
+        let volume = crate::api::runtime::Volume {
+            name: "cfg".to_owned(),
+            source: crate::api::runtime::VolumeSource::Projected {
+                files: vec![crate::api::runtime::ProjectedFile {
+                    path: "app.conf".to_owned(),
+                    mode: 0o644,
+                    data: b"x=1".to_vec(),
+                }],
+                memory: false,
+                fs_group: None,
+            },
+        };
+        let cfg = crate::sandbox::volumes::set_up(pod_dir.path(), &volume).unwrap();
+        let scratch = pod_dir.path().join("scratch");
+        std::fs::create_dir(&scratch).unwrap();
+        let volumes = BTreeMap::from([
+            ("cfg".to_owned(), cfg.host_path.clone()),
+            ("scratch".to_owned(), scratch.clone()),
+        ]);
+        let p = pod(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  volumes: [{name: cfg, emptyDir: {}}, {name: scratch, emptyDir: {}}]
+  containers:
+  - name: c
+    image: "rootfs:/"
+    command: [x]
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/app, readOnly: false}
+    - {name: cfg, mountPath: /etc/app.conf, subPath: app.conf}
+    - {name: scratch, mountPath: /scratch}
+"#);
+        let c = configure(&facts(&volumes), &p, 0, None).unwrap();
+        let at = |target: &str| c.mounts.iter().find(|m| m.target == target).unwrap();
+        assert!(at("/etc/app").read_only && at("/etc/app").mount_points);
+        let sub = at("/etc/app.conf");
+        assert!(sub.read_only && sub.sub_path && !sub.mount_points);
+        let data = std::fs::read_link(cfg.host_path.join("..data")).unwrap();
+        assert_eq!(
+            sub.source,
+            std::fs::canonicalize(cfg.host_path.join(data).join("app.conf")).unwrap(),
+            "the file in the timestamped directory"
+        );
+        assert!(!at("/scratch").read_only && !at("/scratch").mount_points);
     }
 }

@@ -113,6 +113,11 @@ pub struct BindMount {
     pub source: PathBuf,
     pub target: String,
     pub read_only: bool,
+    /// Mount points for volumes mounted under it may be made in `source`
+    /// though it is read-only: the directory of a configMap, secret,
+    /// downwardAPI or projected volume, podrun's own on the host (where
+    /// the kubelet's MakeNestedMountpoints makes them too).
+    pub mount_points: bool,
     pub propagation: Propagation,
     /// Left out, rather than an error, where the host's root has no such
     /// path (the pod's `/etc` files on `rootfs:/`).
@@ -198,6 +203,7 @@ struct Layer {
     /// Its mount point inside, relative and resolved.
     inside: PathBuf,
     source: PathBuf,
+    /// No mount point may be made in it.
     read_only: bool,
 }
 
@@ -728,7 +734,7 @@ pub fn build(view: &View) -> Result<Vec<Step>, RootfsError> {
             layers.volumes.push(Layer {
                 inside,
                 source: m.source.clone(),
-                read_only: m.read_only,
+                read_only: m.read_only && !m.mount_points,
             });
         }
     }
@@ -752,6 +758,7 @@ mod tests {
             source: source.to_owned(),
             target: target.to_owned(),
             read_only,
+            mount_points: false,
             propagation: Propagation::Private,
             optional: false,
             sub_path: false,
@@ -881,6 +888,7 @@ mod tests {
             source: resolved.clone(),
             target: "/mnt".to_owned(),
             read_only: false,
+            mount_points: false,
             propagation: Propagation::Private,
             optional: false,
             sub_path: true,
@@ -899,6 +907,7 @@ mod tests {
             source: volume.clone(),
             target: "/data".to_owned(),
             read_only: true,
+            mount_points: false,
             propagation: Propagation::Private,
             optional: false,
             sub_path: tree.is_some(),
@@ -1089,6 +1098,20 @@ mod tests {
         assert!(matches!(err, RootfsError::InReadOnlyVolume { .. }), "{err}");
         assert!(err.to_string().contains("/etc/hosts"), "{err}");
         assert!(!etc.join("hosts").exists());
+        // A configMap-like volume, read-only to the container but
+        // podrun's on the host, gets the mount point made in it.
+        let projected = View {
+            mounts: vec![
+                BindMount {
+                    mount_points: true,
+                    ..volume_at(&etc, "/etc", true)
+                },
+                volume_at(&data, "/etc/nested", false),
+            ],
+            ..view.clone()
+        };
+        build(&projected).unwrap();
+        assert!(etc.join("nested").is_dir());
         // One it already has is mounted on.
         fs::write(etc.join("hosts"), "").unwrap();
         build(&read_only).unwrap();

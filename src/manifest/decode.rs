@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::ManifestError;
 use super::field::{FieldError, FieldPath};
+use super::{ManifestError, Objects, reading};
 
 /// The kinds of object podrun runs a pod from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum Object {
     Deployment(Box<Deployment>),
 }
 
-pub use k8s_openapi::api::core::v1::Secret;
+pub use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 impl Object {
     pub fn workload(&self) -> Workload {
@@ -64,7 +64,7 @@ impl Object {
     }
 }
 
-/// The decoded object and what was noticed on the way.
+/// One pod-bearing object of the file, decoded.
 #[derive(Debug, Clone)]
 pub struct Decoded {
     pub object: Object,
@@ -73,10 +73,28 @@ pub struct Decoded {
     /// Fields the Kubernetes types do not have, reported with validation's
     /// errors so that all of a manifest's problems come at once.
     pub unknown_fields: Vec<FieldError>,
-    pub warnings: Vec<String>,
-    /// The file's v1 Secrets (a pod's imagePullSecrets may name them).
-    pub secrets: Vec<Secret>,
 }
+
+/// What a file holds, as `kubectl apply -f` takes it: its Pods, Jobs and
+/// Deployments in order, its ConfigMaps and Secrets, and what was
+/// noticed on the way.
+#[derive(Debug)]
+pub struct DecodedFile {
+    pub pods: Vec<Result<Decoded, ManifestError>>,
+    pub objects: Objects,
+    pub warnings: Vec<String>,
+}
+
+/// Kinds that carry pods which podrun does not run (yet): refused, not
+/// ignored, since the user means them to run.
+const OTHER_WORKLOADS: [(&str, &str); 6] = [
+    ("DaemonSet", "apps/v1"),
+    ("StatefulSet", "apps/v1"),
+    ("ReplicaSet", "apps/v1"),
+    ("ReplicationController", "v1"),
+    ("CronJob", "batch/v1"),
+    ("PodTemplate", "v1"),
+];
 
 /// A top-level document of the file, with its 1-based position.
 struct Document {
@@ -101,15 +119,24 @@ impl Document {
     }
 }
 
-pub fn decode(text: &str) -> Result<Decoded, ManifestError> {
-    let documents = split_documents(text)?;
-    let mut warnings = Vec::new();
+/// The file's documents and what reading them noticed.
+struct Documents {
+    documents: Vec<Document>,
+    warnings: Vec<String>,
+}
+
+pub fn decode(text: &str) -> Result<DecodedFile, ManifestError> {
+    let Documents {
+        documents,
+        mut warnings,
+    } = split_documents(text)?;
     let mut pods = Vec::new();
-    let mut others = Vec::new();
+    let mut objects = Objects::default();
+    let mut refused = Vec::new();
+    let mut ignored = Vec::new();
     for doc in documents {
-        match Workload::from_kind(&doc.kind) {
-            Some(w) if doc.api_version == w.api_version() => pods.push((w, doc)),
-            Some(w) => {
+        if let Some(w) = Workload::from_kind(&doc.kind) {
+            if doc.api_version != w.api_version() {
                 return Err(ManifestError::UnsupportedVersion {
                     document: doc.number,
                     kind: doc.kind,
@@ -117,80 +144,112 @@ pub fn decode(text: &str) -> Result<Decoded, ManifestError> {
                     expected: w.api_version(),
                 });
             }
-            None => others.push(doc),
+            pods.push(decode_strict(w, &doc));
+            continue;
+        }
+        match (doc.kind.as_str(), doc.api_version.as_str()) {
+            ("ConfigMap", "v1") => objects.config_maps.push(config_map(&doc)?),
+            ("Secret", "v1") => objects.secrets.push(secret(&doc)?),
+            (kind, _) if OTHER_WORKLOADS.iter().any(|(k, _)| *k == kind) => {
+                refused.push(format!(
+                    "{}: podrun does not run {kind}s (yet): it runs Pods, Jobs and Deployments",
+                    doc.describe()
+                ));
+            }
+            _ => ignored.push(doc),
         }
     }
-    if pods.len() > 1 {
-        let found: Vec<String> = pods.iter().map(|(_, d)| d.describe()).collect();
-        return Err(ManifestError::ManyPods(found.join(", ")));
+    if !refused.is_empty() {
+        return Err(ManifestError::Unrunnable(refused.join("\n")));
     }
-    let Some((workload, doc)) = pods.pop() else {
-        let found: Vec<String> = others.iter().map(Document::describe).collect();
+    if pods.is_empty() {
+        let found: Vec<String> = ignored.iter().map(Document::describe).collect();
         return Err(ManifestError::NoPod(if found.is_empty() {
             "the file holds no Kubernetes object".to_owned()
         } else {
             format!("found {}", found.join(", "))
         }));
-    };
-    let mut secrets = Vec::new();
-    for other in &others {
-        if other.kind == "Secret" && other.api_version == "v1" {
-            secrets.push(secret(other)?);
-            continue;
-        }
+    }
+    for other in &ignored {
         warnings.push(format!(
-            "ignoring {}: podrun runs only Pods, Jobs and Deployments (and reads Secrets)",
+            "ignoring {}: podrun runs Pods, Jobs and Deployments, and reads ConfigMaps and Secrets",
             other.describe()
         ));
     }
-    let (object, unknown_fields) = decode_strict(workload, &doc)?;
-    Ok(Decoded {
-        object,
-        name: doc.name,
-        unknown_fields,
+    Ok(DecodedFile {
+        pods,
+        objects,
         warnings,
-        secrets,
     })
 }
 
-/// A file of Secrets only (`podrun up --secret FILE`).
-pub fn decode_secrets(text: &str) -> Result<Vec<Secret>, ManifestError> {
-    let mut secrets = Vec::new();
-    for doc in split_documents(text)? {
-        if doc.kind != "Secret" || doc.api_version != "v1" {
-            return Err(ManifestError::NotSecrets(doc.describe()));
+/// A file of ConfigMaps or of Secrets only (`podrun up --configmap FILE`,
+/// `--secret FILE`), and what reading it noticed.
+pub fn decode_objects(
+    text: &str,
+    kind: &'static str,
+) -> Result<(Objects, Vec<String>), ManifestError> {
+    let Documents {
+        documents,
+        warnings,
+    } = split_documents(text)?;
+    let mut objects = Objects::default();
+    for doc in documents {
+        match (doc.kind.as_str(), doc.api_version.as_str()) {
+            ("ConfigMap", "v1") if kind == "ConfigMap" => {
+                objects.config_maps.push(config_map(&doc)?)
+            }
+            ("Secret", "v1") if kind == "Secret" => objects.secrets.push(secret(&doc)?),
+            _ => {
+                return Err(ManifestError::NotObjects {
+                    kind,
+                    found: doc.describe(),
+                });
+            }
         }
-        secrets.push(secret(&doc)?);
     }
-    Ok(secrets)
+    Ok((objects, warnings))
 }
 
-/// A v1 Secret, decoded strictly; `stringData` folded into `data` as the
-/// API server does.
-fn secret(doc: &Document) -> Result<Secret, ManifestError> {
+/// A v1 ConfigMap, decoded strictly (the caller validates it).
+fn config_map(doc: &Document) -> Result<ConfigMap, ManifestError> {
     let mut errors = Vec::new();
-    let Some(mut secret) = strict::<Secret>(&doc.value, &mut errors).filter(|_| errors.is_empty())
-    else {
-        return Err(ManifestError::Invalid {
-            kind: "Secret",
+    let map = strict::<ConfigMap>(&doc.value, &mut errors);
+    match map {
+        Some(map) if errors.is_empty() => Ok(map),
+        _ => Err(ManifestError::Invalid {
+            kind: "ConfigMap",
             name: doc.name.clone(),
             errors,
-        });
-    };
-    if let Some(string_data) = secret.string_data.take() {
+        }),
+    }
+}
+
+/// A v1 Secret, decoded strictly, `stringData` folded into `data` as the
+/// API server does (the caller validates it).
+fn secret(doc: &Document) -> Result<Secret, ManifestError> {
+    let mut errors = Vec::new();
+    let mut secret = strict::<Secret>(&doc.value, &mut errors);
+    if let Some(secret) = &mut secret
+        && let Some(string_data) = secret.string_data.take()
+    {
         let data = secret.data.get_or_insert_with(Default::default);
         for (k, v) in string_data {
             data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
         }
     }
-    Ok(secret)
+    match secret {
+        Some(secret) if errors.is_empty() => Ok(secret),
+        _ => Err(ManifestError::Invalid {
+            kind: "Secret",
+            name: doc.name.clone(),
+            errors,
+        }),
+    }
 }
 
 /// The object and its unknown fields, or the shape error that stopped it.
-fn decode_strict(
-    workload: Workload,
-    doc: &Document,
-) -> Result<(Object, Vec<FieldError>), ManifestError> {
+fn decode_strict(workload: Workload, doc: &Document) -> Result<Decoded, ManifestError> {
     let mut errors = Vec::new();
     let result = match workload {
         Workload::Pod => strict::<Pod>(&doc.value, &mut errors).map(|p| Object::Pod(Box::new(p))),
@@ -200,7 +259,11 @@ fn decode_strict(
         }
     };
     match result {
-        Some(object) => Ok((object, errors)),
+        Some(object) => Ok(Decoded {
+            object,
+            name: doc.name.clone(),
+            unknown_fields: errors,
+        }),
         None => Err(ManifestError::Invalid {
             kind: workload.kind(),
             name: doc.name.clone(),
@@ -265,25 +328,100 @@ fn shape_error(path: &serde_path_to_error::Path, message: &str) -> FieldError {
     FieldError::wrong_type(path, message.to_owned())
 }
 
-fn split_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
-    let values = if looks_like_json(text) {
-        parse_json(text)?
+fn split_documents(text: &str) -> Result<Documents, ManifestError> {
+    let (values, warnings) = if looks_like_json(text) {
+        reading::read(|| parse_json(text))
     } else {
-        // kubectl reads YAML 1.1: 010 is octal 8, as it is there.
-        let mut options = serde_saphyr::Options::default();
-        options.legacy_octal_numbers = true;
-        serde_saphyr::from_multiple_with_options::<Option<StrictValue>>(text, options)
-            .map_err(|e| ManifestError::Syntax(format!("yaml: {e}")))?
-            .into_iter()
-            .flatten()
-            .map(|v| v.0)
-            .collect()
+        parse_yaml(text)
     };
     let mut documents = Vec::new();
-    for (i, value) in values.into_iter().enumerate() {
+    for (i, value) in values?.into_iter().enumerate() {
         expand_list(value, i + 1, &mut documents)?;
     }
-    Ok(documents)
+    Ok(Documents {
+        documents,
+        warnings,
+    })
+}
+
+type Read = (Result<Vec<Value>, ManifestError>, Vec<String>);
+
+/// YAML as kubectl's go-yaml reads it: YAML 1.1 (010 is octal 8), the
+/// last of duplicated keys kept, and `\'` taken as `'` inside a
+/// double-quoted string (go-yaml's escape, which YAML itself lacks); with
+/// the warnings of the reading that succeeded.
+fn parse_yaml(text: &str) -> Read {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    loop {
+        let mut options = serde_saphyr::Options::default();
+        options.legacy_octal_numbers = true;
+        options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::LastWins;
+        let (parsed, warnings) = reading::read(|| {
+            serde_saphyr::from_multiple_with_options::<Option<StrictValue>>(&text, options)
+        });
+        let e = match parsed {
+            Ok(values) => {
+                let values = values.into_iter().flatten().map(|v| v.0).collect();
+                return (Ok(values), warnings);
+            }
+            Err(e) => e,
+        };
+        let escapes = e
+            .location()
+            .map(|at| quote_escapes_at(&text, at.line(), at.column()))
+            .unwrap_or_default();
+        if escapes.is_empty() {
+            return (Err(ManifestError::Syntax(format!("yaml: {e}"))), Vec::new());
+        }
+        // Each round mends one scalar, so this ends; from the last, so
+        // that the offsets before it hold.
+        for offset in escapes.into_iter().rev() {
+            text.to_mut().replace_range(offset..offset + 2, "'");
+        }
+    }
+}
+
+/// The byte offsets of the `\'`s of the double-quoted scalar that starts
+/// at a 1-based line and column (the YAML parser stops there, at the
+/// scalar's start, on an escape it does not know); none when the scalar
+/// holds another unknown escape, which stays an error.
+fn quote_escapes_at(text: &str, line: u64, column: u64) -> Vec<usize> {
+    let Some(start) = position(text, line, column) else {
+        return Vec::new();
+    };
+    let mut chars = text[start..].char_indices();
+    if chars.next().map(|(_, c)| c) != Some('"') {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return found,
+            '\\' => match chars.next().map(|(_, c)| c) {
+                Some('\'') => found.push(start + i),
+                Some(
+                    '0' | 'a' | 'b' | 't' | '\t' | 'n' | 'v' | 'f' | 'r' | 'e' | ' ' | '"' | '/'
+                    | '\\' | 'N' | '_' | 'L' | 'P' | 'x' | 'u' | 'U' | '\n' | '\r',
+                ) => {}
+                _ => return Vec::new(),
+            },
+            _ => {}
+        }
+    }
+    Vec::new()
+}
+
+/// The byte offset of a 1-based line and column (in characters).
+fn position(text: &str, line: u64, column: u64) -> Option<usize> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        let skip = usize::try_from(line - 2).ok()?;
+        text.match_indices('\n').nth(skip)?.0 + 1
+    };
+    let column = usize::try_from(column.max(1) - 1).ok()?;
+    let at = text[line_start..].char_indices().nth(column)?.0;
+    Some(line_start + at)
 }
 
 fn looks_like_json(text: &str) -> bool {
@@ -294,6 +432,7 @@ fn looks_like_json(text: &str) -> bool {
 
 /// JSON input: one object, or several objects one after another (as
 /// `kubectl get -o json` piped together produces).
+/// kubectl's reader keeps the last of duplicated keys here too.
 fn parse_json(text: &str) -> Result<Vec<Value>, ManifestError> {
     let text = text.trim_start_matches('\u{feff}');
     let mut out = Vec::new();
@@ -372,9 +511,8 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// A JSON value that refuses duplicate keys, as the API server's strict
-/// decoder does (`duplicate field "image"`); serde_json's own `Value` keeps
-/// the last silently.
+/// A JSON value whose duplicated keys are noted (kubectl keeps the last
+/// silently; podrun keeps it too, and says so).
 struct StrictValue(Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
@@ -446,7 +584,12 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
+        let _document = reading::Depth::enter();
+        loop {
+            let _index = reading::At::index(out.len());
+            let Some(StrictValue(v)) = seq.next_element()? else {
+                break;
+            };
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -454,10 +597,12 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = BTreeMap::new();
+        let _document = reading::Depth::enter();
         while let Some(key) = map.next_key::<MapKey>()? {
+            let _key = reading::At::key(&key.0);
             let StrictValue(value) = map.next_value()?;
-            if out.insert(key.0.clone(), value).is_some() {
-                return Err(de::Error::custom(format!("duplicate field {:?}", key.0)));
+            if out.insert(key.0, value).is_some() {
+                reading::duplicate();
             }
         }
         Ok(Value::Object(out.into_iter().collect()))
@@ -484,12 +629,19 @@ impl<'de> Deserialize<'de> for MapKey {
 mod tests {
     use super::*;
 
+    /// The file's one pod, decoded.
+    fn one(text: &str) -> Decoded {
+        let mut file = decode(text).unwrap();
+        assert_eq!(file.pods.len(), 1);
+        file.pods.remove(0).unwrap()
+    }
+
     fn errors_of(text: &str) -> Vec<String> {
-        match decode(text) {
-            Err(ManifestError::Invalid { errors, .. }) => {
+        match decode(text).map(|mut f| f.pods.remove(0)) {
+            Ok(Err(ManifestError::Invalid { errors, .. })) => {
                 errors.iter().map(ToString::to_string).collect()
             }
-            Ok(d) if !d.unknown_fields.is_empty() => {
+            Ok(Ok(d)) if !d.unknown_fields.is_empty() => {
                 d.unknown_fields.iter().map(ToString::to_string).collect()
             }
             other => panic!("expected field errors, got {other:?}"),
@@ -500,12 +652,12 @@ mod tests {
 
     #[test]
     fn decodes_a_pod_from_yaml_and_json() {
-        let d = decode(POD).unwrap();
+        let d = one(POD);
         assert_eq!(d.object.workload(), Workload::Pod);
         assert_eq!(d.name, "x");
         let json = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},
             "spec":{"containers":[{"name":"a","image":"i"}]}}"#;
-        assert_eq!(decode(json).unwrap().name, "x");
+        assert_eq!(one(json).name, "x");
     }
 
     #[test]
@@ -543,29 +695,163 @@ mod tests {
     }
 
     #[test]
-    fn refuses_duplicate_keys() {
-        let json = r#"{"apiVersion":"v1","kind":"Pod","kind":"Pod"}"#;
-        assert!(
-            matches!(decode(json), Err(ManifestError::Syntax(m)) if m.contains("duplicate field \"kind\""))
+    fn duplicated_keys_keep_the_last_value_with_a_warning() {
+        // As kubectl reads them (go-yaml, and encoding/json for JSON).
+        let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: a\n    image: first\n    image: second\n";
+        let file = decode(yaml).unwrap();
+        assert_eq!(
+            file.warnings,
+            [
+                "document 1: spec.containers[0].image: the key is given twice; the last value is used, as kubectl does"
+            ]
         );
-        let yaml = "apiVersion: v1\nkind: Pod\nkind: Pod\n";
-        assert!(matches!(decode(yaml), Err(ManifestError::Syntax(_))));
+        let Ok(Decoded {
+            object: Object::Pod(pod),
+            ..
+        }) = &file.pods[0]
+        else {
+            panic!("{:?}", file.pods)
+        };
+        assert_eq!(
+            pod.spec.as_ref().unwrap().containers[0].image.as_deref(),
+            Some("second")
+        );
+        let json = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x","name":"y"},"spec":{"containers":[{"name":"a","image":"i"}]}}"#;
+        let file = decode(json).unwrap();
+        assert_eq!(file.warnings.len(), 1, "{:?}", file.warnings);
+        assert!(file.warnings[0].starts_with("document 1: metadata.name:"));
+        assert_eq!(file.pods[0].as_ref().unwrap().name, "y");
     }
 
     #[test]
-    fn one_pod_bearing_document_only() {
-        let two = format!("{POD}---\n{POD}");
-        assert!(matches!(decode(&two), Err(ManifestError::ManyPods(_))));
+    fn a_quote_escaped_in_double_quotes_is_a_quote() {
+        // go-yaml's `\'`, which the Kubernetes docs' envars-file-container.yaml uses.
+        let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: a\n    image: i\n    command: [\"sh\", \"-c\", \"echo \\'a\\' \\\"b\\\" it\\'s\"]\n";
+        let Object::Pod(pod) = one(yaml).object else {
+            panic!()
+        };
+        assert_eq!(
+            pod.spec.unwrap().containers[0].command.as_ref().unwrap()[2],
+            "echo 'a' \"b\" it's"
+        );
+        // In single quotes a backslash is text.
+        let single = yaml.replace("\"echo \\'a\\' \\\"b\\\" it\\'s\"", "'echo \\a\\ it''s'");
+        let Object::Pod(pod) = one(&single).object else {
+            panic!()
+        };
+        assert_eq!(
+            pod.spec.unwrap().containers[0].command.as_ref().unwrap()[2],
+            "echo \\a\\ it's"
+        );
+        // Any other unknown escape is still an error, with its place.
+        let bad = yaml.replace("\\'a", "\\qa");
+        let Err(ManifestError::Syntax(message)) = decode(&bad) else {
+            panic!()
+        };
+        assert!(message.contains("line 8"), "{message}");
+    }
+
+    #[test]
+    fn warnings_are_those_of_the_reading_that_succeeded() {
+        let first = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: i, command: [\"it\\'s\", \"\\'x\\'\"]}]}\n";
+        let second = "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n  - name: c\n    image: i\n    image: j\n";
+        let file = decode(&format!("{first}---\n{second}")).unwrap();
+        assert_eq!(
+            file.warnings,
+            [
+                "document 2: spec.containers[0].image: the key is given twice; the last value is used, as kubectl does"
+            ]
+        );
+        let Ok(Decoded {
+            object: Object::Pod(pod),
+            ..
+        }) = &file.pods[0]
+        else {
+            panic!("{:?}", file.pods)
+        };
+        assert_eq!(
+            pod.spec.as_ref().unwrap().containers[0].command,
+            Some(vec!["it's".to_owned(), "'x'".to_owned()])
+        );
+    }
+
+    #[test]
+    fn every_pod_of_a_file_and_its_objects() {
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: b}\n";
+        let two = format!("{POD}---\n{cm}---\n{}", POD.replace("name: x", "name: z"));
+        let file = decode(&two).unwrap();
+        let names: Vec<String> = file.pods.into_iter().map(|p| p.unwrap().name).collect();
+        assert_eq!(names, ["x", "z"]);
+        assert_eq!(file.objects.config_maps.len(), 1);
+        assert!(file.warnings.is_empty());
         let with_service =
             format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n---\n{POD}");
         let d = decode(&with_service).unwrap();
-        assert_eq!(d.warnings.len(), 1, "{:?}", d.warnings);
+        assert_eq!(
+            d.warnings,
+            [
+                "ignoring v1 Service \"s\" (document 1): podrun runs Pods, Jobs and Deployments, and reads ConfigMaps and Secrets"
+            ]
+        );
         assert!(matches!(
             decode("apiVersion: v1\nkind: Service\n"),
             Err(ManifestError::NoPod(_))
         ));
         assert!(matches!(decode(""), Err(ManifestError::NoPod(_))));
         assert!(matches!(decode("---\n---\n"), Err(ManifestError::NoPod(_))));
+        let set =
+            format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db}}\n---\n{POD}");
+        assert!(matches!(
+            decode(&set),
+            Err(ManifestError::Unrunnable(m)) if m.contains("StatefulSet \"db\" (document 1): podrun does not run StatefulSets")
+        ));
+    }
+
+    #[test]
+    fn config_maps_and_secrets_are_validated() {
+        let bad = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{'a b': x, ok: z}}\nbinaryData: {{ok: eg==}}\n---\n{POD}"
+        );
+        match crate::manifest::parse_all(&bad) {
+            Err(ManifestError::Invalid { kind, errors, .. }) => {
+                assert_eq!(kind, "ConfigMap");
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                assert_eq!(errors.len(), 2, "{errors:?}");
+                assert!(
+                    errors[0].starts_with("data[a b]: Invalid value: \"a b\": a valid config key"),
+                    "{errors:?}"
+                );
+                assert_eq!(
+                    errors[1],
+                    "data[ok]: Invalid value: \"ok\": duplicate of key present in binaryData"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let tls = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\ntype: kubernetes.io/tls\nstringData: {{tls.crt: x}}\n---\n{POD}"
+        );
+        match crate::manifest::parse_all(&tls) {
+            Err(ManifestError::Invalid { kind, errors, .. }) => {
+                assert_eq!(kind, "Secret");
+                assert_eq!(errors.len(), 1);
+                assert_eq!(errors[0].to_string(), "data[tls.key]: Required value");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (objects, _) = decode_objects(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {k: v}\n",
+            "Secret",
+        )
+        .unwrap();
+        assert_eq!(objects.secrets[0].data.as_ref().unwrap()["k"].0, b"v");
+        assert!(matches!(
+            decode_objects(POD, "ConfigMap"),
+            Err(ManifestError::NotObjects {
+                kind: "ConfigMap",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -591,13 +877,13 @@ mod tests {
     fn lists_are_flattened() {
         let json = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},
             "spec":{"containers":[{"name":"a","image":"i"}]}}]}"#;
-        assert_eq!(decode(json).unwrap().name, "x");
+        assert_eq!(one(json).name, "x");
     }
 
     #[test]
     fn numbers_are_accepted_as_quantities() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: a\n    image: i\n    resources: {requests: {cpu: 0.5, memory: 1e3}}\n";
-        let Object::Pod(pod) = decode(text).unwrap().object else {
+        let Object::Pod(pod) = one(text).object else {
             panic!()
         };
         let c = &pod.spec.unwrap().containers[0];

@@ -1,7 +1,9 @@
 //! The API server's defaulting (`pkg/apis/core/v1/defaults.go`) for the
 //! fields podrun acts on, applied before validation as the API server does.
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
+use k8s_openapi::api::core::v1::{
+    Container, DownwardAPIVolumeFile, ObjectFieldSelector, PodSpec, Probe, Volume,
+};
 
 use super::quantity::Quantity;
 
@@ -25,6 +27,11 @@ pub const PROBE_TIMEOUT_SECONDS: i32 = 1;
 pub const PROBE_PERIOD_SECONDS: i32 = 10;
 pub const PROBE_SUCCESS_THRESHOLD: i32 = 1;
 pub const PROBE_FAILURE_THRESHOLD: i32 = 3;
+/// The mode of a configMap's, secret's, downwardAPI's or projected
+/// volume's files (`defaultMode`).
+pub const VOLUME_FILE_MODE: i32 = 0o644;
+/// A projected service account token's `expirationSeconds`.
+pub const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
 
 pub fn apply(spec: &mut PodSpec) {
     text(&mut spec.restart_policy, "Always");
@@ -47,7 +54,47 @@ pub fn apply(spec: &mut PodSpec) {
         if let Some(host_path) = v.host_path.as_mut() {
             host_path.type_.get_or_insert_with(String::new);
         }
+        volume_files(v);
     }
+}
+
+/// The file modes of configMap, secret, downwardAPI and projected volumes
+/// and the downward API's `apiVersion` (pointers in Go: only an absent
+/// field is defaulted).
+fn volume_files(v: &mut Volume) {
+    if let Some(s) = v.config_map.as_mut() {
+        s.default_mode.get_or_insert(VOLUME_FILE_MODE);
+    }
+    if let Some(s) = v.secret.as_mut() {
+        s.default_mode.get_or_insert(VOLUME_FILE_MODE);
+    }
+    if let Some(s) = v.downward_api.as_mut() {
+        s.default_mode.get_or_insert(VOLUME_FILE_MODE);
+        downward_items(s.items.as_mut());
+    }
+    if let Some(s) = v.projected.as_mut() {
+        s.default_mode.get_or_insert(VOLUME_FILE_MODE);
+        for source in s.sources.iter_mut().flatten() {
+            if let Some(d) = source.downward_api.as_mut() {
+                downward_items(d.items.as_mut());
+            }
+            if let Some(t) = source.service_account_token.as_mut() {
+                t.expiration_seconds.get_or_insert(TOKEN_EXPIRATION_SECONDS);
+            }
+        }
+    }
+}
+
+fn downward_items(items: Option<&mut Vec<DownwardAPIVolumeFile>>) {
+    for item in items.into_iter().flatten() {
+        if let Some(r) = item.field_ref.as_mut() {
+            field_selector(r);
+        }
+    }
+}
+
+fn field_selector(r: &mut ObjectFieldSelector) {
+    text(&mut r.api_version, "v1");
 }
 
 fn container(c: &mut Container) {
@@ -58,6 +105,11 @@ fn container(c: &mut Container) {
     text(&mut c.image_pull_policy, pull);
     text(&mut c.termination_message_path, "/dev/termination-log");
     text(&mut c.termination_message_policy, "File");
+    for e in c.env.iter_mut().flatten() {
+        if let Some(r) = e.value_from.as_mut().and_then(|f| f.field_ref.as_mut()) {
+            field_selector(r);
+        }
+    }
     for p in c.ports.iter_mut().flatten() {
         text(&mut p.protocol, "TCP");
     }

@@ -40,6 +40,14 @@ impl fmt::Display for FieldPath {
     }
 }
 
+/// `path['key']` → (`path`, `key`), as apimachinery's
+/// `fieldpath.SplitMaybeSubscriptedPath` splits a downward API field path.
+pub fn split_subscript(field_path: &str) -> Option<(&str, &str)> {
+    let inner = field_path.strip_suffix("']")?;
+    let (path, key) = inner.split_once("['")?;
+    (!path.is_empty()).then_some((path, key))
+}
+
 /// The offending value, printed as the API server prints it: strings quoted,
 /// numbers bare.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,10 @@ pub struct Plan {
     pub admission: Admission,
     #[serde(skip)]
     pub why: Why,
+    /// The node it was planned for: its capacity stands for the limits a
+    /// container does not set, in the downward API.
+    #[serde(skip)]
+    pub node: NodeFacts,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +214,7 @@ pub fn plan(pod: &Pod, node: &NodeFacts, settings: &Settings) -> Plan {
             limits,
             unlimited_by,
         },
+        node: node.clone(),
     }
 }
 

@@ -1,16 +1,18 @@
 //! One container of the manifest → what the runtime is given to create it
 //! (the kubelet's `generateContainerConfig`): the environment resolved
-//! (downward API, `$(VAR)`), `command` and `args` expanded, volume mounts
-//! with their `subPathExpr` expanded, and the pod's and the container's
-//! security settings merged. A reference podrun cannot resolve (a Secret
-//! it does not have) is the kubelet's `CreateContainerConfigError`: the
-//! container waits with it.
+//! (`envFrom`, ConfigMap and Secret keys, downward API, `$(VAR)`),
+//! `command` and `args` expanded, volume mounts with their `subPathExpr`
+//! expanded, and the pod's and the container's security settings merged.
+//! A reference podrun cannot resolve (a Secret it was not given) is the
+//! kubelet's `CreateContainerConfigError`: the container waits with it.
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSecurityContext};
+use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, PodSecurityContext};
 
-use super::expand::{expand, resolve_env};
+use super::expand::expand;
+use super::projection::{self, DownwardError, Given};
+use super::sandbox;
 use crate::api::runtime::{ContainerConfig, DEFAULT_PATH, Mount, Propagation, Security};
 use crate::manifest::Pod;
 
@@ -53,82 +55,130 @@ pub fn uses_addresses(pod: &Pod) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// The kubelet's words for a ConfigMap or Secret that is not there.
     #[error("{kind} {name:?} not found")]
     NotFound { kind: &'static str, name: String },
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    MissingKey {
+        kind: &'static str,
+        key: String,
+        namespace: String,
+        name: String,
+    },
+    /// The CRI carries variables as UTF-8 strings, so the kubelet's runtime
+    /// call fails on such a value; podrun says why before.
+    #[error(
+        "key {key} of Secret {namespace}/{name} is not UTF-8 text, which an environment variable cannot carry"
+    )]
+    NotText {
+        key: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("env {name:?}: {source}")]
+    Downward { name: String, source: DownwardError },
     #[error("env {name:?}: {what} is not available in podrun")]
     Unavailable { name: String, what: String },
 }
 
-/// A `valueFrom` this pod can answer; `None` leaves the variable out (an
-/// optional reference to what is not there).
-fn value_from(f: &PodFacts, e: &EnvVar) -> Result<Option<String>, ConfigError> {
-    let Some(from) = &e.value_from else {
-        return Ok(Some(e.value.clone().unwrap_or_default()));
-    };
-    let unavailable = |what: String| ConfigError::Unavailable {
-        name: e.name.clone(),
-        what,
-    };
+/// A Secret's value as a variable's text.
+fn text(bytes: &[u8], key: &str, namespace: &str, name: &str) -> Result<String, ConfigError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| ConfigError::NotText {
+        key: key.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+/// A `valueFrom` this pod can answer, as the kubelet's
+/// `makeEnvironmentVariables` resolves it; `None` leaves the variable out
+/// (an optional reference to what is not there).
+fn value_from(
+    f: &PodFacts,
+    given: &Given,
+    c: &Container,
+    e: &EnvVar,
+    from: &EnvVarSource,
+) -> Result<Option<String>, ConfigError> {
+    let namespace = f.pod.namespace.as_str();
     if let Some(r) = &from.field_ref {
-        let meta = f.pod.template_metadata.as_ref().unwrap_or(&f.pod.metadata);
-        let key = |prefix: &str| {
-            r.field_path
-                .strip_prefix(prefix)
-                .and_then(|k| k.strip_prefix("['"))
-                .and_then(|k| k.strip_suffix("']"))
-                .map(str::to_owned)
-        };
         let value = match r.field_path.as_str() {
-            "metadata.name" => Some(f.pod.name.clone()),
-            "metadata.namespace" => Some(f.pod.namespace.clone()),
-            "metadata.uid" => Some(f.uid.to_owned()),
-            "spec.nodeName" => Some(f.node_name.to_owned()),
+            // `spec.host` is what old clients call spec.nodeName.
+            "spec.nodeName" | "spec.host" => f.node_name.to_owned(),
             // As the kubelet gives them: the first address, or all of
             // them joined by commas.
-            "status.podIP" => Some(f.addresses.pod_ips.first().cloned().unwrap_or_default()),
-            "status.podIPs" => Some(f.addresses.pod_ips.join(",")),
-            "status.hostIP" => Some(f.addresses.host_ips.first().cloned().unwrap_or_default()),
-            "status.hostIPs" => Some(f.addresses.host_ips.join(",")),
-            "spec.serviceAccountName" => Some(
-                f.pod
-                    .spec
-                    .service_account_name
-                    .clone()
-                    .unwrap_or_else(|| "default".to_owned()),
-            ),
-            path => {
-                if let Some(k) = key("metadata.labels") {
-                    Some(f.pod.labels.get(&k).cloned().unwrap_or_default())
-                } else if let Some(k) = key("metadata.annotations") {
-                    Some(
-                        meta.annotations
-                            .as_ref()
-                            .and_then(|a| a.get(&k))
-                            .cloned()
-                            .unwrap_or_default(),
-                    )
-                } else {
-                    return Err(unavailable(format!("fieldRef {path}")));
+            "status.podIP" => f.addresses.pod_ips.first().cloned().unwrap_or_default(),
+            "status.podIPs" => f.addresses.pod_ips.join(","),
+            "status.hostIP" => f.addresses.host_ips.first().cloned().unwrap_or_default(),
+            "status.hostIPs" => f.addresses.host_ips.join(","),
+            "spec.serviceAccountName" => f
+                .pod
+                .spec
+                .service_account_name
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            path => projection::object_field(f.pod, f.uid, path).map_err(|source| {
+                ConfigError::Downward {
+                    name: e.name.clone(),
+                    source,
                 }
-            }
+            })?,
         };
-        return Ok(value);
+        return Ok(Some(value));
     }
-    // podrun has no ConfigMaps or Secrets: a reference finds nothing.
+    if let Some(r) = &from.resource_field_ref {
+        // Without a container name, the variable's own container.
+        let container = r
+            .container_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&c.name);
+        return projection::resource_value(f.pod, container, r, given.node)
+            .map(Some)
+            .map_err(|source| ConfigError::Downward {
+                name: e.name.clone(),
+                source,
+            });
+    }
+    let key = |kind: &'static str, name: &str, key: &str, optional: Option<bool>, value| match value
+    {
+        Some(value) => Result::map(value, Some),
+        None if optional == Some(true) => Ok(None),
+        None => Err(ConfigError::MissingKey {
+            kind,
+            key: key.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }),
+    };
     if let Some(r) = &from.config_map_key_ref {
-        return missing("configmap", &r.name, r.optional).map(|()| None);
+        let Some(cm) = given.objects.config_map(namespace, &r.name) else {
+            return missing("configmap", &r.name, r.optional).map(|()| None);
+        };
+        // Only `data`: the kubelet does not read binaryData here.
+        let value = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .cloned()
+            .map(Ok);
+        return key("ConfigMap", &r.name, &r.key, r.optional, value);
     }
     if let Some(r) = &from.secret_key_ref {
-        return missing("secret", &r.name, r.optional).map(|()| None);
+        let Some(secret) = given.objects.secret(namespace, &r.name) else {
+            return missing("secret", &r.name, r.optional).map(|()| None);
+        };
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|v| text(&v.0, &r.key, namespace, &r.name));
+        return key("Secret", &r.name, &r.key, r.optional, value);
     }
-    Err(unavailable(
-        if from.resource_field_ref.is_some() {
-            "resourceFieldRef"
-        } else {
-            "fileKeyRef"
-        }
-        .to_owned(),
-    ))
+    Err(ConfigError::Unavailable {
+        name: e.name.clone(),
+        what: "fileKeyRef".to_owned(),
+    })
 }
 
 /// A source that is not there: fine when optional.
@@ -143,40 +193,94 @@ fn missing(kind: &'static str, name: &str, optional: Option<bool>) -> Result<(),
     }
 }
 
-/// PATH and HOSTNAME, then the container's own variables, resolved in
-/// order.
-fn environment(f: &PodFacts, c: &Container) -> Result<Vec<(String, String)>, ConfigError> {
-    let base = vec![
-        ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
-        // A hostNetwork pod has the node's hostname.
-        (
-            "HOSTNAME".to_owned(),
-            if f.pod.spec.host_network == Some(true) {
-                f.node_name
-            } else {
-                f.hostname
-            }
-            .to_owned(),
-        ),
-    ];
-    for from in c.env_from.iter().flatten() {
-        if let Some(r) = &from.config_map_ref {
-            missing("configmap", &r.name, r.optional)?;
-        }
-        if let Some(r) = &from.secret_ref {
-            missing("secret", &r.name, r.optional)?;
+/// Variables in the order of their first definition; a later definition
+/// of a name replaces its value.
+#[derive(Default)]
+struct Variables(Vec<(String, String)>);
+
+impl Variables {
+    fn set(&mut self, name: String, value: String) {
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
+            Some(entry) => entry.1 = value,
+            None => self.0.push((name, value)),
         }
     }
-    let mut env = Vec::new();
-    for e in c.env.iter().flatten() {
-        if let Some(value) = value_from(f, e)? {
-            env.push((e.name.clone(), value));
-        }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
-    Ok(resolve_env(&base, &env))
 }
 
-fn mounts(c: &Container, env: &[(String, String)]) -> Vec<Mount> {
+/// PATH and HOSTNAME, then the variables of `envFrom` (in its order, each
+/// source's keys sorted, with its prefix), then `env` in order over them,
+/// as the kubelet makes them: an `env` entry replaces a variable of the
+/// same name, a `value` may refer to any variable defined before it
+/// (`envFrom`'s included), and what a `valueFrom` gives is taken as it
+/// is, unexpanded. With the names the container sets itself.
+fn environment(f: &PodFacts, given: &Given, c: &Container) -> Result<Environment, ConfigError> {
+    let mut vars = Variables::default();
+    vars.set("PATH".to_owned(), DEFAULT_PATH.to_owned());
+    // A hostNetwork pod has the node's hostname.
+    let hostname = if f.pod.spec.host_network == Some(true) {
+        f.node_name
+    } else {
+        f.hostname
+    };
+    vars.set("HOSTNAME".to_owned(), hostname.to_owned());
+    let mut own = BTreeSet::new();
+    let namespace = f.pod.namespace.as_str();
+    // Every key is taken, prefixed: with Kubernetes' relaxed variable
+    // names (the default since 1.32), the kubelet skips none, and a key
+    // and prefix the API server accepts always make a valid name.
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        if let Some(r) = &from.config_map_ref {
+            match given.objects.config_map(namespace, &r.name) {
+                Some(cm) => {
+                    for (k, v) in cm.data.iter().flatten() {
+                        own.insert(format!("{prefix}{k}"));
+                        vars.set(format!("{prefix}{k}"), v.clone());
+                    }
+                }
+                None => missing("configmap", &r.name, r.optional)?,
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            match given.objects.secret(namespace, &r.name) {
+                Some(secret) => {
+                    for (k, v) in secret.data.iter().flatten() {
+                        own.insert(format!("{prefix}{k}"));
+                        vars.set(format!("{prefix}{k}"), text(&v.0, k, namespace, &r.name)?);
+                    }
+                }
+                None => missing("secret", &r.name, r.optional)?,
+            }
+        }
+    }
+    for e in c.env.iter().flatten() {
+        let raw = e.value.as_deref().unwrap_or_default();
+        let value = match &e.value_from {
+            Some(from) if raw.is_empty() => value_from(f, given, c, e, from)?,
+            _ => Some(expand(raw, |name| vars.get(name))),
+        };
+        if let Some(value) = value {
+            own.insert(e.name.clone());
+            vars.set(e.name.clone(), value);
+        }
+    }
+    Ok(Environment { vars: vars.0, own })
+}
+
+/// A container's variables, resolved, and the names it sets itself.
+struct Environment {
+    vars: Vec<(String, String)>,
+    own: BTreeSet<String>,
+}
+
+fn mounts(f: &PodFacts, c: &Container, env: &[(String, String)]) -> Vec<Mount> {
     let lookup = |name: &str| {
         env.iter()
             .rev()
@@ -194,7 +298,9 @@ fn mounts(c: &Container, env: &[(String, String)]) -> Vec<Mount> {
                 (_, Some(e)) if !e.is_empty() => Some(expand(e, lookup)),
                 _ => None,
             },
-            read_only: m.read_only == Some(true),
+            // The kubelet mounts ConfigMap, Secret and downward API data
+            // read-only, whatever the mount says.
+            read_only: m.read_only == Some(true) || sandbox::is_api_data(&f.pod.spec, &m.name),
             propagation: match m.mount_propagation.as_deref() {
                 Some("HostToContainer") => Propagation::HostToContainer,
                 Some("Bidirectional") => Propagation::Bidirectional,
@@ -232,13 +338,28 @@ fn security(pod: Option<&PodSecurityContext>, c: &Container) -> Security {
         read_only_root: own.and_then(|s| s.read_only_root_filesystem) == Some(true),
         add_capabilities: caps.and_then(|c| c.add.clone()).unwrap_or_default(),
         drop_capabilities: caps.and_then(|c| c.drop.clone()).unwrap_or_default(),
+        strict_groups: pod.and_then(|p| p.supplemental_groups_policy.as_deref()) == Some("Strict"),
     }
 }
 
-/// The runtime's configuration of container `c` (its cgroup values and
-/// oom_score_adj come from the plan, filled in by the caller).
+/// The runtime's configuration of container `c` of a pod given no
+/// ConfigMaps or Secrets, on a node of unknown capacity ([`config_with`]).
 pub fn config(f: &PodFacts, c: &Container) -> Result<ContainerConfig, ConfigError> {
-    let env = environment(f, c)?;
+    config_with(f, &Given::nothing(), c)
+}
+
+/// The runtime's configuration of container `c`, its environment and
+/// mounts from what is `given` (its cgroup values and oom_score_adj come
+/// from the plan, filled in by the caller).
+pub fn config_with(
+    f: &PodFacts,
+    given: &Given,
+    c: &Container,
+) -> Result<ContainerConfig, ConfigError> {
+    let Environment {
+        vars: env,
+        own: own_env,
+    } = environment(f, given, c)?;
     let lookup = |name: &str| {
         env.iter()
             .rev()
@@ -248,13 +369,12 @@ pub fn config(f: &PodFacts, c: &Container) -> Result<ContainerConfig, ConfigErro
     let expanded = |v: &Option<Vec<String>>| -> Vec<String> {
         v.iter().flatten().map(|a| expand(a, lookup)).collect()
     };
-    let own_env: BTreeSet<String> = c.env.iter().flatten().map(|e| e.name.clone()).collect();
     Ok(ContainerConfig {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),
         command: expanded(&c.command),
         args: expanded(&c.args),
-        mounts: mounts(c, &env),
+        mounts: mounts(f, c, &env),
         working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
         security: security(f.pod.spec.security_context.as_ref(), c),
         env,
@@ -267,6 +387,15 @@ pub fn config(f: &PodFacts, c: &Container) -> Result<ContainerConfig, ConfigErro
 /// The hostname of a pod, as the kubelet makes it: `spec.hostname` or the
 /// pod's name, cut to 63 characters without a trailing `-` or `.`.
 pub fn hostname(pod: &Pod) -> String {
+    // `hostnameOverride` is taken as it is (validated as a subdomain).
+    if let Some(o) = pod
+        .spec
+        .hostname_override
+        .as_deref()
+        .filter(|o| !o.is_empty())
+    {
+        return o.to_owned();
+    }
     let name = pod
         .spec
         .hostname
@@ -280,7 +409,8 @@ pub fn hostname(pod: &Pod) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
+    use crate::manifest::{self, Objects};
+    use crate::plan::NodeFacts;
 
     fn pod(yaml: &str) -> Pod {
         manifest::parse(yaml).unwrap().pod
@@ -351,8 +481,85 @@ spec:
                 read_only_root: false,
                 add_capabilities: vec!["NET_BIND_SERVICE".to_owned()],
                 drop_capabilities: vec!["ALL".to_owned()],
+                strict_groups: false,
             }
         );
+    }
+
+    fn objects() -> Objects {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let meta = |name: &str| ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
+        let bytes = |pairs: &[(&str, &[u8])]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
+                    .collect(),
+            )
+        };
+        Objects {
+            config_maps: vec![ConfigMap {
+                metadata: meta("cm"),
+                data: Some(
+                    [
+                        ("LEVEL", "debug"),
+                        ("PATH", "/opt/bin"),
+                        ("with.dot", "ok"),
+                        ("REF", "$(LEVEL)"),
+                    ]
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                ),
+                binary_data: bytes(&[("blob", b"\x00\x01")]),
+                ..Default::default()
+            }],
+            secrets: vec![
+                Secret {
+                    metadata: meta("s"),
+                    data: bytes(&[("user", b"admin"), ("raw", &[0xff, 0xfe])]),
+                    ..Default::default()
+                },
+                Secret {
+                    metadata: meta("t"),
+                    data: bytes(&[("user", b"root"), ("pass", b"x")]),
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    static NODE: NodeFacts = NodeFacts {
+        memory_bytes: 8 << 30,
+        cpus: 4,
+        hugepage_sizes: Vec::new(),
+    };
+
+    /// Each container's configuration given `objects()` and `NODE`, or
+    /// its error's text.
+    fn configs(p: &Pod) -> Vec<Result<ContainerConfig, String>> {
+        let objects = objects();
+        let given = Given {
+            objects: &objects,
+            node: Some(&NODE),
+        };
+        p.init_containers()
+            .iter()
+            .chain(&p.spec.containers)
+            .map(|c| config_with(&facts(p), &given, c).map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    fn value<'a>(c: &'a ContainerConfig, name: &str) -> Option<&'a str> {
+        c.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
@@ -363,27 +570,169 @@ kind: Pod
 metadata: {name: web}
 spec:
   containers:
-  - {name: a, image: "rootfs:/", command: [x], env: [{name: K, valueFrom: {secretKeyRef: {name: s, key: k}}}]}
-  - {name: b, image: "rootfs:/", command: [x], envFrom: [{configMapRef: {name: cm}}]}
-  - {name: c, image: "rootfs:/", command: [x], env: [{name: R, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}]}
-  - {name: d, image: "rootfs:/", command: [x], envFrom: [{secretRef: {name: s, optional: true}}]}
+  - {name: a, image: "rootfs:/", env: [{name: K, valueFrom: {secretKeyRef: {name: gone, key: k}}}]}
+  - {name: b, image: "rootfs:/", envFrom: [{configMapRef: {name: gone}}]}
+  - {name: c, image: "rootfs:/", env: [{name: K, valueFrom: {configMapKeyRef: {name: cm, key: nope}}}]}
+  - {name: d, image: "rootfs:/", env: [{name: K, valueFrom: {secretKeyRef: {name: s, key: nope}}}]}
+  - {name: e, image: "rootfs:/", env: [{name: K, valueFrom: {configMapKeyRef: {name: cm, key: blob}}}]}
+  - {name: f, image: "rootfs:/", env: [{name: K, valueFrom: {secretKeyRef: {name: s, key: raw}}}]}
+  - {name: g, image: "rootfs:/", envFrom: [{secretRef: {name: s}}]}
+  - {name: h, image: "rootfs:/", env: [{name: R, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage}}}]}
+  - {name: i, image: "rootfs:/", env: [{name: R, valueFrom: {resourceFieldRef: {containerName: nobody, resource: limits.cpu}}}]}
+  - {name: j, image: "rootfs:/", envFrom: [{secretRef: {name: gone, optional: true}}]}
 "#);
-        let errors: Vec<String> = p
-            .spec
-            .containers
-            .iter()
-            .map(|c| match config(&facts(&p), c) {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => e.to_string(),
-            })
+        let errors: Vec<String> = configs(&p)
+            .into_iter()
+            .map(|c| c.map_or_else(|e| e, |_| "ok".to_owned()))
             .collect();
         assert_eq!(
             errors,
             [
-                "secret \"s\" not found",
-                "configmap \"cm\" not found",
-                "env \"R\": resourceFieldRef is not available in podrun",
+                "secret \"gone\" not found",
+                "configmap \"gone\" not found",
+                "couldn't find key nope in ConfigMap default/cm",
+                "couldn't find key nope in Secret default/s",
+                // binaryData is not the environment's.
+                "couldn't find key blob in ConfigMap default/cm",
+                "key raw of Secret default/s is not UTF-8 text, which an environment variable cannot carry",
+                "key raw of Secret default/s is not UTF-8 text, which an environment variable cannot carry",
+                "env \"R\": limits.ephemeral-storage of container \"h\": it sets no limit, and podrun does not know this node's ephemeral storage capacity to stand for it",
+                "env \"R\": container nobody not found",
                 "ok",
+            ]
+        );
+        // Without objects or a node, as `config` is called.
+        let c = &p.spec.containers[2];
+        assert_eq!(
+            config(&facts(&p), c).unwrap_err().to_string(),
+            "configmap \"cm\" not found"
+        );
+    }
+
+    #[test]
+    fn env_from_comes_first_and_env_overrides_it() {
+        let p = pod(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  initContainers:
+  - name: side
+    image: "rootfs:/"
+    restartPolicy: Always
+    resources: {limits: {memory: 64Mi}}
+  containers:
+  - name: app
+    image: "rootfs:/"
+    command: ["run", "$(CFG_LEVEL)", "$(USER)"]
+    resources: {limits: {cpu: 500m}}
+    envFrom:
+    - {configMapRef: {name: cm}, prefix: CFG_}
+    - {configMapRef: {name: cm}}
+    - {secretRef: {name: t, optional: true}, prefix: "my-"}
+    - {configMapRef: {name: absent, optional: true}}
+    env:
+    - {name: LEVEL, value: "info+$(LEVEL)"}
+    - {name: USER, valueFrom: {secretKeyRef: {name: s, key: user}}}
+    - {name: COPY, valueFrom: {configMapKeyRef: {name: cm, key: REF}}}
+    - {name: GONE, valueFrom: {configMapKeyRef: {name: cm, key: nope, optional: true}}}
+    - {name: GONE2, valueFrom: {secretKeyRef: {name: absent, key: k, optional: true}}}
+    - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}
+    - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+    - {name: SIDE_MEM, valueFrom: {resourceFieldRef: {containerName: side, resource: limits.memory, divisor: 1Mi}}}
+    - {name: NODE_ALIAS, valueFrom: {fieldRef: {fieldPath: spec.host}}}
+"#);
+        let all = configs(&p);
+        // The sidecar's PATH is the default, no source of its own.
+        let side = all[0].as_ref().unwrap();
+        assert_eq!(value(side, "PATH"), Some(DEFAULT_PATH));
+        let c = all[1].as_ref().unwrap();
+        // Sources in order, each one's keys sorted, then env over them;
+        // a name keeps its first place.
+        let names: Vec<&str> = c.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PATH",
+                "HOSTNAME",
+                "CFG_LEVEL",
+                "CFG_PATH",
+                "CFG_REF",
+                "CFG_with.dot",
+                "LEVEL",
+                "REF",
+                "with.dot",
+                "my-pass",
+                "my-user",
+                "USER",
+                "COPY",
+                "CPU",
+                "MEM",
+                "SIDE_MEM",
+                "NODE_ALIAS",
+            ]
+        );
+        // envFrom's PATH replaces the default.
+        assert_eq!(value(c, "PATH"), Some("/opt/bin"));
+        // A `value` refers to envFrom's variables; what a source gives is
+        // taken as it is, unexpanded.
+        assert_eq!(value(c, "LEVEL"), Some("info+debug"));
+        assert_eq!(value(c, "REF"), Some("$(LEVEL)"));
+        assert_eq!(value(c, "COPY"), Some("$(LEVEL)"));
+        assert_eq!(value(c, "USER"), Some("admin"));
+        assert_eq!(value(c, "my-user"), Some("root"));
+        assert_eq!(value(c, "GONE"), None);
+        assert_eq!(value(c, "GONE2"), None);
+        assert_eq!(value(c, "CPU"), Some("500"));
+        // No memory limit: the node's.
+        assert_eq!(value(c, "MEM"), Some("8192"));
+        assert_eq!(value(c, "SIDE_MEM"), Some("64"));
+        assert_eq!(value(c, "NODE_ALIAS"), Some("node-1"));
+        assert_eq!(c.command, ["run", "debug", "admin"]);
+        assert!(c.own_env.contains("CFG_LEVEL") && c.own_env.contains("PATH"));
+        assert!(!c.own_env.contains("GONE") && !c.own_env.contains("HOSTNAME"));
+    }
+
+    #[test]
+    fn api_data_volumes_are_mounted_read_only() {
+        let p = pod(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: a
+    image: "rootfs:/"
+    volumeMounts:
+    - {name: cm, mountPath: /cm, readOnly: false}
+    - {name: sec, mountPath: /sec}
+    - {name: down, mountPath: /down}
+    - {name: proj, mountPath: /proj}
+    - {name: scratch, mountPath: /scratch}
+    - {name: ro, mountPath: /ro, readOnly: true}
+  volumes:
+  - {name: cm, configMap: {name: cm}}
+  - {name: sec, secret: {secretName: s}}
+  - {name: down, downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}}
+  - {name: proj, projected: {sources: [{configMap: {name: cm}}]}}
+  - {name: scratch, emptyDir: {}}
+  - {name: ro, emptyDir: {}}
+"#);
+        let c = config(&facts(&p), &p.spec.containers[0]).unwrap();
+        let read_only: Vec<(&str, bool)> = c
+            .mounts
+            .iter()
+            .map(|m| (m.volume.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            read_only,
+            [
+                ("cm", true),
+                ("sec", true),
+                ("down", true),
+                ("proj", true),
+                ("scratch", false),
+                ("ro", true),
             ]
         );
     }
@@ -398,5 +747,7 @@ spec:
         assert_eq!(hostname(&p), "a".repeat(62));
         p.spec.hostname = Some("db".to_owned());
         assert_eq!(hostname(&p), "db");
+        p.spec.hostname_override = Some("db.example.test".to_owned());
+        assert_eq!(hostname(&p), "db.example.test");
     }
 }

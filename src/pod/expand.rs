@@ -4,8 +4,6 @@
 //! when it is not; `$$` is a literal `$` (so `$$(NAME)` gives `$(NAME)`);
 //! any other `$`, and an unterminated `$(`, stay as written.
 
-use std::collections::HashMap;
-
 /// Expands `input` with the variables `lookup` knows.
 pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(input.len());
@@ -51,31 +49,10 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// Resolves a container's `env` list in order: each value may refer to the
-/// variables defined before it (and to `base`, e.g. the image's). Later
-/// definitions of a name replace earlier ones. Returns name → value.
-pub fn resolve_env(base: &[(String, String)], env: &[(String, String)]) -> Vec<(String, String)> {
-    let mut values: HashMap<String, String> = base.iter().cloned().collect();
-    let mut order: Vec<String> = base.iter().map(|(k, _)| k.clone()).collect();
-    for (name, raw) in env {
-        let value = expand(raw, |v| values.get(v).cloned());
-        if !values.contains_key(name) {
-            order.push(name.clone());
-        }
-        values.insert(name.clone(), value);
-    }
-    order
-        .into_iter()
-        .map(|k| {
-            let v = values.get(&k).cloned().unwrap_or_default();
-            (k, v)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars
@@ -117,32 +94,5 @@ mod tests {
         ] {
             assert_eq!(expand(input, &vars), expected, "{input:?}");
         }
-    }
-
-    #[test]
-    fn env_refers_to_what_came_before() {
-        let base = [("PATH".to_owned(), "/bin".to_owned())];
-        let env: Vec<(String, String)> = [
-            ("A", "a"),
-            ("B", "$(A)-b"),
-            ("C", "$(D)"),
-            ("D", "d"),
-            ("PATH", "$(PATH):/opt"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        let resolved = resolve_env(&base, &env);
-        let get = |k: &str| {
-            resolved
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("B"), Some("a-b"));
-        // D is defined after C: C keeps the reference as written.
-        assert_eq!(get("C"), Some("$(D)"));
-        assert_eq!(get("PATH"), Some("/bin:/opt"));
-        assert_eq!(resolved[0].0, "PATH");
     }
 }

@@ -9,16 +9,18 @@
 pub mod container;
 mod expand;
 pub mod handler;
+pub mod projection;
 pub mod sandbox;
+pub mod unhonoured;
 
 use crate::api::runtime::{ContainerConfig, Handler, SandboxConfig};
-use crate::manifest::{Pod, defaults};
+use crate::manifest::{Objects, Pod, defaults};
 use crate::plan::{Plan, QosClass};
 
 pub use crate::api::runtime::{DEFAULT_PATH, RootfsFormError, is_rootfs, rootfs_dir};
 pub use crate::manifest::ContainerKind;
 pub use container::hostname;
-pub use expand::{expand, resolve_env};
+pub use expand::expand;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartPolicy {
@@ -100,6 +102,8 @@ pub struct ContainerPlan {
     pub liveness_probe: Option<ProbePlan>,
     pub post_start: Option<HookPlan>,
     pub pre_stop: Option<HookPlan>,
+    /// `lifecycle.stopSignal` (`SIGUSR1`...): sent instead of SIGTERM.
+    pub stop_signal: Option<String>,
 }
 
 /// What is not the manifest's but the pod's: given when it is compiled.
@@ -132,10 +136,17 @@ pub struct PodPlan {
     pub manifest: serde_json::Value,
     /// Its imagePullSecrets that were found ([`pull_secrets`]).
     pub pull_secrets: Vec<PullSecret>,
-    /// The pod it was compiled from, kept only while its containers'
+    /// What it was compiled from, kept only while its containers'
     /// configurations wait for the pod's addresses
     /// ([`PodPlan::resolve_addresses`]).
-    pub waits_for_addresses: Option<Box<Pod>>,
+    pub waits_for_addresses: Option<Box<Compiled>>,
+}
+
+/// The pod and the objects given with it, as they were compiled.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub pod: Pod,
+    pub objects: Objects,
 }
 
 impl PodPlan {
@@ -144,12 +155,17 @@ impl PodPlan {
     /// pod whose environment names them (the kubelet makes every
     /// container's configuration after the sandbox; podrun only those).
     pub fn resolve_addresses(&mut self, addresses: &container::Addresses) {
-        let Some(pod) = self.waits_for_addresses.take() else {
+        let Some(compiled) = self.waits_for_addresses.take() else {
             return;
         };
-        let hostname = hostname(&pod);
+        let pod = &compiled.pod;
+        let given = projection::Given {
+            objects: &compiled.objects,
+            node: Some(&self.resources.node),
+        };
+        let hostname = hostname(pod);
         let facts = container::PodFacts {
-            pod: &pod,
+            pod,
             uid: &self.uid,
             hostname: &hostname,
             node_name: &self.node_name,
@@ -160,7 +176,7 @@ impl PodPlan {
                 continue;
             };
             if let Some(plan) = self.containers.iter_mut().find(|p| p.name == info.name) {
-                plan.config = config_of(&facts, c, &self.resources);
+                plan.config = config_of(&facts, &given, c, &self.resources);
             }
         }
     }
@@ -217,12 +233,23 @@ fn manifest_json(pod: &Pod) -> serde_json::Value {
     .unwrap_or_default()
 }
 
-/// Compiles a validated pod with its resources plan. `Err` lists, one line
-/// each, what the pod asks for that podrun cannot run (yet).
+/// Compiles a validated pod with its resources plan and the ConfigMaps and
+/// Secrets given with it. `Err` lists, one line each, what the pod asks
+/// for that podrun cannot run (yet), or cannot run without (a volume's
+/// ConfigMap or Secret that is not there).
 ///
 /// The pod's addresses are not known yet: a pod whose environment names
 /// them keeps what it was compiled from until they are.
-pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Vec<String>> {
+pub fn compile(
+    pod: &Pod,
+    resources: &Plan,
+    id: &Identity,
+    objects: &Objects,
+) -> Result<PodPlan, Vec<String>> {
+    let given = projection::Given {
+        objects,
+        node: Some(&resources.node),
+    };
     let hostname = hostname(pod);
     let no_addresses = container::Addresses::default();
     let facts = container::PodFacts {
@@ -276,8 +303,16 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
         };
         let post_start = hook("postStart", lifecycle.and_then(|l| l.post_start.as_ref()));
         let pre_stop = hook("preStop", lifecycle.and_then(|l| l.pre_stop.as_ref()));
+        let stop_signal = lifecycle.and_then(|l| l.stop_signal.clone());
+        if let Some(signal) = &stop_signal
+            && signal.parse::<nix::sys::signal::Signal>().is_err()
+        {
+            refused.push(format!(
+                "container {name:?}: lifecycle.stopSignal {signal}: podrun cannot send real-time signals yet"
+            ));
+        }
         let image = c.image.clone().unwrap_or_default();
-        let config = config_of(&facts, c, resources);
+        let config = config_of(&facts, &given, c, resources);
         for m in c.volume_mounts.iter().flatten() {
             if m.mount_propagation.as_deref() == Some("Bidirectional") {
                 refused.push(format!(
@@ -302,16 +337,14 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
             liveness_probe,
             post_start,
             pre_stop,
+            stop_signal,
         });
     }
     let mut volumes = Vec::new();
     for v in pod.spec.volumes.iter().flatten() {
-        match sandbox::volume(v) {
+        match sandbox::volume(v, pod, &id.uid, &given) {
             Ok(volume) => volumes.push(volume),
-            Err(kind) => refused.push(format!(
-                "volume {:?}: {kind} volumes are not supported by podrun yet",
-                v.name
-            )),
+            Err(e) => refused.push(format!("volume {:?}: {e}", v.name)),
         }
     }
     let bandwidth = sandbox::bandwidth(&pod.annotations).unwrap_or_else(|e| {
@@ -331,6 +364,7 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
         }
         b => b,
     };
+    refused.extend(unhonoured::of(pod).refused);
     if !refused.is_empty() {
         return Err(refused);
     }
@@ -366,7 +400,12 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
         resources: resources.clone(),
         manifest: manifest_json(pod),
         pull_secrets: Vec::new(),
-        waits_for_addresses: container::uses_addresses(pod).then(|| Box::new(pod.clone())),
+        waits_for_addresses: container::uses_addresses(pod).then(|| {
+            Box::new(Compiled {
+                pod: pod.clone(),
+                objects: objects.clone(),
+            })
+        }),
     })
 }
 
@@ -374,10 +413,11 @@ pub fn compile(pod: &Pod, resources: &Plan, id: &Identity) -> Result<PodPlan, Ve
 /// oom_score_adj from the resources plan.
 fn config_of(
     facts: &container::PodFacts,
+    given: &projection::Given,
     c: &k8s_openapi::api::core::v1::Container,
     resources: &Plan,
 ) -> Result<ContainerConfig, String> {
-    container::config(facts, c)
+    container::config_with(facts, given, c)
         .map(|mut config| {
             config.cgroup = resources
                 .cgroup
@@ -409,7 +449,7 @@ pub struct PullSecret {
 /// here, and says so: FailedToRetrieveImagePullSecret).
 pub fn pull_secrets(
     pod: &Pod,
-    secrets: &[crate::manifest::Secret],
+    objects: &crate::manifest::Objects,
 ) -> (Vec<PullSecret>, Vec<String>) {
     let mut found = Vec::new();
     let mut warnings = Vec::new();
@@ -419,11 +459,7 @@ pub fn pull_secrets(
         if name.is_empty() {
             continue;
         }
-        let secret = secrets.iter().find(|s| {
-            s.metadata.name.as_deref() == Some(name)
-                && s.metadata.namespace.as_deref().unwrap_or(&pod.namespace) == pod.namespace
-        });
-        let Some(secret) = secret else {
+        let Some(secret) = objects.secret(&pod.namespace, name) else {
             warnings.push(format!(
                 "imagePullSecrets: secret {name:?} not found in namespace {:?} (give it in the manifest's file or with --secret FILE); pulling without it",
                 pod.namespace

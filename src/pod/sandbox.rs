@@ -5,10 +5,11 @@ use k8s_openapi::api::core::v1::{PodSpec, Volume as ApiVolume};
 
 use std::collections::BTreeMap;
 
+use super::projection::{self, Given, ProjectionError};
 use crate::api::runtime::{
     Bandwidth, DnsConfig, HostsConfig, NamespaceOptions, PortMapping, Volume, VolumeSource,
 };
-use crate::manifest::Quantity;
+use crate::manifest::{Pod, Quantity};
 
 pub fn namespaces(spec: &PodSpec) -> NamespaceOptions {
     let host_pid = spec.host_pid == Some(true);
@@ -107,8 +108,19 @@ pub fn bandwidth(annotations: &BTreeMap<String, String>) -> Result<Option<Bandwi
     )
 }
 
-/// A volume podrun makes, or the kind it does not make yet.
-pub fn volume(v: &ApiVolume) -> Result<Volume, &'static str> {
+/// A volume podrun cannot make.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeError {
+    #[error("{0} volumes are not supported by podrun yet")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+}
+
+/// A volume of pod `pod` (whose uid is `uid`) as podrun makes it:
+/// configMap, secret, downwardAPI and projected volumes with their files
+/// from what is `given`.
+pub fn volume(v: &ApiVolume, pod: &Pod, uid: &str, given: &Given) -> Result<Volume, VolumeError> {
     let source = if let Some(empty) = &v.empty_dir {
         VolumeSource::EmptyDir {
             memory: empty.medium.as_deref() == Some("Memory"),
@@ -123,22 +135,32 @@ pub fn volume(v: &ApiVolume) -> Result<Volume, &'static str> {
             path: host.path.clone().into(),
             kind: host.type_.clone().unwrap_or_default(),
         }
-    } else if v.config_map.is_some() {
-        return Err("configMap");
-    } else if v.secret.is_some() {
-        return Err("secret");
-    } else if v.projected.is_some() {
-        return Err("projected");
-    } else if v.downward_api.is_some() {
-        return Err("downwardAPI");
-    } else if v.persistent_volume_claim.is_some() {
-        return Err("persistentVolumeClaim");
+    } else if let Some(projected) = projection::volume_source(v, pod, uid, given) {
+        projected?
     } else {
-        return Err("these");
+        // Validation has seen to it that there is exactly one.
+        let kind = crate::manifest::volume_source_kinds(v)
+            .first()
+            .copied()
+            .unwrap_or("these");
+        return Err(VolumeError::Unsupported(kind));
     };
     Ok(Volume {
         name: v.name.clone(),
         source,
+    })
+}
+
+/// Whether `volume` is a configMap, secret, downwardAPI or projected
+/// volume of `spec`: the kubelet mounts those read-only, whatever the
+/// mount says.
+pub fn is_api_data(spec: &PodSpec, volume: &str) -> bool {
+    spec.volumes.iter().flatten().any(|v| {
+        v.name == volume
+            && (v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some())
     })
 }
 
@@ -166,6 +188,7 @@ spec:
   - {name: m, emptyDir: {medium: Memory, sizeLimit: 1Mi}}
   - {name: h, hostPath: {path: /srv, type: Directory}}
   - {name: s, secret: {secretName: x}}
+  - {name: c, persistentVolumeClaim: {claimName: x}}
 "#,
         )
         .unwrap()
@@ -199,7 +222,12 @@ spec:
                 aliases: vec![("10.1.1.1".to_owned(), vec!["a".to_owned(), "b".to_owned()])],
             }
         );
-        let volumes: Vec<_> = spec.volumes.iter().flatten().map(volume).collect();
+        let volumes: Vec<_> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| volume(v, &pod, "u-1", &Given::nothing()).map_err(|e| e.to_string()))
+            .collect();
         assert_eq!(
             volumes,
             [
@@ -217,9 +245,14 @@ spec:
                         kind: "Directory".to_owned()
                     }
                 }),
-                Err("secret"),
+                Err(
+                    "secret \"x\" not found: give it in the manifest's file or with --secret FILE"
+                        .to_owned()
+                ),
+                Err("persistentVolumeClaim volumes are not supported by podrun yet".to_owned()),
             ]
         );
+        assert!(is_api_data(spec, "s") && !is_api_data(spec, "m") && !is_api_data(spec, "nope"));
     }
 
     #[test]

@@ -1,8 +1,13 @@
 use super::*;
+use crate::api::runtime::{ProjectedFile, VolumeSource};
 use crate::manifest;
 use crate::plan::NodeFacts;
 
 fn compiled(yaml: &str) -> Result<PodPlan, Vec<String>> {
+    compiled_with(yaml, &Objects::default())
+}
+
+fn compiled_with(yaml: &str, objects: &Objects) -> Result<PodPlan, Vec<String>> {
     let pod = manifest::parse(yaml).unwrap_or_else(|e| panic!("{e}")).pod;
     let node = NodeFacts {
         memory_bytes: 8 << 30,
@@ -14,7 +19,7 @@ fn compiled(yaml: &str) -> Result<PodPlan, Vec<String>> {
         uid: "u-1".to_owned(),
         node_name: "node".to_owned(),
     };
-    compile(&pod, &resources, &id)
+    compile(&pod, &resources, &id, objects)
 }
 
 #[test]
@@ -67,7 +72,7 @@ spec:
         refused,
         [
             "container \"a\": volumeMounts \"/d\": podrun does not do Bidirectional mount propagation yet",
-            "volume \"cm\": configMap volumes are not supported by podrun yet",
+            "volume \"cm\": configmap \"x\" not found: give it in the manifest's file or with --configmap FILE",
         ]
     );
 }
@@ -136,23 +141,146 @@ spec:
     );
 }
 
+/// A ConfigMap `app` and a Secret `creds` in namespace default.
+fn objects() -> Objects {
+    let config_map = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "app"},
+        "data": {"LEVEL": "debug", "app.conf": "port=80"},
+    });
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "default"},
+        "data": {"token": "czNjcjN0"},
+    });
+    Objects {
+        config_maps: vec![serde_json::from_value(config_map).unwrap()],
+        secrets: vec![serde_json::from_value(secret).unwrap()],
+    }
+}
+
 #[test]
 fn unsupported_sources_are_refused_by_name() {
-    let refused = compiled(
+    let refused = compiled_with(
         r#"
 apiVersion: v1
 kind: Pod
 metadata: {name: p}
 spec:
   containers: [{name: a, image: busybox, volumeMounts: [{name: cfg, mountPath: /c}]}]
-  volumes: [{name: cfg, configMap: {name: x}}]
+  volumes:
+  - {name: cfg, configMap: {name: app, items: [{key: missing, path: m}]}}
+  - {name: sec, secret: {secretName: other}}
+  - {name: token, projected: {sources: [{secret: {name: creds}}, {serviceAccountToken: {path: t}}]}}
+  - {name: claim, persistentVolumeClaim: {claimName: c}}
 "#,
+        &objects(),
     )
     .unwrap_err();
     assert_eq!(
         refused,
-        ["volume \"cfg\": configMap volumes are not supported by podrun yet"]
+        [
+            "volume \"cfg\": configmap \"app\" references non-existent config key: missing",
+            "volume \"sec\": secret \"other\" not found: give it in the manifest's file or with --secret FILE",
+            "volume \"token\": sources[1].serviceAccountToken: podrun has no API server to issue service account tokens",
+            "volume \"claim\": persistentVolumeClaim volumes are not supported by podrun yet",
+        ]
     );
+}
+
+#[test]
+fn config_map_and_secret_data_reach_volumes_and_environment() {
+    let plan = compiled_with(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  securityContext: {fsGroup: 3000}
+  containers:
+  - name: a
+    image: busybox
+    envFrom: [{configMapRef: {name: app}, prefix: APP_}]
+    env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: token}}}]
+    volumeMounts: [{name: cfg, mountPath: /c}, {name: sec, mountPath: /s, readOnly: false}]
+  volumes:
+  - {name: cfg, configMap: {name: app, items: [{key: app.conf, path: conf/app.conf, mode: 0600}]}}
+  - {name: sec, secret: {secretName: creds}}
+"#,
+        &objects(),
+    )
+    .unwrap();
+    let volumes = &plan.sandbox.volumes;
+    assert_eq!(
+        volumes[0].source,
+        VolumeSource::Projected {
+            files: vec![ProjectedFile {
+                path: "conf/app.conf".to_owned(),
+                mode: 0o600,
+                data: b"port=80".to_vec(),
+            }],
+            memory: false,
+            fs_group: Some(3000),
+        }
+    );
+    assert_eq!(
+        volumes[1].source,
+        VolumeSource::Projected {
+            files: vec![ProjectedFile {
+                path: "token".to_owned(),
+                mode: 0o644,
+                data: b"s3cr3t".to_vec(),
+            }],
+            memory: true,
+            fs_group: Some(3000),
+        }
+    );
+    let config = plan.containers[0].config.as_ref().unwrap();
+    let env: Vec<(&str, &str)> = config
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env[2..],
+        [
+            ("APP_LEVEL", "debug"),
+            ("APP_app.conf", "port=80"),
+            ("TOKEN", "s3cr3t")
+        ]
+    );
+    assert!(config.mounts.iter().all(|m| m.read_only));
+}
+
+#[test]
+fn configurations_made_again_for_addresses_keep_the_objects() {
+    let mut plan = compiled_with(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: a
+    image: "rootfs:/"
+    env:
+    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: LEVEL, valueFrom: {configMapKeyRef: {name: app, key: LEVEL}}}
+    - {name: CPUS, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}
+"#,
+        &objects(),
+    )
+    .unwrap();
+    plan.resolve_addresses(&container::Addresses {
+        pod_ips: vec!["10.89.0.4".to_owned()],
+        host_ips: vec![],
+    });
+    let env = &plan.containers[0].config.as_ref().unwrap().env;
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("IP"), Some("10.89.0.4"));
+    assert_eq!(get("LEVEL"), Some("debug"));
+    // The node's 4 cpus, for a container without a cpu limit.
+    assert_eq!(get("CPUS"), Some("4"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! volumes, `/etc` files and containers' overlay roots, with the teardown
 //! that removes them.
 
+pub mod atomic_writer;
 pub mod cgroup;
 pub mod etc;
 pub mod host;

@@ -247,26 +247,9 @@ pub fn create(
 
     let mut volumes = BTreeMap::new();
     for v in &config.volumes {
-        let prepared = volumes::prepare(&dirs.data, v)?;
-        if let Some(bytes) = prepared.tmpfs {
-            let options = if bytes > 0 {
-                format!("mode=0777,size={bytes}")
-            } else {
-                "mode=0777".to_owned()
-            };
-            mount(
-                Some("tmpfs"),
-                &prepared.host_path,
-                Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(options.as_str()),
-            )
-            .map_err(|errno| PodError::Mount {
-                what: "an emptyDir of medium Memory",
-                path: prepared.host_path.clone(),
-                errno,
-            })?;
-        }
+        // A tmpfs made here is unmounted by teardown, as every mount
+        // under the pod's data directory is.
+        let prepared = volumes::set_up(&dirs.data, v)?;
         volumes.insert(prepared.name, prepared.host_path);
     }
     let etc_files = super::etc::create(&dirs.etc(), config, &resolv, &pod_ips)?;

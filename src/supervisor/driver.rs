@@ -34,10 +34,12 @@ pub enum Observed {
         container: String,
         message: String,
     },
-    /// A running container was sent a signal.
+    /// A running container was sent a signal: `name` is the one sent
+    /// (its `lifecycle.stopSignal` stands for SIGTERM).
     Signalled {
         container: String,
         signal: Signal,
+        name: &'static str,
     },
     /// A check passed with a warning: a probe's is the kubelet's
     /// `ProbeWarning`; a hook's (its HTTPS request answered in plain HTTP,
@@ -200,11 +202,11 @@ impl<N: Node> Driver<N> {
                     self.recorder
                         .record(false, "Pulled", object(&container), message);
                 }
-                Observed::Signalled { container, signal } => {
-                    let sig = match signal {
-                        Signal::Term => "SIGTERM",
-                        Signal::Kill => "SIGKILL",
-                    };
+                Observed::Signalled {
+                    container,
+                    name: sig,
+                    ..
+                } => {
                     (self.say)(&format!("{container}: Killing ({sig})"));
                     self.recorder.record(
                         false,

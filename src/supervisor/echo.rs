@@ -17,6 +17,8 @@ use crate::runtime::logs::LogSink;
 #[derive(Debug, Default)]
 pub struct Echo {
     enabled: bool,
+    /// Before each container's name (`POD/` when pods share stdout).
+    prefix: String,
     queue: std::collections::VecDeque<u8>,
     dropped: usize,
     /// stdout opened again without blocking, when it is a pipe or a
@@ -38,7 +40,7 @@ pub fn wrote() {
 const ECHO_BACKLOG: usize = 4 << 20;
 
 impl Echo {
-    pub fn new(enabled: bool) -> Echo {
+    pub fn new(enabled: bool, prefix: String) -> Echo {
         use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
         let stream = fs::metadata("/proc/self/fd/1")
             .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_char_device());
@@ -55,6 +57,7 @@ impl Echo {
             .flatten();
         Echo {
             enabled,
+            prefix,
             nonblocking,
             ..Echo::default()
         }
@@ -65,7 +68,7 @@ impl Echo {
             return;
         }
         for r in records {
-            let len = container.len() + 3 + r.content.len() + 1;
+            let len = self.prefix.len() + container.len() + 3 + r.content.len() + 1;
             if self.queue.len() + len > ECHO_BACKLOG {
                 self.dropped += r.content.len();
                 continue;
@@ -78,6 +81,7 @@ impl Echo {
                 self.queue.extend(note.as_bytes());
                 self.dropped = 0;
             }
+            self.queue.extend(self.prefix.as_bytes());
             self.queue.extend(container.as_bytes());
             self.queue.extend(b" | ");
             self.queue.extend(&r.content);

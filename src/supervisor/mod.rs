@@ -62,9 +62,13 @@ pub struct Options {
     pub progress: Option<pulls::ShowProgress>,
     /// Echo container output as `name | line` on stdout.
     pub echo: bool,
-    /// Written to (a line: `running` or the final phase) and closed once
-    /// the pod is Initialized and its apps have started or failed, or it
-    /// has finished: what `up -d` waits for.
+    /// Put before each container's name in echoed output and before each
+    /// lifecycle line on stderr: `NAME/` when several pods share the
+    /// terminal, empty for one.
+    pub prefix: String,
+    /// Written to (a line: the pod's phase) and closed once the pod is
+    /// Initialized and its apps have started or are held up, or an init
+    /// container is held up, or it has finished: what `up -d` waits for.
     pub ready: Option<OwnedFd>,
 }
 
@@ -126,8 +130,20 @@ fn drain(fd: &OwnedFd) -> usize {
     total
 }
 
-/// The pod is Initialized and each app has started, ended or failed to
-/// start (what `up -d` waits for).
+/// Why a container waits that is not its being made: it will not start
+/// on its own (a configuration error, an image that cannot be had, a
+/// back-off).
+pub fn held_up(c: &crate::api::ContainerStatus) -> bool {
+    c.state
+        .as_ref()
+        .and_then(|s| s.waiting.as_ref())
+        .and_then(|w| w.reason.as_deref())
+        .is_some_and(|r| r != "ContainerCreating" && r != "PodInitializing")
+}
+
+/// What `up -d` waits for: the pod Initialized and each app started,
+/// ended or held up; or an init container held up, which stops the pod
+/// there. The word `up -d` is then given is the pod's phase.
 fn apps_settled(status: &crate::api::PodStatus) -> bool {
     let initialized = status
         .conditions
@@ -136,16 +152,20 @@ fn apps_settled(status: &crate::api::PodStatus) -> bool {
         .any(|c| c.type_ == "Initialized" && c.status == "True");
     let settled = |c: &crate::api::ContainerStatus| {
         let state = c.state.as_ref();
-        let waiting = state
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.as_deref());
         state.is_some_and(|s| s.running.is_some() || s.terminated.is_some())
             || c.last_state
                 .as_ref()
                 .is_some_and(|s| s.terminated.is_some())
-            || waiting.is_some_and(|r| r != "ContainerCreating" && r != "PodInitializing")
+            || held_up(c)
     };
-    initialized && status.container_statuses.iter().flatten().all(settled)
+    if initialized {
+        status.container_statuses.iter().flatten().all(settled)
+    } else {
+        // Before the apps: an init container that is held up stops the
+        // pod there (a sidecar's back-off once the pod is Initialized
+        // does not).
+        status.init_container_statuses.iter().flatten().any(held_up)
+    }
 }
 
 /// The loop's view of one pod.
@@ -251,10 +271,16 @@ pub fn run(mut plan: PodPlan, options: Options) -> Result<Phase, SupervisorError
         addresses,
     };
     let pulls = pulls::Pulls::new(plan.pull_secrets.clone(), options.progress.clone());
-    let node = LiveNode::new(sandbox, plan, Echo::new(options.echo), pulls);
-    let say: driver::Say = Box::new(|line: &str| {
+    let node = LiveNode::new(
+        sandbox,
+        plan,
+        Echo::new(options.echo, options.prefix.clone()),
+        pulls,
+    );
+    let prefix = options.prefix.clone();
+    let say: driver::Say = Box::new(move |line: &str| {
         echo::wrote();
-        eprintln!("{line}");
+        eprintln!("{prefix}{line}");
     });
     let mut sup = Supervisor {
         driver: Driver::new(
@@ -324,8 +350,9 @@ impl Supervisor<'_> {
         }
         if self.ready.is_some() {
             let said = match self.driver.finished() {
-                Some(phase) => Some(phase.as_str()),
-                None => apps_settled(&self.state.status).then_some("Running"),
+                Some(phase) => Some(phase.as_str().to_owned()),
+                None => apps_settled(&self.state.status)
+                    .then(|| self.state.status.phase.clone().unwrap_or_default()),
             };
             if let Some(said) = said
                 && let Some(fd) = self.ready.take()
@@ -487,5 +514,95 @@ impl Supervisor<'_> {
             .and_then(|s| s.trim().parse().ok());
         let _ = fs::remove_file(path);
         grace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ContainerStatus, PodCondition, PodStatus};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStateWaiting,
+    };
+
+    fn container(name: &str, waiting: Option<&str>) -> ContainerStatus {
+        ContainerStatus {
+            name: name.to_owned(),
+            state: Some(match waiting {
+                Some(reason) => ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some(reason.to_owned()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                None => ContainerState {
+                    running: Some(ContainerStateRunning::default()),
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn status(
+        initialized: bool,
+        init: Vec<ContainerStatus>,
+        apps: Vec<ContainerStatus>,
+    ) -> PodStatus {
+        PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: "Initialized".to_owned(),
+                status: if initialized { "True" } else { "False" }.to_owned(),
+                ..Default::default()
+            }]),
+            init_container_statuses: Some(init),
+            container_statuses: Some(apps),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn up_d_waits_for_the_apps_or_a_container_held_up() {
+        // Apps being made: not yet.
+        let making = status(
+            true,
+            vec![],
+            vec![container("app", Some("ContainerCreating"))],
+        );
+        assert!(!apps_settled(&making));
+        // Apps running, or one held up: settled.
+        assert!(apps_settled(&status(
+            true,
+            vec![],
+            vec![container("app", None)]
+        )));
+        let config = status(
+            true,
+            vec![],
+            vec![container("app", Some("CreateContainerConfigError"))],
+        );
+        assert!(apps_settled(&config));
+        // An init container held up before the apps: settled (Pending).
+        let init = status(
+            false,
+            vec![container("setup", Some("CreateContainerConfigError"))],
+            vec![container("app", Some("PodInitializing"))],
+        );
+        assert!(apps_settled(&init));
+        let initializing = status(
+            false,
+            vec![container("setup", None)],
+            vec![container("app", Some("PodInitializing"))],
+        );
+        assert!(!apps_settled(&initializing));
+        // A sidecar in back-off once the pod is Initialized, while the
+        // apps are still being made: not yet.
+        let sidecar = status(
+            true,
+            vec![container("proxy", Some("CrashLoopBackOff"))],
+            vec![container("app", Some("ContainerCreating"))],
+        );
+        assert!(!apps_settled(&sidecar));
     }
 }

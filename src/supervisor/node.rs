@@ -406,7 +406,14 @@ impl Effects for LiveNode<'_> {
 
     fn signal(&mut self, container: &str, signal: Signal) {
         let sig = match signal {
-            Signal::Term => NixSignal::SIGTERM,
+            // The container's `lifecycle.stopSignal`, where it has one
+            // (compile checked that it names a signal).
+            Signal::Term => self
+                .plan
+                .container(container)
+                .and_then(|c| c.stop_signal.as_deref())
+                .and_then(|name| name.parse().ok())
+                .unwrap_or(NixSignal::SIGTERM),
             Signal::Kill => NixSignal::SIGKILL,
         };
         // One that has just ended (its exit not yet told) is not killed.
@@ -414,6 +421,7 @@ impl Effects for LiveNode<'_> {
             self.outbox.push(Observed::Signalled {
                 container: container.to_owned(),
                 signal,
+                name: sig.as_str(),
             });
         }
     }

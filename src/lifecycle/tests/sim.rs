@@ -135,7 +135,8 @@ pub fn model(yaml: &str) -> PodModel {
         uid: "uid".to_owned(),
         node_name: "node".to_owned(),
     };
-    let plan = crate::pod::compile(&m.pod, &resources, &id).unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = crate::pod::compile(&m.pod, &resources, &id, &Default::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
     PodModel::from_plan(&plan)
 }
 

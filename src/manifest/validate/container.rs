@@ -4,13 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, Probe, TCPSocketAction,
+    Container, ExecAction, GRPCAction, HTTPGetAction, LifecycleHandler, ObjectFieldSelector, Probe,
+    ResourceFieldSelector, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{invalid_each, names, non_negative, resources};
 use crate::manifest::field::{FieldError, FieldPath};
 use crate::manifest::model::ContainerKind;
+use crate::manifest::quantity::Quantity;
 
 /// What a container's checks need to know about the pod around it.
 pub struct PodContext<'a> {
@@ -456,40 +458,283 @@ fn env(c: &Container, path: &FieldPath, errors: &mut Vec<FieldError>) {
                 "may not have more than one field specified at a time",
             )),
         }
-        if let Some(r) = &from.config_map_key_ref
-            && r.key.is_empty()
-        {
-            errors.push(FieldError::required(
-                &from_path.child("configMapKeyRef").child("key"),
-            ));
+        if let Some(r) = &from.config_map_key_ref {
+            key_selector(&r.name, &r.key, &from_path.child("configMapKeyRef"), errors);
         }
-        if let Some(r) = &from.secret_key_ref
-            && r.key.is_empty()
-        {
-            errors.push(FieldError::required(
-                &from_path.child("secretKeyRef").child("key"),
-            ));
+        if let Some(r) = &from.secret_key_ref {
+            key_selector(&r.name, &r.key, &from_path.child("secretKeyRef"), errors);
         }
-        if let Some(r) = &from.field_ref
-            && r.field_path.is_empty()
-        {
-            errors.push(FieldError::required(
-                &from_path.child("fieldRef").child("fieldPath"),
-            ));
+        if let Some(r) = &from.field_ref {
+            object_field_selector(r, ENV_FIELD_PATHS, &from_path.child("fieldRef"), errors);
+        }
+        if let Some(r) = &from.resource_field_ref {
+            resource_field_selector(r, false, &from_path.child("resourceFieldRef"), errors);
         }
     }
     for (i, e) in c.env_from.iter().flatten().enumerate() {
+        let e_path = path.child("envFrom").index(i);
+        if let Some(prefix) = e.prefix.as_deref().filter(|p| !p.is_empty()) {
+            invalid_each(
+                errors,
+                &e_path.child("prefix"),
+                prefix,
+                names::env_var_name(prefix),
+            );
+        }
+        for (field, name) in [
+            ("configMapRef", e.config_map_ref.as_ref().map(|r| &r.name)),
+            ("secretRef", e.secret_ref.as_ref().map(|r| &r.name)),
+        ] {
+            let Some(name) = name else { continue };
+            let name_path = e_path.child(field).child("name");
+            if name.is_empty() {
+                errors.push(FieldError::required(&name_path));
+            } else {
+                // Validated as a name prefix, whose trailing dash is let
+                // through (apimachinery's `maskTrailingDash`, which
+                // replaces the last two characters).
+                let masked = match name.strip_suffix('-') {
+                    Some(_) if name.len() > 1 => {
+                        let mut cut = name[..name.len() - 1].to_owned();
+                        cut.pop();
+                        cut + "a"
+                    }
+                    _ => name.clone(),
+                };
+                invalid_each(errors, &name_path, name, names::dns1123_subdomain(&masked));
+            }
+        }
         let count = [e.config_map_ref.is_some(), e.secret_ref.is_some()]
             .into_iter()
             .filter(|s| *s)
             .count();
         if count != 1 {
             errors.push(FieldError::invalid(
-                &path.child("envFrom").index(i),
+                &e_path,
                 "",
                 "must specify one of: `configMapRef` or `secretRef`",
             ));
         }
+    }
+}
+
+/// A `configMapKeyRef` or `secretKeyRef`: a named object and a valid key.
+fn key_selector(name: &str, key: &str, path: &FieldPath, errors: &mut Vec<FieldError>) {
+    invalid_each(
+        errors,
+        &path.child("name"),
+        name,
+        names::dns1123_subdomain(name),
+    );
+    let key_path = path.child("key");
+    if key.is_empty() {
+        errors.push(FieldError::required(&key_path));
+    } else {
+        invalid_each(errors, &key_path, key, names::config_map_key(key));
+    }
+}
+
+/// The `fieldRef` paths an environment variable may name (besides
+/// `metadata.labels['k']` and `metadata.annotations['k']`).
+pub const ENV_FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+/// The `fieldRef` paths a downwardAPI volume's file may name (besides
+/// the subscripted ones).
+pub const VOLUME_FIELD_PATHS: &[&str] = &[
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+];
+
+/// The `resource`s a `resourceFieldRef` may name, besides
+/// `limits.hugepages-<size>` and `requests.hugepages-<size>`.
+const RESOURCE_FIELDS: &[&str] = &[
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
+];
+
+/// The field labels of a v1 Pod the API server converts
+/// (`ConvertDownwardAPIFieldLabel`): the path as the downward API knows it.
+fn convert_field_label(api_version: &str, label: &str) -> Result<String, String> {
+    if api_version != "v1" {
+        return Err(format!("unsupported pod version: {api_version}"));
+    }
+    if let Some((path, _)) = crate::manifest::field::split_subscript(label) {
+        return match path {
+            "metadata.annotations" | "metadata.labels" => Ok(label.to_owned()),
+            _ => Err(format!("field label does not support subscript: {label}")),
+        };
+    }
+    match label {
+        "metadata.annotations"
+        | "metadata.labels"
+        | "metadata.name"
+        | "metadata.namespace"
+        | "metadata.uid"
+        | "spec.nodeName"
+        | "spec.restartPolicy"
+        | "spec.serviceAccountName"
+        | "spec.schedulerName"
+        | "status.phase"
+        | "status.hostIP"
+        | "status.hostIPs"
+        | "status.podIP"
+        | "status.podIPs" => Ok(label.to_owned()),
+        // What old clients call spec.nodeName.
+        "spec.host" => Ok("spec.nodeName".to_owned()),
+        _ => Err(format!("field label not supported: {label}")),
+    }
+}
+
+/// A downward API `fieldRef` (`validateObjectFieldSelector`): a path the
+/// API server converts, among `supported`, or a label or annotation key.
+pub fn object_field_selector(
+    r: &ObjectFieldSelector,
+    supported: &[&'static str],
+    path: &FieldPath,
+    errors: &mut Vec<FieldError>,
+) {
+    let api_version = r.api_version.as_deref().unwrap_or_default();
+    if api_version.is_empty() {
+        errors.push(FieldError::required(&path.child("apiVersion")));
+        return;
+    }
+    if r.field_path.is_empty() {
+        errors.push(FieldError::required(&path.child("fieldPath")));
+        return;
+    }
+    let internal = match convert_field_label(api_version, &r.field_path) {
+        Ok(internal) => internal,
+        Err(e) => {
+            errors.push(FieldError::invalid(
+                &path.child("fieldPath"),
+                &r.field_path,
+                format!("error converting fieldPath: {e}"),
+            ));
+            return;
+        }
+    };
+    match crate::manifest::field::split_subscript(&internal) {
+        Some(("metadata.annotations", key)) => {
+            let key = key.to_lowercase();
+            invalid_each(errors, path, &key, names::qualified_name(&key));
+        }
+        Some((_, key)) => invalid_each(errors, path, key, names::qualified_name(key)),
+        None if !supported.contains(&internal.as_str()) => {
+            errors.push(FieldError::not_supported(
+                &path.child("fieldPath"),
+                internal,
+                supported,
+            ));
+        }
+        None => {}
+    }
+}
+
+/// A `resourceFieldRef` (`validateContainerResourceFieldSelector`): a
+/// container's name where a volume names it, a resource it has, and a
+/// divisor of that resource's.
+pub fn resource_field_selector(
+    r: &ResourceFieldSelector,
+    volume: bool,
+    path: &FieldPath,
+    errors: &mut Vec<FieldError>,
+) {
+    if volume && r.container_name.as_deref().is_none_or(str::is_empty) {
+        errors.push(FieldError::required(&path.child("containerName")));
+    } else if r.resource.is_empty() {
+        errors.push(FieldError::required(&path.child("resource")));
+    } else if !RESOURCE_FIELDS.contains(&r.resource.as_str())
+        && !r.resource.starts_with("requests.hugepages-")
+        && !r.resource.starts_with("limits.hugepages-")
+    {
+        errors.push(FieldError::not_supported(
+            &path.child("resource"),
+            &r.resource,
+            RESOURCE_FIELDS,
+        ));
+    }
+    if let Some(divisor) = &r.divisor {
+        resource_divisor(&r.resource, &divisor.0, &path.child("divisor"), errors);
+    }
+}
+
+/// `validateContainerResourceDivisor`: a cpu divisor is 1m or 1, any
+/// other one a power of 1000 or of 1024 up to E and Ei, compared as the
+/// API server compares them, by the quantity's canonical text (so `1000`
+/// is `1k` and passes, `1024` stays `1024` and does not).
+fn resource_divisor(resource: &str, text: &str, path: &FieldPath, errors: &mut Vec<FieldError>) {
+    let divisor = match Quantity::parse(text) {
+        Ok(q) => q,
+        Err(e) => {
+            errors.push(FieldError::invalid(path, text, e.to_string()));
+            return;
+        }
+    };
+    // Zero is an unset divisor.
+    if divisor.is_zero() {
+        return;
+    }
+    const SIZES: &str = "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the";
+    let (cpu, message) = match resource {
+        "limits.cpu" | "requests.cpu" => (
+            true,
+            "only divisor's values 1m and 1 are supported with the cpu resource".to_owned(),
+        ),
+        "limits.memory" | "requests.memory" => (false, format!("{SIZES} memory resource")),
+        "limits.ephemeral-storage" | "requests.ephemeral-storage" => {
+            (false, format!("{SIZES} local ephemeral storage resource"))
+        }
+        r if r.starts_with("requests.hugepages-") || r.starts_with("limits.hugepages-") => {
+            (false, format!("{SIZES} hugepages resource"))
+        }
+        _ => return,
+    };
+    if !canonical_divisor(text, divisor, cpu) {
+        errors.push(FieldError::invalid(path, resource, message));
+    }
+}
+
+/// Whether the divisor's canonical text (resource.Quantity's `String()`)
+/// is one the API server allows: `1m` or `1` for cpu, else `1`, `1k` …
+/// `1E`, `1Ki` … `1Ei`. The text keeps the format it was written in: a
+/// binary suffix (below 1024 printed as decimal), an `e` exponent
+/// (printed as `1e3`), or decimal SI.
+fn canonical_divisor(text: &str, divisor: Quantity, cpu: bool) -> bool {
+    let any_of = |texts: &[&str]| texts.iter().any(|t| Quantity::parse(t) == Ok(divisor));
+    let decimal = || {
+        if cpu {
+            any_of(&["1m", "1"])
+        } else {
+            any_of(&["1", "1k", "1M", "1G", "1T", "1P", "1E"])
+        }
+    };
+    let suffix = text.trim_start_matches(|c: char| c.is_ascii_digit() || "+-.".contains(c));
+    if ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].contains(&suffix) {
+        match Quantity::parse("1024") {
+            Ok(kibi) if divisor < kibi => decimal(),
+            _ => !cpu && any_of(&["1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"]),
+        }
+    } else if suffix.starts_with(['e', 'E']) && suffix.len() > 1 {
+        any_of(&["1"])
+    } else {
+        decimal()
     }
 }
 
@@ -678,5 +923,113 @@ pub fn seccomp(
             other,
             &["Localhost", "RuntimeDefault", "Unconfined"],
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{ManifestError, parse};
+
+    /// The errors of a pod with one container of `env` and `envFrom`.
+    fn errors(container: &str) -> Vec<String> {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: a\n    image: busybox\n{container}\n"
+        );
+        match parse(&text) {
+            Err(ManifestError::Invalid { errors, .. }) => {
+                errors.iter().map(ToString::to_string).collect()
+            }
+            Ok(_) => Vec::new(),
+            Err(other) => panic!("not a field error: {other}"),
+        }
+    }
+
+    #[test]
+    fn env_sources_are_validated_as_the_api_server_does() {
+        assert_eq!(
+            errors(
+                r#"    env:
+    - {name: A, valueFrom: {configMapKeyRef: {name: My_Map, key: "bad key"}}}
+    - {name: B, valueFrom: {secretKeyRef: {name: s, key: ""}}}
+    - {name: C, valueFrom: {fieldRef: {fieldPath: metadata.labels}}}
+    - {name: D, valueFrom: {fieldRef: {fieldPath: "metadata.name['x']"}}}
+    - {name: E, valueFrom: {fieldRef: {fieldPath: spec.restartPolicy}}}
+    - {name: F, valueFrom: {resourceFieldRef: {resource: limits.gpu}}}
+    - {name: G, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1k}}}
+    - {name: H, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1000m}}}
+    - {name: I, valueFrom: {fieldRef: {fieldPath: "metadata.annotations['ok.example/key']"}}}
+    - {name: J, valueFrom: {fieldRef: {fieldPath: spec.host}}}
+    - {name: K, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 2Ki}}}
+    - {name: L, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: ".5Ki"}}}
+    - {name: M, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: "1e3"}}}"#
+            ),
+            [
+                "spec.containers[0].env[0].valueFrom.configMapKeyRef.name: Invalid value: \"My_Map\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "spec.containers[0].env[0].valueFrom.configMapKeyRef.key: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+                "spec.containers[0].env[1].valueFrom.secretKeyRef.key: Required value",
+                "spec.containers[0].env[2].valueFrom.fieldRef.fieldPath: Unsupported value: \"metadata.labels\": supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"spec.nodeName\", \"spec.serviceAccountName\", \"status.hostIP\", \"status.hostIPs\", \"status.podIP\", \"status.podIPs\"",
+                "spec.containers[0].env[3].valueFrom.fieldRef.fieldPath: Invalid value: \"metadata.name['x']\": error converting fieldPath: field label does not support subscript: metadata.name['x']",
+                "spec.containers[0].env[4].valueFrom.fieldRef.fieldPath: Unsupported value: \"spec.restartPolicy\": supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"spec.nodeName\", \"spec.serviceAccountName\", \"status.hostIP\", \"status.hostIPs\", \"status.podIP\", \"status.podIPs\"",
+                "spec.containers[0].env[5].valueFrom.resourceFieldRef.resource: Unsupported value: \"limits.gpu\": supported values: \"limits.cpu\", \"limits.ephemeral-storage\", \"limits.memory\", \"requests.cpu\", \"requests.ephemeral-storage\", \"requests.memory\"",
+                "spec.containers[0].env[6].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.cpu\": only divisor's values 1m and 1 are supported with the cpu resource",
+                "spec.containers[0].env[10].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.ephemeral-storage\": only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the local ephemeral storage resource",
+                // 512, written in Ki, is printed "512".
+                "spec.containers[0].env[11].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.memory\": only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource",
+                // 1000 with an exponent is printed "1e3".
+                "spec.containers[0].env[12].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.memory\": only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource",
+            ]
+        );
+    }
+
+    #[test]
+    fn env_from_prefixes_and_names() {
+        assert_eq!(
+            errors(
+                r#"    envFrom:
+    - {configMapRef: {name: cm}, prefix: "A=B"}
+    - {secretRef: {name: ""}}
+    - {configMapRef: {name: "trailing-"}, prefix: "ok-prefix."}
+    - {secretRef: {name: Bad}}
+    - {prefix: X}"#
+            ),
+            [
+                "spec.containers[0].envFrom[0].prefix: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='",
+                "spec.containers[0].envFrom[1].secretRef.name: Required value",
+                "spec.containers[0].envFrom[3].secretRef.name: Invalid value: \"Bad\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                "spec.containers[0].envFrom[4]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`",
+            ]
+        );
+    }
+
+    #[test]
+    fn divisors_are_compared_by_their_canonical_text() {
+        let q = |s: &str| Quantity::parse(s).unwrap();
+        for (text, cpu, ok) in [
+            ("1", true, true),
+            ("1m", true, true),
+            ("1000m", true, true),
+            ("0.001", true, true),
+            ("1k", true, false),
+            ("1e0", true, true),
+            ("1e-3", true, false),
+            ("1k", false, true),
+            ("1000", false, true),
+            ("1E", false, true),
+            ("1e3", false, false),
+            ("1Ki", false, true),
+            ("1024", false, false),
+            ("1024Ki", false, true),
+            ("2Ki", false, false),
+            ("0.9765625Ki", false, true),
+            ("1Ei", false, true),
+            ("1Ki", true, false),
+        ] {
+            assert_eq!(
+                canonical_divisor(text, q(text), cpu),
+                ok,
+                "{text} cpu={cpu}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 mod container;
 mod meta;
 mod names;
+mod objects;
 
 /// The problems with `name` as a pod's name (a DNS-1123 subdomain), none
 /// when it is one.
@@ -18,6 +19,9 @@ mod workload;
 
 use super::field::{FieldError, FieldPath};
 use super::model::{Extracted, Paths, Pod};
+
+pub use objects::{config_map, secret};
+pub use volumes::source_kinds as volume_source_kinds;
 
 pub fn workload(extracted: &Extracted, errors: &mut Vec<FieldError>) {
     workload::validate(extracted, errors);

@@ -160,6 +160,29 @@ pub fn port_number(n: i64) -> Option<&'static str> {
     (!(1..=65535).contains(&n)).then_some(PORT_RANGE_MSG)
 }
 
+/// A ConfigMap or Secret key (apimachinery's `IsConfigMapKey`).
+pub fn config_map_key(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.len() > 253 {
+        out.push(max_len(253));
+    }
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
+        out.push("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".to_owned());
+    }
+    if s == "." {
+        out.push("must not be '.'".to_owned());
+    } else if s == ".." {
+        out.push("must not be '..'".to_owned());
+    } else if s.starts_with("..") {
+        out.push("must not start with '..'".to_owned());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,28 @@ pub fn validate(pod: &Pod, path: &FieldPath, errors: &mut Vec<FieldError>) {
             invalid_each(errors, &path.child(field), v, names::dns1123_label(v));
         }
     }
+    if let Some(o) = spec.hostname_override.as_deref() {
+        // The API server's checks of the HostnameOverride feature.
+        let o_path = path.child("hostnameOverride");
+        if o.len() > 64 {
+            errors.push(FieldError::too_long(&o_path, 64));
+        }
+        invalid_each(errors, &o_path, o, names::dns1123_subdomain(o));
+        if spec.set_hostname_as_fqdn == Some(true) {
+            errors.push(FieldError::invalid(
+                &o_path,
+                o,
+                "Cannot set both `spec.setHostnameAsFQDN` and `spec.hostnameOverride`",
+            ));
+        }
+        if spec.host_network == Some(true) {
+            errors.push(FieldError::invalid(
+                &o_path,
+                o,
+                "Cannot set `spec.hostnameOverride` when `spec.hostNetwork` is true",
+            ));
+        }
+    }
     if spec.share_process_namespace == Some(true) && spec.host_pid == Some(true) {
         errors.push(FieldError::invalid(
             &path.child("securityContext").child("shareProcessNamespace"),

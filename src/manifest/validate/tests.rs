@@ -342,7 +342,7 @@ fn deployment_runs_one_replica_with_matching_selector() {
     parse(&deployment(1, "d")).unwrap();
     refused(
         &deployment(3, "d"),
-        "spec.replicas: Invalid value: 3: podrun runs one pod per manifest: only 1 replica is supported for now",
+        "spec.replicas: Invalid value: 3: podrun runs one pod per Deployment: only 1 replica is supported for now",
     );
     refused(
         &deployment(1, "other"),

@@ -121,7 +121,7 @@ fn validate_deployment(e: &Extracted, d: &DeploymentSpec, errors: &mut Vec<Field
         errors.push(FieldError::invalid(
             &spec.child("replicas"),
             replicas,
-            "podrun runs one pod per manifest: only 1 replica is supported for now",
+            "podrun runs one pod per Deployment: only 1 replica is supported for now",
         ));
     }
     let selector = &d.selector;

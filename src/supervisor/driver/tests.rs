@@ -133,6 +133,10 @@ impl Effects for FakeNode {
         self.outbox.push(Observed::Signalled {
             container: container.to_owned(),
             signal,
+            name: match signal {
+                Signal::Term => "SIGTERM",
+                Signal::Kill => "SIGKILL",
+            },
         });
         let run = self.runs.get(container).copied().unwrap_or(0);
         if signal == Signal::Kill || self.exit_on_term.iter().any(|c| c == container) {
@@ -197,7 +201,7 @@ fn model(yaml: &str) -> PodModel {
         uid: "u-1".to_owned(),
         node_name: "node".to_owned(),
     };
-    PodModel::from_plan(&crate::pod::compile(&pod, &resources, &id).unwrap())
+    PodModel::from_plan(&crate::pod::compile(&pod, &resources, &id, &Default::default()).unwrap())
 }
 
 impl Test {
