@@ -331,12 +331,15 @@ def test_fs_group_owns_the_volumes_as_the_kubelet_makes_them(tmp_path, name, bus
         'echo "sec:root=$(stat -c "%a %g" /etc/creds)"; '
         'echo "sec:file=$(stat -c "%a %g" /etc/creds/..data/username)"; '
         'echo "sec:read=$(cat /etc/creds/username)"; '
+        'echo "scratch:root=$(stat -c "%a %g" /scratch)"; '
+        'touch /scratch/made; echo "scratch:made=$(stat -c %g /scratch/made)"; '
         "true"
     )
     c = image_container("c", busybox_image, script)
     c["volumeMounts"] = [
         {"name": "cfg", "mountPath": "/etc/cfg"},
         {"name": "creds", "mountPath": "/etc/creds"},
+        {"name": "scratch", "mountPath": "/scratch"},
     ]
     pod = manifest(
         name,
@@ -352,6 +355,7 @@ def test_fs_group_owns_the_volumes_as_the_kubelet_makes_them(tmp_path, name, bus
                 },
             },
             {"name": "creds", "secret": {"secretName": "creds"}},
+            {"name": "scratch", "emptyDir": {}},
         ],
     )
     docs = [config_map("game", GAME), secret("creds", {"username": "admin"}), pod]
@@ -373,6 +377,10 @@ def test_fs_group_owns_the_volumes_as_the_kubelet_makes_them(tmp_path, name, bus
     assert f["sec:root"] == "3777 2000", "a tmpfs's 1777, and setgid"
     assert f["sec:file"] == "644 2000"
     assert f["sec:read"] == "admin"
+    # A writable emptyDir: the group's and setgid, so what the pod makes
+    # there is the group's too.
+    assert f["scratch:root"] == "2777 2000"
+    assert f["scratch:made"] == "2000"
 
 
 def volume_dir(s: dict, volume: str) -> Path:

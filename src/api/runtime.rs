@@ -122,9 +122,12 @@ pub struct Volume {
 pub enum VolumeSource {
     /// With `memory`, a tmpfs of at most `size_limit` bytes (the kernel's
     /// default when `None`).
+    /// With `fs_group` (the pod's `fsGroup`), the directory is that
+    /// group's, setgid, as the kubelet's SetVolumeOwnership leaves it.
     EmptyDir {
         memory: bool,
         size_limit: Option<u64>,
+        fs_group: Option<i64>,
     },
     /// `kind` is the hostPath `type` (`""` checks nothing).
     HostPath { path: PathBuf, kind: String },

@@ -123,6 +123,7 @@ pub enum VolumeError {
 pub fn volume(v: &ApiVolume, pod: &Pod, uid: &str, given: &Given) -> Result<Volume, VolumeError> {
     let source = if let Some(empty) = &v.empty_dir {
         VolumeSource::EmptyDir {
+            fs_group: pod.spec.security_context.as_ref().and_then(|s| s.fs_group),
             memory: empty.medium.as_deref() == Some("Memory"),
             size_limit: empty
                 .size_limit
@@ -235,7 +236,8 @@ spec:
                     name: "m".to_owned(),
                     source: VolumeSource::EmptyDir {
                         memory: true,
-                        size_limit: Some(1 << 20)
+                        size_limit: Some(1 << 20),
+                        fs_group: None,
                     }
                 }),
                 Ok(Volume {

@@ -125,7 +125,9 @@ fn make_open_dir(path: &Path) -> Result<(), VolumeError> {
 pub fn prepare(pod_dir: &Path, volume: &Volume) -> Result<Prepared, VolumeError> {
     let name = volume.name.clone();
     match &volume.source {
-        VolumeSource::EmptyDir { memory, size_limit } => {
+        VolumeSource::EmptyDir {
+            memory, size_limit, ..
+        } => {
             let path = empty_dir_path(pod_dir, &name);
             make_open_dir(&path)?;
             Ok(Prepared {
@@ -181,6 +183,16 @@ pub fn set_up(pod_dir: &Path, volume: &Volume) -> Result<Prepared, VolumeError> 
             errno,
         })?;
     }
+    if let VolumeSource::EmptyDir {
+        fs_group: Some(group),
+        ..
+    } = &volume.source
+    {
+        // As the kubelet's SetVolumeOwnership leaves a writable volume:
+        // the group's, setgid, so that what containers make in it is the
+        // group's too (after the tmpfs, whose root this is then).
+        own_by_group(&prepared.host_path, *group, 0o2777)?;
+    }
     if let VolumeSource::Projected {
         files, fs_group, ..
     } = &volume.source
@@ -193,6 +205,19 @@ pub fn set_up(pod_dir: &Path, volume: &Volume) -> Result<Prepared, VolumeError> 
         })?;
     }
     Ok(prepared)
+}
+
+/// Gives `path` to group `group` (its owner kept) with `mode`.
+fn own_by_group(path: &Path, group: i64, mode: u32) -> Result<(), VolumeError> {
+    let gid = u32::try_from(group).map_err(|_| VolumeError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("fsGroup {group} is not a group id"),
+        ),
+    })?;
+    std::os::unix::fs::lchown(path, None, Some(gid)).map_err(io(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
 }
 
 /// Whether a hostPath volume's `type` check would pass now, making
@@ -325,7 +350,7 @@ pub fn resolve_subpath(volume_root: &Path, subpath: &str) -> Result<PathBuf, Vol
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{MetadataExt, symlink};
 
     /// `super::prepare`, with a Memory emptyDir's size given.
     fn prepare(dir: &Path, v: &Volume, size: Option<u64>) -> Result<Prepared, VolumeError> {
@@ -371,6 +396,7 @@ mod tests {
             source: VolumeSource::EmptyDir {
                 memory: false,
                 size_limit: None,
+                fs_group: None,
             },
         };
         let p = prepare(&s.0, &v, None).unwrap();
@@ -388,6 +414,7 @@ mod tests {
             source: VolumeSource::EmptyDir {
                 memory: true,
                 size_limit: None,
+                fs_group: None,
             },
             ..v
         };
@@ -484,6 +511,42 @@ mod tests {
                 fs_group: None,
             },
         }
+    }
+
+    #[test]
+    fn an_empty_dir_is_the_fs_groups_and_setgid() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "an_empty_dir_is_the_fs_groups_and_setgid: SKIPPED: chown to another group needs root"
+            );
+            return;
+        }
+        let s = Scratch::new("empty-group");
+        let v = Volume {
+            name: "data".to_owned(),
+            source: VolumeSource::EmptyDir {
+                memory: false,
+                size_limit: None,
+                fs_group: Some(4321),
+            },
+        };
+        let p = set_up(&s.0, &v).unwrap();
+        let meta = fs::metadata(&p.host_path).unwrap();
+        assert_eq!(meta.gid(), 4321);
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o2777);
+        // Without fsGroup: root's, not setgid.
+        let plain = Volume {
+            name: "plain".to_owned(),
+            source: VolumeSource::EmptyDir {
+                memory: false,
+                size_limit: None,
+                fs_group: None,
+            },
+        };
+        let p = set_up(&s.0, &plain).unwrap();
+        let meta = fs::metadata(&p.host_path).unwrap();
+        assert_eq!(meta.gid(), 0);
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o777);
     }
 
     #[test]
