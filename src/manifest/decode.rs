@@ -68,6 +68,8 @@ impl Object {
 #[derive(Debug, Clone)]
 pub struct Decoded {
     pub object: Object,
+    /// Its document's 1-based number in the file.
+    pub document: usize,
     /// The object's `metadata.name` as written, for error headers.
     pub name: String,
     /// Fields the Kubernetes types do not have, reported with validation's
@@ -134,6 +136,8 @@ pub fn decode(text: &str) -> Result<DecodedFile, ManifestError> {
     let mut objects = Objects::default();
     let mut refused = Vec::new();
     let mut ignored = Vec::new();
+    // The objects read, for the message of a file without pods.
+    let mut read = Vec::new();
     for doc in documents {
         if let Some(w) = Workload::from_kind(&doc.kind) {
             if doc.api_version != w.api_version() {
@@ -148,8 +152,14 @@ pub fn decode(text: &str) -> Result<DecodedFile, ManifestError> {
             continue;
         }
         match (doc.kind.as_str(), doc.api_version.as_str()) {
-            ("ConfigMap", "v1") => objects.config_maps.push(config_map(&doc)?),
-            ("Secret", "v1") => objects.secrets.push(secret(&doc)?),
+            ("ConfigMap", "v1") => {
+                objects.config_maps.push(config_map(&doc)?);
+                read.push(doc);
+            }
+            ("Secret", "v1") => {
+                objects.secrets.push(secret(&doc)?);
+                read.push(doc);
+            }
             (kind, _) if OTHER_WORKLOADS.iter().any(|(k, _)| *k == kind) => {
                 refused.push(format!(
                     "{}: podrun does not run {kind}s (yet): it runs Pods, Jobs and Deployments",
@@ -163,7 +173,11 @@ pub fn decode(text: &str) -> Result<DecodedFile, ManifestError> {
         return Err(ManifestError::Unrunnable(refused.join("\n")));
     }
     if pods.is_empty() {
-        let found: Vec<String> = ignored.iter().map(Document::describe).collect();
+        let found: Vec<String> = read
+            .iter()
+            .chain(&ignored)
+            .map(Document::describe)
+            .collect();
         return Err(ManifestError::NoPod(if found.is_empty() {
             "the file holds no Kubernetes object".to_owned()
         } else {
@@ -261,6 +275,7 @@ fn decode_strict(workload: Workload, doc: &Document) -> Result<Decoded, Manifest
     match result {
         Some(object) => Ok(Decoded {
             object,
+            document: doc.number,
             name: doc.name.clone(),
             unknown_fields: errors,
         }),
@@ -799,6 +814,15 @@ mod tests {
         ));
         assert!(matches!(decode(""), Err(ManifestError::NoPod(_))));
         assert!(matches!(decode("---\n---\n"), Err(ManifestError::NoPod(_))));
+        let Err(ManifestError::NoPod(found)) = decode(cm) else {
+            panic!()
+        };
+        assert_eq!(found, "found v1 ConfigMap \"cfg\" (document 1)");
+        let same = format!("{POD}---\n{cm}---\n{POD}");
+        assert_eq!(
+            crate::manifest::parse_all(&same).unwrap_err().to_string(),
+            "two pods named \"x\" (documents 1 and 3): each pod of a file needs a name of its own"
+        );
         let set =
             format!("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db}}\n---\n{POD}");
         assert!(matches!(

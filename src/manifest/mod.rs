@@ -34,12 +34,12 @@ pub enum ManifestError {
     #[error("{0}")]
     Unrunnable(String),
     #[error(
-        "two pods named {name:?} (from {first} and {second}): each pod of a file needs a name of its own"
+        "two pods named {name:?} (documents {first} and {second}): each pod of a file needs a name of its own"
     )]
     SameName {
         name: String,
-        first: String,
-        second: String,
+        first: usize,
+        second: usize,
     },
     /// Several objects of the file are invalid: each one's error.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -141,18 +141,22 @@ pub fn parse_all(text: &str) -> Result<Bundle, ManifestError> {
     let file = decode::decode(text)?;
     objects(&file.objects)?;
     let mut pods: Vec<Manifest> = Vec::new();
+    // Each pod's document, for the message of a name given twice.
+    let mut documents = Vec::new();
     let mut errors = Vec::new();
     for decoded in file.pods {
+        let document = decoded.as_ref().map_or(0, |d| d.document);
         match decoded.and_then(pod) {
             Ok(manifest) => {
-                if let Some(first) = pods.iter().find(|m| m.pod.name == manifest.pod.name) {
+                if let Some(i) = pods.iter().position(|m| m.pod.name == manifest.pod.name) {
                     errors.push(ManifestError::SameName {
                         name: manifest.pod.name.clone(),
-                        first: first.workload.kind().to_owned(),
-                        second: manifest.workload.kind().to_owned(),
+                        first: documents[i],
+                        second: document,
                     });
                 }
                 pods.push(manifest);
+                documents.push(document);
             }
             Err(e) => errors.push(e),
         }
