@@ -504,13 +504,17 @@ def waiting_reason(pod, container):
 
 
 def waits_for_its_image(tmp_path, podrun, pod, containers, reason):
-    """`up -d` of a pod whose container "c" cannot have its image: the pod
-    runs (its other containers too), "c" waits with the kubelet's `reason`,
-    and the store is as it was."""
+    """`up -d` of a pod whose container "c" cannot have its image: `up -d`
+    says the pod is held up (Pending, with c's waiting reason) and exits 1,
+    leaving it; its other containers run, "c" waits with the kubelet's
+    `reason`, and the store is as it was."""
     before = store_trees()
     started = podrun("up", "-d", write(tmp_path, manifest(pod, containers)))
     try:
-        assert started.returncode == 0, started.stderr
+        assert started.returncode == 1, started.stdout + started.stderr
+        assert f"pod/{pod} Pending" in started.stderr and "c: " in started.stderr, started.stderr
+        others = [c["name"] for c in containers if c["name"] != "c"]
+        assert not others or running(pod, others), state(pod)
         wait_for(lambda: waiting_reason(pod, "c") == reason, f"c waiting in {reason}", timeout=60)
         assert_store_unchanged(before, f"a pod in {reason}")
         return podrun("events", pod).stdout

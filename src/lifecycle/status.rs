@@ -62,7 +62,7 @@ fn condition(
 
 impl Engine {
     /// The phase as the API shows it, modelled on the kubelet's getPhase:
-    /// Pending until the apps run; Running while anything runs, sidecars
+    /// Pending until every app has run; Running while anything runs, sidecars
     /// included; terminal once everything has stopped. A failed init under
     /// Never and activeDeadlineSeconds fail the pod at once.
     pub fn phase(&self) -> Phase {
@@ -74,10 +74,12 @@ impl Engine {
         {
             return Phase::Failed;
         }
-        let any_app_ran = self
+        // The kubelet's `waiting > 0`: an app that has never run (its image
+        // or its configuration not to be had) keeps the pod Pending.
+        let every_app_ran = self
             .apps()
-            .any(|c| c.is_running() || c.last_terminated.is_some());
-        if self.initialized() && any_app_ran {
+            .all(|c| c.is_running() || c.last_terminated.is_some());
+        if self.initialized() && every_app_ran {
             Phase::Running
         } else {
             Phase::Pending

@@ -1400,6 +1400,50 @@ fn a_missing_image_with_policy_never_waits_in_err_image_never_pull() {
     assert_eq!(app_waiting(&engine)["reason"], "ErrImageNeverPull");
 }
 
+#[test]
+fn an_app_that_never_ran_keeps_the_pod_pending_as_the_kubelets_get_phase() {
+    use crate::lifecycle::{Action, Phase, Time};
+    let yaml = pod(
+        "Always",
+        30,
+        "[]",
+        "[{name: app, image: i}, {name: other, image: i}]",
+    );
+    let mut engine = crate::lifecycle::Engine::new(super::sim::model(&yaml));
+    engine.start(Time(0));
+    let started = |container: &str, run: u64| Event::Started {
+        container: container.to_owned(),
+        run,
+        pid: 10 + run as u32,
+    };
+    // "app" cannot have its image; "other" is started and runs.
+    let actions = engine.handle(Time(0), pull_failed(1, false)).unwrap();
+    let Some(Action::ArmTimer { at, timer }) = actions
+        .iter()
+        .find(|a| matches!(a, Action::ArmTimer { .. }))
+    else {
+        panic!("{actions:?}");
+    };
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Start { container, .. } if container == "other")),
+        "{actions:?}"
+    );
+    engine.handle(Time(0), started("other", 1)).unwrap();
+    // One app runs, one has never run: the kubelet's `waiting > 0`.
+    assert_eq!(engine.phase(), Phase::Pending);
+    let actions = engine
+        .handle(*at, Event::TimerFired(timer.clone()))
+        .unwrap();
+    assert!(
+        matches!(actions.as_slice(), [Action::Start { run: 2, .. }]),
+        "{actions:?}"
+    );
+    engine.handle(*at, started("app", 2)).unwrap();
+    assert_eq!(engine.phase(), Phase::Running);
+}
+
 fn pull_event(started: bool, run: u64) -> Event {
     if started {
         Event::PullStarted {
