@@ -11,6 +11,7 @@ import pytest
 
 from conftest import IN_VM, podrun_bin
 from pods import (
+    RUN_ROOT,
     container,
     container_status,
     leftovers,
@@ -171,7 +172,7 @@ def test_a_host_path_directory_or_create_is_made_and_kept(tmp_path, name):
     assert (target / "file").read_text() == "kept\n"
 
 
-def test_a_host_path_of_the_wrong_type_fails_the_pod_before_it_starts(tmp_path, name):
+def test_a_host_path_of_the_wrong_type_refuses_the_pod_before_anything_is_made(tmp_path, name, podrun):
     c = container("c", "true")
     c["volumeMounts"] = [{"name": "h", "mountPath": "/mnt"}]
     pod = manifest(
@@ -179,10 +180,16 @@ def test_a_host_path_of_the_wrong_type_fails_the_pod_before_it_starts(tmp_path, 
         [c],
         volumes=[{"name": "h", "hostPath": {"path": str(tmp_path / "absent"), "type": "Directory"}}],
     )
+    # What `validate` reports, `up` refuses, as input (exit 2), with
+    # nothing of the pod made.
+    validated = podrun("validate", write(tmp_path, pod))
+    assert validated.returncode == 2, validated.stdout
     result = up(tmp_path, pod)
-    assert result.returncode == 1
-    assert "hostPath" in result.stderr and "does not exist" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == validated.stderr
+    assert f'volume "h": hostPath {tmp_path / "absent"} does not exist (type Directory)' in result.stderr
     assert not (tmp_path / "absent").exists()
+    assert not (RUN_ROOT / name).exists()
 
 
 def test_a_sub_path_that_escapes_its_volume_is_refused(tmp_path, name):
