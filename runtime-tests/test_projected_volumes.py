@@ -160,8 +160,11 @@ def test_a_config_map_volume_is_written_as_the_kubelet_writes_it(tmp_path, name,
     f = facts(output_of(result.stdout, "c"))
 
     fstype = check_layout(f, "all", ["game.properties", "hello.sh", "ui.properties"])
-    # A configMap is on the node's disk, not a tmpfs (secrets are).
-    assert fstype != "tmpfs", f["all:mount"]
+    # A configMap is on the node's disk, not a tmpfs of its own (secrets
+    # are): the filesystem podrun keeps pods on (a tmpfs in the VM, where
+    # /var/lib/podrun is one), and not the 1777 root a volume's tmpfs has.
+    assert fstype == node_fstype("/var/lib/podrun/pods"), f["all:mount"]
+    assert "mode=1777" not in f["all:mount"], f["all:mount"]
     assert f["all:mode"] == "777", "the emptyDir the kubelet wraps"
     assert f["all:content"] == "lives=3;enemies=aliens;"
     assert f["all:filemode"] == "644", "defaultMode's default"
@@ -381,6 +384,17 @@ def test_fs_group_owns_the_volumes_as_the_kubelet_makes_them(tmp_path, name, bus
     # there is the group's too.
     assert f["scratch:root"] == "2777 2000"
     assert f["scratch:made"] == "2000"
+
+
+def node_fstype(path: str) -> str:
+    """The type of the host's filesystem that holds `path` (the mount
+    with the longest mount point above it)."""
+    best = ("", "")
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, point, fstype, *_ = line.split()
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[0]):
+            best = (point, fstype)
+    return best[1]
 
 
 def volume_dir(s: dict, volume: str) -> Path:
