@@ -146,10 +146,39 @@ pub enum VolumeSource {
     },
 }
 
+/// A projected file's path as the kubelet's atomic writer takes it (its
+/// `validatePath`), cleaned of empty and `.` elements: relative, at most
+/// 4096 bytes, no `..` element, names of at most 255 bytes, not starting
+/// with `..` (checked after cleaning: `./..data` is as reserved as
+/// `..data`). `Err` says why not.
+pub fn projected_path(path: &str) -> Result<String, &'static str> {
+    if path.starts_with('/') {
+        return Err("must be a relative path");
+    }
+    if path.len() > 4096 {
+        return Err("must be less than or equal to 4096 characters");
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err("must not contain '..'");
+    }
+    if parts.iter().any(|p| p.len() > 255) {
+        return Err("filenames must be less than or equal to 255 characters");
+    }
+    match parts.first() {
+        None => Err("must not be empty"),
+        Some(first) if first.starts_with("..") => Err("must not start with '..'"),
+        Some(_) => Ok(parts.join("/")),
+    }
+}
+
 /// One file of a projected volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectedFile {
-    /// Relative, validated (no `..` element, not starting with `..`).
+    /// Relative, as [`projected_path`] leaves it.
     pub path: String,
     /// Permission bits (0..=0o777).
     pub mode: u32,

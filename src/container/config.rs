@@ -388,7 +388,9 @@ mod tests {
             node_name: "node-1",
             addresses: &Default::default(),
         };
-        let compiled = crate::pod::container::config(&pod_facts, c).map_err(|e| e.to_string())?;
+        let compiled =
+            crate::pod::container::config(&pod_facts, &crate::pod::projection::Given::nothing(), c)
+                .map_err(|e| e.to_string())?;
         config(f, &compiled, run).map_err(|e| e.to_string())
     }
 

@@ -342,20 +342,10 @@ fn security(pod: Option<&PodSecurityContext>, c: &Container) -> Security {
     }
 }
 
-/// The runtime's configuration of container `c` of a pod given no
-/// ConfigMaps or Secrets, on a node of unknown capacity ([`config_with`]).
-pub fn config(f: &PodFacts, c: &Container) -> Result<ContainerConfig, ConfigError> {
-    config_with(f, &Given::nothing(), c)
-}
-
 /// The runtime's configuration of container `c`, its environment and
 /// mounts from what is `given` (its cgroup values and oom_score_adj come
 /// from the plan, filled in by the caller).
-pub fn config_with(
-    f: &PodFacts,
-    given: &Given,
-    c: &Container,
-) -> Result<ContainerConfig, ConfigError> {
+pub fn config(f: &PodFacts, given: &Given, c: &Container) -> Result<ContainerConfig, ConfigError> {
     let Environment {
         vars: env,
         own: own_env,
@@ -453,7 +443,7 @@ spec:
       capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
   volumes: [{name: v, emptyDir: {}}]
 "#);
-        let c = config(&facts(&p), &p.spec.containers[0]).unwrap();
+        let c = config(&facts(&p), &Given::nothing(), &p.spec.containers[0]).unwrap();
         assert_eq!(c.command, ["run-data"]);
         assert_eq!(c.env[0], ("PATH".to_owned(), DEFAULT_PATH.to_owned()));
         assert_eq!(c.env[1], ("HOSTNAME".to_owned(), "web".to_owned()));
@@ -551,7 +541,7 @@ spec:
         p.init_containers()
             .iter()
             .chain(&p.spec.containers)
-            .map(|c| config_with(&facts(p), &given, c).map_err(|e| e.to_string()))
+            .map(|c| config(&facts(p), &given, c).map_err(|e| e.to_string()))
             .collect()
     }
 
@@ -604,7 +594,9 @@ spec:
         // Without objects or a node, as `config` is called.
         let c = &p.spec.containers[2];
         assert_eq!(
-            config(&facts(&p), c).unwrap_err().to_string(),
+            config(&facts(&p), &Given::nothing(), c)
+                .unwrap_err()
+                .to_string(),
             "configmap \"cm\" not found"
         );
     }
@@ -718,7 +710,7 @@ spec:
   - {name: scratch, emptyDir: {}}
   - {name: ro, emptyDir: {}}
 "#);
-        let c = config(&facts(&p), &p.spec.containers[0]).unwrap();
+        let c = config(&facts(&p), &Given::nothing(), &p.spec.containers[0]).unwrap();
         let read_only: Vec<(&str, bool)> = c
             .mounts
             .iter()

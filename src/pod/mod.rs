@@ -417,7 +417,7 @@ fn config_of(
     c: &k8s_openapi::api::core::v1::Container,
     resources: &Plan,
 ) -> Result<ContainerConfig, String> {
-    container::config_with(facts, given, c)
+    container::config(facts, given, c)
         .map(|mut config| {
             config.cgroup = resources
                 .cgroup

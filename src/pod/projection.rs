@@ -21,10 +21,6 @@ use crate::api::runtime::{ProjectedFile, VolumeSource};
 use crate::manifest::{ContainerInfo, Objects, Pod, Quantity, defaults};
 use crate::plan::NodeFacts;
 
-/// The atomic writer's limits on a payload's paths.
-const MAX_PATH_LENGTH: usize = 4096;
-const MAX_FILE_NAME_LENGTH: usize = 255;
-
 /// What the pod's volumes and environment may read besides the pod.
 #[derive(Debug, Clone, Copy)]
 pub struct Given<'a> {
@@ -197,39 +193,13 @@ impl Files {
     }
 }
 
-/// The path as the atomic writer takes it: cleaned, and within its
-/// limits (the API server has already refused absolute paths and `..`).
+/// The path as the atomic writer takes it (the API server has already
+/// refused absolute paths and `..`), cleaned.
 fn checked_path(path: &str) -> Result<String, ProjectionError> {
-    let invalid = |reason: &str| ProjectionError::Path {
+    crate::api::runtime::projected_path(path).map_err(|reason| ProjectionError::Path {
         path: path.to_owned(),
         reason: reason.to_owned(),
-    };
-    if path.starts_with('/') {
-        return Err(invalid("must be a relative path"));
-    }
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if parts.is_empty() {
-        return Err(invalid("names no file"));
-    }
-    if parts.contains(&"..") {
-        return Err(invalid("must not contain '..'"));
-    }
-    if parts[0].starts_with("..") {
-        return Err(invalid("must not start with '..'"));
-    }
-    if parts.iter().any(|p| p.len() > MAX_FILE_NAME_LENGTH) {
-        return Err(invalid(
-            "filenames must be less than or equal to 255 characters",
-        ));
-    }
-    let cleaned = parts.join("/");
-    if cleaned.len() > MAX_PATH_LENGTH {
-        return Err(invalid("must be less than or equal to 4096 characters"));
-    }
-    Ok(cleaned)
+    })
 }
 
 /// A configMap volume's or projection's files: every key of `data` and

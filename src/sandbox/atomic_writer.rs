@@ -29,8 +29,6 @@ use crate::api::runtime::ProjectedFile;
 pub const DATA_DIR: &str = "..data";
 /// The link made beside `..data` and renamed over it.
 const NEW_DATA_DIR: &str = "..data_tmp";
-const MAX_FILE_NAME: usize = 255;
-const MAX_PATH: usize = 4096;
 /// The timestamped directory and its subdirectories: 0755, so that any
 /// user of the container may walk them.
 const DIR_MODE: u32 = 0o755;
@@ -157,34 +155,14 @@ fn clean_payload(
     Ok(out)
 }
 
+/// The path checked and cleaned as the kubelet's atomic writer does.
 fn clean_path(path: &str) -> Result<PathBuf, AtomicWriterError> {
-    let invalid = |reason| AtomicWriterError::InvalidPath {
-        path: path.to_owned(),
-        reason,
-    };
-    if path.starts_with('/') {
-        return Err(invalid("must be a relative path"));
-    }
-    if path.len() > MAX_PATH {
-        return Err(invalid("must be at most 4096 bytes"));
-    }
-    let items: Vec<&str> = path
-        .split('/')
-        .filter(|item| !item.is_empty() && *item != ".")
-        .collect();
-    if items.contains(&"..") {
-        return Err(invalid("must not contain '..'"));
-    }
-    if items.iter().any(|item| item.len() > MAX_FILE_NAME) {
-        return Err(invalid("file names must be at most 255 bytes"));
-    }
-    // Checked after cleaning, unlike the kubelet: `./..data` is as
-    // reserved as `..data`.
-    match items.first() {
-        None => Err(invalid("must not be empty")),
-        Some(first) if first.starts_with("..") => Err(invalid("must not start with '..'")),
-        Some(_) => Ok(items.iter().collect()),
-    }
+    crate::api::runtime::projected_path(path)
+        .map(PathBuf::from)
+        .map_err(|reason| AtomicWriterError::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        })
 }
 
 /// `..` and the UTC time as Go's `2006_01_02_15_04_05.` layout gives it.
